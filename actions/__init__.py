@@ -1,0 +1,1 @@
+"""Rasa custom actions. Thin: they read the conversation and call into `bot`."""

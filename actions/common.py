@@ -1,0 +1,55 @@
+"""Helpers shared by the actions: who is talking, on which channel, and safe store access."""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Text
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.privacy import mask_openid
+
+log = logging.getLogger(__name__)
+
+# Messages that name a request but say nothing about it ("我要报修").
+_FILLER = re.compile(
+    r"(我|我们|家里)?(要|想|需要)?(帮我|麻烦|请)?(报修|保修|报个修|维修|修理|投诉|反映|反馈)(一下|个问题|问题)?"
+    r"|你好|您好|请问|谢谢|在吗|客服|物业"
+    r"|[\s，。！？!?,.、~～…:：;；]"
+)
+
+
+def resident_id(tracker: Tracker) -> str:
+    """The conversation's sender is the resident's WeChat openid (or a test id)."""
+    return tracker.sender_id
+
+
+def input_channel(tracker: Tracker) -> str:
+    metadata = (tracker.latest_message or {}).get("metadata") or {}
+    return str(metadata.get("channel") or tracker.get_latest_input_channel() or "unknown")[:16]
+
+
+def latest_text(tracker: Tracker) -> str:
+    return str((tracker.latest_message or {}).get("text") or "").strip()
+
+
+def latest_intent(tracker: Tracker) -> str:
+    return str(((tracker.latest_message or {}).get("intent") or {}).get("name") or "")
+
+
+def is_substantive(text: str) -> bool:
+    """True when a message says more than 'I want to report something'."""
+    return len(_FILLER.sub("", text)) >= 2
+
+
+def first_value(value: Any) -> Any:
+    """Entities found by two extractors arrive as a list; take the first usable one."""
+    if isinstance(value, list):
+        return next((item for item in value if item), None)
+    return value
+
+
+def apologise_store_failure(dispatcher: CollectingDispatcher, tracker: Tracker, what: Text) -> None:
+    log.exception("store failure while %s for resident %s", what, mask_openid(resident_id(tracker)))
+    dispatcher.utter_message(response="utter_store_unavailable")

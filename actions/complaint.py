@@ -1,0 +1,99 @@
+"""Complaint (投诉) form: what happened, where, what the resident wants; then open the ticket."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions.common import (
+    apologise_store_failure,
+    first_value,
+    input_channel,
+    is_substantive,
+    latest_intent,
+    latest_text,
+    resident_id,
+)
+from bot import replies, runtime
+from bot.rooms import normalise_room
+from bot.tickets import open_complaint_ticket
+
+COMPLAINT_SLOTS = ("complaint_description", "complaint_location", "complaint_demand")
+_ANSWER_INTENTS = {"file_complaint", "report_repair", "inform", "affirm", "deny", "out_of_scope",
+                   "nlu_fallback", "suggestion", ""}
+_NO_PLACE = {"无", "没有", "不涉及", "不用", "没", "不知道", "都有", "不清楚"}
+MAX_LOCATION = 64
+
+
+class ValidateComplaintForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_complaint_form"
+
+    async def extract_complaint_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                            domain: DomainDict) -> Dict[Text, Any]:
+        requested = tracker.get_slot("requested_slot")
+        intent = latest_intent(tracker)
+        if requested is None and intent == "file_complaint":
+            return {"complaint_description": latest_text(tracker)}
+        if requested == "complaint_description" and intent in _ANSWER_INTENTS:
+            return {"complaint_description": latest_text(tracker)}
+        return {}
+
+    def validate_complaint_description(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                       tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        text = str(slot_value or "").strip()
+        return {"complaint_description": text if is_substantive(text) else None}
+
+    def validate_complaint_location(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        raw = str(first_value(slot_value) or "").strip()
+        room = normalise_room(raw)
+        if room:
+            return {"complaint_location": room}
+        if tracker.get_slot("requested_slot") != "complaint_location" or not raw:
+            # A room-like entity that does not parse, outside the question: ask properly later.
+            return {"complaint_location": None}
+        if raw.strip("。.！! ") in _NO_PLACE:
+            return {"complaint_location": "不涉及"}
+        return {"complaint_location": raw[:MAX_LOCATION]}
+
+    def validate_complaint_demand(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                  tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        text = str(slot_value or "").strip()
+        return {"complaint_demand": text or None}
+
+
+class ActionSubmitComplaintForm(Action):
+    def name(self) -> Text:
+        return "action_submit_complaint_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        rules = runtime.get_rules()
+        location = tracker.get_slot("complaint_location")
+        room = normalise_room(location)
+        description = tracker.get_slot("complaint_description") or ""
+        if location and not room and location != "不涉及":
+            description = f"{description}\n地点：{location}"
+        reset = [SlotSet(slot, None) for slot in COMPLAINT_SLOTS]
+        try:
+            with runtime.get_store().transaction() as session:
+                ticket = open_complaint_ticket(
+                    session, rules,
+                    openid=resident_id(tracker),
+                    description=description,
+                    demand=tracker.get_slot("complaint_demand"),
+                    room=room,
+                    channel=input_channel(tracker),
+                )
+                message = replies.complaint_confirmation(ticket, rules)
+                number = ticket.number
+        except SQLAlchemyError:
+            apologise_store_failure(dispatcher, tracker, "opening a complaint ticket")
+            return reset
+        dispatcher.utter_message(text=message)
+        return reset + [SlotSet("last_ticket_number", number)]

@@ -1,0 +1,104 @@
+"""Repair (报修) form: what is broken, where, and when to visit; then open the ticket."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions.common import (
+    apologise_store_failure,
+    first_value,
+    input_channel,
+    is_substantive,
+    latest_intent,
+    latest_text,
+    resident_id,
+)
+from bot import replies, runtime
+from bot.models import Priority
+from bot.rooms import normalise_room
+from bot.tickets import open_repair_ticket
+from bot.triage import repair_priority
+
+REPAIR_SLOTS = ("repair_description", "room", "visit_time")
+# Intents that answer the form's question; anything else is not a slot value.
+_ANSWER_INTENTS = {"report_repair", "inform", "affirm", "deny", "out_of_scope", "nlu_fallback", ""}
+MAX_VISIT_TIME = 64
+
+
+class ValidateRepairForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_repair_form"
+
+    async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> List[Text]:
+        description = tracker.get_slot("repair_description") or ""
+        if description and repair_priority(description, runtime.get_rules().triage) is Priority.EMERGENCY:
+            # Nobody waits for an appointment in an emergency: we come now.
+            return [slot for slot in domain_slots if slot != "visit_time"]
+        return domain_slots
+
+    async def extract_repair_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                         domain: DomainDict) -> Dict[Text, Any]:
+        requested = tracker.get_slot("requested_slot")
+        intent = latest_intent(tracker)
+        if requested is None and intent == "report_repair":
+            return {"repair_description": latest_text(tracker)}
+        if requested == "repair_description" and intent in _ANSWER_INTENTS:
+            return {"repair_description": latest_text(tracker)}
+        return {}
+
+    def validate_repair_description(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        text = str(slot_value or "").strip()
+        if not is_substantive(text):
+            # "我要报修" says nothing yet: ask, without scolding.
+            return {"repair_description": None}
+        return {"repair_description": text}
+
+    def validate_room(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                      domain: DomainDict) -> Dict[Text, Any]:
+        room = normalise_room(first_value(slot_value)) or normalise_room(latest_text(tracker))
+        if room is None:
+            if tracker.get_slot("requested_slot") == "room":
+                dispatcher.utter_message(response="utter_invalid_room")
+            return {"room": None}
+        return {"room": room}
+
+    def validate_visit_time(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                            domain: DomainDict) -> Dict[Text, Any]:
+        text = str(slot_value or "").strip()
+        if not text:
+            return {"visit_time": None}
+        return {"visit_time": text[:MAX_VISIT_TIME]}
+
+
+class ActionSubmitRepairForm(Action):
+    def name(self) -> Text:
+        return "action_submit_repair_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        rules = runtime.get_rules()
+        try:
+            with runtime.get_store().transaction() as session:
+                ticket = open_repair_ticket(
+                    session, rules,
+                    openid=resident_id(tracker),
+                    description=tracker.get_slot("repair_description") or "",
+                    room=tracker.get_slot("room"),
+                    visit_time=tracker.get_slot("visit_time"),
+                    channel=input_channel(tracker),
+                )
+                message = replies.repair_confirmation(ticket, rules)
+                number = ticket.number
+        except SQLAlchemyError:
+            apologise_store_failure(dispatcher, tracker, "opening a repair ticket")
+            return [SlotSet(slot, None) for slot in REPAIR_SLOTS]
+        dispatcher.utter_message(text=message)
+        return [SlotSet(slot, None) for slot in REPAIR_SLOTS] + [SlotSet("last_ticket_number", number)]
+

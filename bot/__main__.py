@@ -1,0 +1,50 @@
+"""Command line: python -m bot {serve,stack,migrate,train}."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bot.config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="物业客服助手 service commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    sub.add_parser("stack", help="migrate, train if needed, start actions + Rasa + gateway")
+    sub.add_parser("migrate", help="upgrade the ticket store schema to the latest revision")
+    sub.add_parser("train", help="train the Rasa model unless an identical one is cached")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.command == "serve":
+        from aiohttp import web
+
+        from bot.gateway.app import create_app
+
+        web.run_app(create_app(settings), host=args.host or settings.gateway_host,
+                    port=args.port or settings.gateway_port, print=None)
+        return 0
+    if args.command == "stack":
+        from bot.stack import run_stack
+
+        return run_stack(settings)
+    if args.command == "migrate":
+        from bot import migrate
+
+        migrate.upgrade(settings.database_url)
+        return 0
+    if args.command == "train":
+        from bot.model_cache import ensure_model
+
+        print(ensure_model())
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Start the local stack: action server, Rasa server and gateway, as child processes.
+
+Used by `make run` (python -m bot stack) and by the end-to-end tests, so both start the
+real servers the same way.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from bot.config import PROJECT_ROOT, Settings
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen
+    health_url: str
+    log_path: Path | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log:
+            self._log.close()
+
+
+def _spawn(name: str, argv: list[str], health_url: str, env: dict[str, str], log_dir: Path | None) -> Service:
+    log_file = None
+    log_path = None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{name}.log"
+        log_file = open(log_path, "ab")
+    process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log_file or None,
+                               stderr=subprocess.STDOUT if log_file else None)
+    return Service(name, process, health_url, log_path, log_file)
+
+
+def wait_until_healthy(service: Service, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            hint = f" (see {service.log_path})" if service.log_path else ""
+            raise RuntimeError(f"{service.name} exited with code {service.process.returncode}{hint}")
+        try:
+            with urllib.request.urlopen(service.health_url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{service.name} not healthy at {service.health_url} after {timeout:.0f} s")
+
+
+def write_endpoints(path: Path, action_port: int) -> Path:
+    path.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n', encoding="utf-8")
+    return path
+
+
+def start_action_server(port: int, env: dict[str, str], log_dir: Path | None = None) -> Service:
+    argv = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+    return _spawn("actions", argv, f"http://127.0.0.1:{port}/health", env, log_dir)
+
+
+def start_rasa(model: Path, port: int, endpoints: Path, env: dict[str, str], log_dir: Path | None = None) -> Service:
+    argv = [sys.executable, "-m", "rasa", "run", "--enable-api", "--model", str(model), "--port", str(port),
+            "--interface", "127.0.0.1", "--endpoints", str(endpoints), "--credentials",
+            str(PROJECT_ROOT / "credentials.yml")]
+    return _spawn("rasa", argv, f"http://127.0.0.1:{port}/status", env, log_dir)
+
+
+def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | None = None) -> Service:
+    argv = [sys.executable, "-m", "bot", "serve", "--host", host, "--port", str(port)]
+    return _spawn("gateway", argv, f"http://{host}:{port}/healthz", env, log_dir)
+
+
+def run_stack(settings: Settings) -> int:
+    """`make run`: bring everything up, print where to go, stop everything on Ctrl-C."""
+    from bot import migrate
+    from bot.model_cache import ensure_model
+
+    migrate.upgrade(settings.database_url)
+    model = ensure_model()
+    log_dir = PROJECT_ROOT / "var" / "log"
+    env = dict(os.environ, DATABASE_URL=settings.database_url, PYTHONUNBUFFERED="1")
+    endpoints = write_endpoints(PROJECT_ROOT / "var" / "endpoints.local.yml", settings.action_port)
+    services: list[Service] = []
+    try:
+        services.append(start_action_server(settings.action_port, env, log_dir))
+        services.append(start_rasa(model, settings.rasa_port, endpoints, env, log_dir))
+        services.append(start_gateway(settings.gateway_host, settings.gateway_port, env, log_dir))
+        for service in services:
+            wait_until_healthy(service, timeout=240)
+        print(
+            "\n物业客服助手 is running:\n"
+            f"  gateway        http://{settings.gateway_host}:{settings.gateway_port}/  (health: /healthz)\n"
+            f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook\n"
+            f"  action server  http://127.0.0.1:{settings.action_port}/health\n"
+            f"  ticket store   {settings.database_url}\n"
+            f"  logs           {log_dir}/\n"
+            "Try: curl -s localhost:%d/webhooks/rest/webhook -d '{\"sender\":\"demo\",\"message\":\"我要报修\"}'\n"
+            "Press Ctrl-C to stop." % settings.rasa_port,
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(service.process.poll() is None for service in services):
+            time.sleep(1)
+        dead = [s.name for s in services if s.process.poll() is not None]
+        print(f"stopped: {', '.join(dead)} exited; see {log_dir}/", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for service in reversed(services):
+            service.stop()

@@ -1,0 +1,158 @@
+"""Ticket operations: the one place where cases are opened, moved and cancelled.
+
+Every function works inside the caller's transaction (`TicketStore.transaction()`), so
+a failure anywhere leaves neither a ticket nor an event behind.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import to_local, utcnow
+from bot.lifecycle import OPEN_STATUSES, RESIDENT_CANCELLABLE, check_transition
+from bot.models import Priority, Resident, Ticket, TicketEvent, TicketKind, TicketStatus
+from bot.numbering import next_ticket_number
+from bot.rules import ProjectRules
+from bot.sla import compute_due_at
+from bot.triage import complaint_tier, repair_priority
+
+RESIDENT = "resident"
+ASSISTANT = "assistant"
+
+
+class TicketNotCancellable(ValueError):
+    """The resident asked to cancel a ticket that is already being worked on or is not theirs."""
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _events_are_append_only(session: Session, _context, _instances) -> None:  # type: ignore[no-untyped-def]
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, TicketEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise PermissionError("ticket events are append-only; add a new event instead")
+
+
+def find_or_create_resident(session: Session, openid: str, *, room: str | None = None,
+                            now: datetime | None = None) -> Resident:
+    now = now or utcnow()
+    resident = session.execute(select(Resident).where(Resident.openid == openid)).scalar_one_or_none()
+    if resident is None:
+        resident = Resident(openid=openid, room=room, tags=[], created_at=now, updated_at=now,
+                            customer_type="individual", property_use="residential", occupancy="occupied")
+        session.add(resident)
+        session.flush()
+    elif room and not resident.room:
+        resident.room = room
+        resident.updated_at = now
+    return resident
+
+
+def add_event(session: Session, ticket: Ticket, *, actor: str, channel: str, action: str,
+              content: str = "", result: str = "", from_status: str | None = None,
+              to_status: str | None = None, now: datetime | None = None) -> TicketEvent:
+    record = TicketEvent(ticket=ticket, at=now or utcnow(), actor=actor, channel=channel, action=action,
+                         from_status=from_status, to_status=to_status, content=content, result=result)
+    session.add(record)
+    return record
+
+
+def _open_ticket(session: Session, rules: ProjectRules, *, kind: TicketKind, priority: Priority | None,
+                 resident: Resident, description: str, channel: str, room: str | None = None,
+                 demand: str | None = None, visit_time: str | None = None,
+                 now: datetime | None = None) -> Ticket:
+    now = now or utcnow()
+    local_day = to_local(now, rules.timezone).date()
+    ticket = Ticket(
+        number=next_ticket_number(session, kind, local_day),
+        kind=kind.value,
+        status=TicketStatus.NEW.value,
+        priority=priority.value if priority else None,
+        room=room or resident.room,
+        description=description,
+        demand=demand,
+        visit_time=visit_time,
+        channel=channel,
+        resident=resident,
+        created_at=now,
+        updated_at=now,
+        due_at=compute_due_at(kind, priority, now, rules, resident.tags or ()),
+    )
+    session.add(ticket)
+    add_event(session, ticket, actor=RESIDENT, channel=channel, action="created", to_status=ticket.status,
+              content=description, result=f"priority={ticket.priority or '-'}", now=now)
+    session.flush()
+    return ticket
+
+
+def open_repair_ticket(session: Session, rules: ProjectRules, *, openid: str, description: str,
+                       room: str | None, visit_time: str | None, channel: str,
+                       now: datetime | None = None) -> Ticket:
+    resident = find_or_create_resident(session, openid, room=room, now=now)
+    return _open_ticket(session, rules, kind=TicketKind.REPAIR,
+                        priority=repair_priority(description, rules.triage), resident=resident,
+                        description=description, channel=channel, room=room, visit_time=visit_time, now=now)
+
+
+def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str, description: str,
+                          demand: str | None, room: str | None, channel: str,
+                          now: datetime | None = None) -> Ticket:
+    resident = find_or_create_resident(session, openid, room=room, now=now)
+    tier = complaint_tier(f"{description} {demand or ''}", rules.triage)
+    return _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=tier, resident=resident,
+                        description=description, demand=demand, channel=channel, room=room, now=now)
+
+
+def record_feedback(session: Session, rules: ProjectRules, *, kind: TicketKind, openid: str, text: str,
+                    channel: str, now: datetime | None = None) -> Ticket:
+    """Suggestions (建议) and praise (表扬) are cases too: numbered, recorded, followed up."""
+    if kind not in (TicketKind.SUGGESTION, TicketKind.PRAISE):
+        raise ValueError(f"not a feedback kind: {kind}")
+    resident = find_or_create_resident(session, openid, now=now)
+    return _open_ticket(session, rules, kind=kind, priority=None, resident=resident, description=text,
+                        channel=channel, now=now)
+
+
+def transition(session: Session, ticket: Ticket, target: TicketStatus, *, actor: str, channel: str,
+               content: str = "", result: str = "", now: datetime | None = None) -> TicketEvent:
+    """Move a ticket along the state machine; every move is recorded as an event."""
+    now = now or utcnow()
+    current = TicketStatus(ticket.status)
+    check_transition(ticket.number, current, target)
+    ticket.status = target.value
+    ticket.updated_at = now
+    if target is TicketStatus.RESOLVED:
+        ticket.resolved_at = now
+    elif target is TicketStatus.CLOSED:
+        ticket.closed_at = now
+    elif target is TicketStatus.REOPENED:
+        ticket.resolved_at = None
+    return add_event(session, ticket, actor=actor, channel=channel, action="status", from_status=current.value,
+                     to_status=target.value, content=content, result=result, now=now)
+
+
+def resident_tickets(session: Session, openid: str, *, open_only: bool = True) -> Sequence[Ticket]:
+    stmt = select(Ticket).join(Resident).where(Resident.openid == openid)
+    if open_only:
+        stmt = stmt.where(Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+    return session.execute(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc())).scalars().all()
+
+
+def cancellable_tickets(session: Session, openid: str) -> Sequence[Ticket]:
+    return [t for t in resident_tickets(session, openid) if TicketStatus(t.status) in RESIDENT_CANCELLABLE]
+
+
+def find_ticket(session: Session, number: str) -> Ticket | None:
+    return session.execute(select(Ticket).where(Ticket.number == number.upper())).scalar_one_or_none()
+
+
+def cancel_by_resident(session: Session, ticket: Ticket, *, openid: str, channel: str,
+                       reason: str = "", now: datetime | None = None) -> TicketEvent:
+    if ticket.resident is None or ticket.resident.openid != openid:
+        raise TicketNotCancellable(f"ticket {ticket.number} does not belong to this resident")
+    if TicketStatus(ticket.status) not in RESIDENT_CANCELLABLE:
+        raise TicketNotCancellable(f"ticket {ticket.number} is already {ticket.status}")
+    return transition(session, ticket, TicketStatus.CANCELLED, actor=RESIDENT, channel=channel,
+                      content=reason or "resident cancelled", result="cancelled", now=now)
