@@ -17,7 +17,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import declarative_base, relationship
 
@@ -135,5 +134,3 @@ class TicketCounter(Base):
     prefix = Column(String(4), primary_key=True)
     day = Column(Date, primary_key=True)
     last_value = Column(Integer, nullable=False, default=0)
-
-    __table_args__ = (UniqueConstraint("prefix", "day", name="uq_ticket_counters_prefix_day"),)

@@ -72,7 +72,6 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("last_value", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("prefix", "day"),
-        sa.UniqueConstraint("prefix", "day", name="uq_ticket_counters_prefix_day"),
     )
 
 

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot import migrate
+from bot.config import PROJECT_ROOT
+from bot.rules import ProjectRules, load_rules
+from bot.store import TicketStore
+
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def rules() -> ProjectRules:
+    return load_rules(PROJECT_ROOT / "project" / "default.yml")
+
+
+def _postgres_reachable() -> str | None:
+    import psycopg2
+
+    url = make_url(POSTGRES_ADMIN_URL)
+    try:
+        psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, dbname=url.database,
+                         password=url.password, connect_timeout=3).close()
+        return None
+    except psycopg2.OperationalError as exc:
+        return str(exc).strip()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of the PostgreSQL test server.
+
+    Skipped only on a developer machine without a server; in CI (CI=true) a missing
+    server is a failure, because the production path must be tested there.
+    """
+    problem = _postgres_reachable()
+    if problem:
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must test the PostgreSQL path)")
+        pytest.skip(message)
+    return POSTGRES_ADMIN_URL
+
+
+def _create_postgres_database(admin_url: str) -> tuple[str, str]:
+    import psycopg2
+
+    name = f"wuye_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(admin_url)
+    conn = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, dbname=url.database,
+                            password=url.password)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return name, str(url.set(database=name))
+
+
+def _drop_postgres_database(admin_url: str, name: str) -> None:
+    import psycopg2
+
+    url = make_url(admin_url)
+    conn = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, dbname=url.database,
+                            password=url.password)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tickets.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database: SQLite file, then a throw-away PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'tickets.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    admin = request.getfixturevalue("postgres_server")
+    name, url = _create_postgres_database(admin)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        _drop_postgres_database(admin, name)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[TicketStore]:
+    ticket_store = TicketStore(database_url)
+    yield ticket_store
+    ticket_store.dispose()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[TicketStore]:
+    migrate.upgrade(sqlite_url)
+    ticket_store = TicketStore(sqlite_url)
+    yield ticket_store
+    ticket_store.dispose()
