@@ -89,6 +89,10 @@ def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | Non
     return _spawn("gateway", argv, f"http://{host}:{port}/healthz", env, log_dir)
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_stack(settings: Settings) -> int:
     """`make run`: bring everything up, print where to go, stop everything on Ctrl-C."""
     from bot import migrate
@@ -100,6 +104,8 @@ def run_stack(settings: Settings) -> int:
     env = dict(os.environ, DATABASE_URL=settings.database_url, PYTHONUNBUFFERED="1")
     endpoints = write_endpoints(PROJECT_ROOT / "var" / "endpoints.local.yml", settings.action_port)
     services: list[Service] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         services.append(start_action_server(settings.action_port, env, log_dir))
         services.append(start_rasa(model, settings.rasa_port, endpoints, env, log_dir))
@@ -117,7 +123,6 @@ def run_stack(settings: Settings) -> int:
             "Press Ctrl-C to stop." % settings.rasa_port,
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(service.process.poll() is None for service in services):
             time.sleep(1)
         dead = [s.name for s in services if s.process.poll() is not None]
