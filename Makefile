@@ -8,7 +8,7 @@ RASA   := $(PY) -m rasa
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv migrate train validate run test test-py test-stories bench crossval clean
+.PHONY: help venv migrate train validate run test test-py test-stories crossval clean
 
 help:
 	@echo "make run    - install what is missing, train if the data changed, start the local stack"

@@ -102,3 +102,30 @@ def status_overview(tickets: list[Ticket], rules: ProjectRules) -> str:
     lines = [f"您有 {len(tickets)} 个正在处理的工单："]
     lines.extend(status_line(ticket, rules) for ticket in tickets)
     return "\n".join(lines)
+
+
+FORM_LABELS_ZH = {"repair_form": "报修", "complaint_form": "投诉"}
+
+
+def form_cancelled(form: str) -> str:
+    return f"好的，已为您取消本次{FORM_LABELS_ZH.get(form, '')}登记，没有生成工单。还有其他需要随时告诉我。"
+
+
+def ticket_cancelled(number: str) -> str:
+    return f"已为您撤销工单 {number}。如以后还需要，随时再告诉我。"
+
+
+def ticket_not_found(number: str) -> str:
+    return f"没有找到您名下的工单 {number}，请核对一下工单号。"
+
+
+def nothing_to_cancel() -> str:
+    return "您目前没有可以撤销的工单（已开始处理的工单无法在线撤销，如有需要可以转人工客服）。"
+
+
+def which_to_cancel(numbers: list[str]) -> str:
+    return f"您有多个未开始处理的工单：{'、'.join(numbers)}。请回复“取消 + 工单号”，告诉我要撤销哪一个。"
+
+
+def already_started(number: str) -> str:
+    return f"工单 {number} 已经在处理中，无法在线撤销；如需更改，请回复“转人工”。"

@@ -1,0 +1,42 @@
+"""Helpers for tests that talk to the real servers over loopback."""
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from bot.models import Resident, Ticket
+from bot.stack import Service
+from bot.store import TicketStore
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveStack:
+    rasa_port: int
+    store: TicketStore
+    actions: Service
+
+    def say(self, sender: str, text: str) -> list[str]:
+        body = json.dumps({"sender": sender, "message": text}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.rasa_port}/webhooks/rest/webhook", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200
+            return [m.get("text", "") for m in json.loads(response.read())]
+
+    def tickets_of(self, sender: str) -> list[Ticket]:
+        with self.store.transaction() as s:
+            rows = s.execute(select(Ticket).join(Resident).where(Resident.openid == sender)
+                             .order_by(Ticket.id)).scalars().all()
+            for row in rows:
+                list(row.events)  # load while the session is open
+            return list(rows)
