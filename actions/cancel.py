@@ -8,7 +8,7 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions.common import apologise_store_failure, first_value, input_channel, resident_id
+from actions.common import apologise_store_failure, input_channel, resident_id
 from actions.complaint import COMPLAINT_SLOTS
 from actions.repair import REPAIR_SLOTS
 from bot import replies, runtime
@@ -35,14 +35,15 @@ class ActionCancel(Action):
     @staticmethod
     def _cancel_ticket(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
         openid = resident_id(tracker)
-        number = first_value(tracker.get_slot("ticket_number"))
+        # Only a number named in this very message: an old one must never be cancelled by "取消".
+        number = next(tracker.get_latest_entity_values("ticket_number"), None)
         try:
             with runtime.get_store().transaction() as session:
                 if number:
                     ticket = find_ticket(session, str(number))
                     if ticket is None or ticket.resident is None or ticket.resident.openid != openid:
                         dispatcher.utter_message(text=replies.ticket_not_found(str(number)))
-                        return [SlotSet("ticket_number", None)]
+                        return []
                     targets = [ticket]
                 else:
                     targets = list(cancellable_tickets(session, openid))
@@ -57,10 +58,10 @@ class ActionCancel(Action):
                     cancel_by_resident(session, ticket, openid=openid, channel=input_channel(tracker))
                 except TicketNotCancellable:
                     dispatcher.utter_message(text=replies.already_started(ticket.number))
-                    return [SlotSet("ticket_number", None)]
+                    return []
                 cancelled = ticket.number
         except SQLAlchemyError:
             apologise_store_failure(dispatcher, tracker, "cancelling a ticket")
             return []
         dispatcher.utter_message(text=replies.ticket_cancelled(cancelled))
-        return [SlotSet("ticket_number", None)]
+        return []

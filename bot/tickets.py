@@ -70,7 +70,7 @@ def _open_ticket(session: Session, rules: ProjectRules, *, kind: TicketKind, pri
         kind=kind.value,
         status=TicketStatus.NEW.value,
         priority=priority.value if priority else None,
-        room=room or resident.room,
+        room=room,
         description=description,
         demand=demand,
         visit_time=visit_time,
@@ -91,9 +91,11 @@ def open_repair_ticket(session: Session, rules: ProjectRules, *, openid: str, de
                        room: str | None, visit_time: str | None, channel: str,
                        now: datetime | None = None) -> Ticket:
     resident = find_or_create_resident(session, openid, room=room, now=now)
+    # A repair is at the resident's home unless they said otherwise.
     return _open_ticket(session, rules, kind=TicketKind.REPAIR,
                         priority=repair_priority(description, rules.triage), resident=resident,
-                        description=description, channel=channel, room=room, visit_time=visit_time, now=now)
+                        description=description, channel=channel, room=room or resident.room,
+                        visit_time=visit_time, now=now)
 
 
 def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str, description: str,

@@ -192,11 +192,11 @@ async def test_cancel_asks_which_when_several_and_refuses_others_tickets(wired):
     await ActionCancel().run(dispatcher, tracker("取消", intent="cancel"), DOMAIN)
     assert first.number in dispatcher.messages[0]["text"] and second.number in dispatcher.messages[0]["text"]
     dispatcher = CollectingDispatcher()
-    await ActionCancel().run(dispatcher, tracker("取消", intent="cancel", slots={"ticket_number": first.number},
-                                                 sender="oSomeoneElse"), DOMAIN)
+    await ActionCancel().run(dispatcher, tracker("取消", intent="cancel", sender="oSomeoneElse",
+                                                 entities=[{"entity": "ticket_number", "value": first.number}]), DOMAIN)
     assert "没有找到" in dispatcher.messages[0]["text"]
     await ActionCancel().run(CollectingDispatcher(), tracker("取消", intent="cancel",
-                                                             slots={"ticket_number": first.number}), DOMAIN)
+                                                             entities=[{"entity": "ticket_number", "value": first.number}]), DOMAIN)
     assert [t.status for t in tickets(wired)] == ["cancelled", "new"]
 
 
@@ -222,3 +222,14 @@ async def test_store_down_gets_an_apology_and_no_half_written_case(tmp_path: Pat
     with broken.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE type='table'").scalar() == 0
     broken.dispose()
+
+
+async def test_complaint_without_a_place_does_not_borrow_the_home_room(wired):
+    await ActionSubmitRepairForm().run(CollectingDispatcher(), tracker(slots={
+        "repair_description": "客厅灯不亮", "room": "3栋2单元501", "visit_time": "随时"}), DOMAIN)
+    await ActionSubmitComplaintForm().run(CollectingDispatcher(), tracker(slots={
+        "complaint_description": "客服电话一直没人接", "complaint_location": "不涉及",
+        "complaint_demand": "希望有人接电话"}), DOMAIN)
+    repair, complaint = tickets(wired)
+    assert repair.room == "3栋2单元501" and complaint.room is None
+    assert "地点" not in complaint.description
