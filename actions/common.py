@@ -43,6 +43,17 @@ def is_substantive(text: str) -> bool:
     return len(_FILLER.sub("", text)) >= 2
 
 
+def extract_case_text(tracker: Tracker, slot: str, opening_intent: str,
+                      answer_intents: frozenset[str]) -> dict[str, Any]:
+    """Free-text case description: from the message that opened the form (it usually
+    already says what happened), or from the answer to the form's question."""
+    requested = tracker.get_slot("requested_slot")
+    intent = latest_intent(tracker)
+    if (requested is None and intent == opening_intent) or (requested == slot and intent in answer_intents):
+        return {slot: latest_text(tracker)}
+    return {}
+
+
 def first_value(value: Any) -> Any:
     """Entities found by two extractors arrive as a list; take the first usable one."""
     if isinstance(value, list):

@@ -11,11 +11,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import (
     apologise_store_failure,
+    extract_case_text,
     first_value,
     input_channel,
     is_substantive,
-    latest_intent,
-    latest_text,
     resident_id,
 )
 from bot import replies, runtime
@@ -23,8 +22,8 @@ from bot.rooms import normalise_room
 from bot.tickets import open_complaint_ticket
 
 COMPLAINT_SLOTS = ("complaint_description", "complaint_location", "complaint_demand")
-_ANSWER_INTENTS = {"file_complaint", "report_repair", "inform", "affirm", "deny", "out_of_scope",
-                   "nlu_fallback", "suggestion", ""}
+_ANSWER_INTENTS = frozenset({"file_complaint", "report_repair", "inform", "affirm", "deny", "out_of_scope",
+                             "nlu_fallback", "suggestion", ""})
 _NO_PLACE = {"无", "没有", "不涉及", "不用", "没", "不知道", "都有", "不清楚"}
 MAX_LOCATION = 64
 
@@ -35,13 +34,7 @@ class ValidateComplaintForm(FormValidationAction):
 
     async def extract_complaint_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                             domain: DomainDict) -> Dict[Text, Any]:
-        requested = tracker.get_slot("requested_slot")
-        intent = latest_intent(tracker)
-        if requested is None and intent == "file_complaint":
-            return {"complaint_description": latest_text(tracker)}
-        if requested == "complaint_description" and intent in _ANSWER_INTENTS:
-            return {"complaint_description": latest_text(tracker)}
-        return {}
+        return extract_case_text(tracker, "complaint_description", "file_complaint", _ANSWER_INTENTS)
 
     def validate_complaint_description(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                        tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:

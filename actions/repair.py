@@ -11,10 +11,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import (
     apologise_store_failure,
+    extract_case_text,
     first_value,
     input_channel,
     is_substantive,
-    latest_intent,
     latest_text,
     resident_id,
 )
@@ -26,7 +26,7 @@ from bot.triage import repair_priority
 
 REPAIR_SLOTS = ("repair_description", "room", "visit_time")
 # Intents that answer the form's question; anything else is not a slot value.
-_ANSWER_INTENTS = {"report_repair", "inform", "affirm", "deny", "out_of_scope", "nlu_fallback", ""}
+_ANSWER_INTENTS = frozenset({"report_repair", "inform", "affirm", "deny", "out_of_scope", "nlu_fallback", ""})
 MAX_VISIT_TIME = 64
 
 
@@ -44,13 +44,7 @@ class ValidateRepairForm(FormValidationAction):
 
     async def extract_repair_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                          domain: DomainDict) -> Dict[Text, Any]:
-        requested = tracker.get_slot("requested_slot")
-        intent = latest_intent(tracker)
-        if requested is None and intent == "report_repair":
-            return {"repair_description": latest_text(tracker)}
-        if requested == "repair_description" and intent in _ANSWER_INTENTS:
-            return {"repair_description": latest_text(tracker)}
-        return {}
+        return extract_case_text(tracker, "repair_description", "report_repair", _ANSWER_INTENTS)
 
     def validate_repair_description(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                     tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:

@@ -49,14 +49,20 @@ def postgres_server() -> str:
     return POSTGRES_ADMIN_URL
 
 
-def _create_postgres_database(admin_url: str) -> tuple[str, str]:
+def _admin_connection(admin_url: str):  # type: ignore[no-untyped-def]
     import psycopg2
 
-    name = f"wuye_test_{uuid.uuid4().hex[:10]}"
     url = make_url(admin_url)
     conn = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, dbname=url.database,
                             password=url.password)
     conn.autocommit = True
+    return conn
+
+
+def _create_postgres_database(admin_url: str) -> tuple[str, str]:
+    name = f"wuye_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(admin_url)
+    conn = _admin_connection(admin_url)
     with conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     conn.close()
@@ -64,12 +70,7 @@ def _create_postgres_database(admin_url: str) -> tuple[str, str]:
 
 
 def _drop_postgres_database(admin_url: str, name: str) -> None:
-    import psycopg2
-
-    url = make_url(admin_url)
-    conn = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, dbname=url.database,
-                            password=url.password)
-    conn.autocommit = True
+    conn = _admin_connection(admin_url)
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     conn.close()

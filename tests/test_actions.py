@@ -9,7 +9,7 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from actions.cancel import ActionCancel
 from actions.complaint import ActionSubmitComplaintForm, ValidateComplaintForm
