@@ -26,6 +26,24 @@ class Settings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     log_level: str = "INFO"
+    # "development" enables the WeChat simulator; anything else is production.
+    environment: str = "production"
+    wechat_token: str = ""
+    wechat_app_id: str = ""
+    wechat_app_secret: str = ""
+    wechat_encoding_aes_key: str = ""
+    wechat_api_base_url: str = "https://api.weixin.qq.com"
+    # WeChat waits 5 s for a passive reply; answer within this budget or push later.
+    passive_reply_budget: float = 4.0
+    action_server_url: str = "http://127.0.0.1:5055"
+    # How often messages that could not reach the assistant are retried.
+    retry_interval: float = 5.0
+    staff_api_token: str = ""
+    staff_api_manager_token: str = ""
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -40,4 +58,15 @@ class Settings:
             gateway_host=env.get("GATEWAY_HOST") or defaults.gateway_host,
             gateway_port=int(env.get("GATEWAY_PORT") or defaults.gateway_port),
             log_level=env.get("LOG_LEVEL") or defaults.log_level,
+            environment=env.get("WUYE_ENV") or defaults.environment,
+            wechat_token=env.get("WECHAT_TOKEN", ""),
+            wechat_app_id=env.get("WECHAT_APP_ID", ""),
+            wechat_app_secret=env.get("WECHAT_APP_SECRET", ""),
+            wechat_encoding_aes_key=env.get("WECHAT_ENCODING_AES_KEY", ""),
+            wechat_api_base_url=(env.get("WECHAT_API_BASE_URL") or defaults.wechat_api_base_url).rstrip("/"),
+            passive_reply_budget=float(env.get("PASSIVE_REPLY_BUDGET") or defaults.passive_reply_budget),
+            action_server_url=(env.get("ACTION_SERVER_URL") or defaults.action_server_url).rstrip("/"),
+            retry_interval=float(env.get("RETRY_INTERVAL") or defaults.retry_interval),
+            staff_api_token=env.get("STAFF_API_TOKEN", ""),
+            staff_api_manager_token=env.get("STAFF_API_MANAGER_TOKEN", ""),
         )

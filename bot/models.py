@@ -9,6 +9,7 @@ import enum
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -69,6 +70,12 @@ class Resident(Base):
     tags = Column(JSON, nullable=False, default=list)
     created_at = Column(DateTime, nullable=False)
     updated_at = Column(DateTime, nullable=False)
+    # WeChat relationship: when the openid was bound to this household, follow state,
+    # and the last inbound message (customer-service messages are allowed for 48 h after it).
+    bound_at = Column(DateTime, nullable=True)
+    subscribed = Column(Boolean, nullable=False, default=False)
+    unsubscribed_at = Column(DateTime, nullable=True)
+    last_message_at = Column(DateTime, nullable=True)
 
     tickets = relationship("Ticket", back_populates="resident")
 
@@ -134,3 +141,60 @@ class TicketCounter(Base):
     prefix = Column(String(4), primary_key=True)
     day = Column(Date, primary_key=True)
     last_value = Column(Integer, nullable=False, default=0)
+
+
+class InboundStatus(str, enum.Enum):
+    RECEIVED = "received"  # stored, not yet processed
+    ANSWERED = "answered"  # processed; the answer went out (passively or pushed)
+    WAITING = "waiting"  # the assistant was unreachable; retried in the background
+    FAILED = "failed"  # gave up (too old to answer within WeChat's window)
+    IGNORED = "ignored"  # nothing to answer (unsubscribe, ...)
+
+
+class InboundMessage(Base):
+    """Every message and event WeChat delivered, stored before it is processed."""
+
+    __tablename__ = "inbound_messages"
+
+    id = Column(Integer, primary_key=True)
+    # MsgId for messages; FromUserName+CreateTime+Event for events (they have no MsgId).
+    dedupe_key = Column(String(160), nullable=False, unique=True)
+    openid = Column(String(64), nullable=False, index=True)
+    msg_type = Column(String(32), nullable=False)
+    event = Column(String(32), nullable=True)
+    content = Column(Text, nullable=False, default="")
+    media = Column(JSON, nullable=True)
+    received_at = Column(DateTime, nullable=False)
+    status = Column(String(16), nullable=False)
+    reply = Column(Text, nullable=True)
+    delivery = Column(String(16), nullable=True)  # passive / custom / none
+    attempts = Column(Integer, nullable=False, default=0)
+    processed_at = Column(DateTime, nullable=True)
+    error = Column(Text, nullable=True)
+
+
+class OutboundMessage(Base):
+    """Customer-service messages pushed to residents (客服消息): the record of each contact."""
+
+    __tablename__ = "outbound_messages"
+
+    id = Column(Integer, primary_key=True)
+    openid = Column(String(64), nullable=False, index=True)
+    inbound_id = Column(Integer, ForeignKey("inbound_messages.id"), nullable=True)
+    content = Column(Text, nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    status = Column(String(16), nullable=False)  # sent / failed
+    error = Column(Text, nullable=True)
+
+
+class AccessToken(Base):
+    """WeChat API access token shared by every gateway worker (one row per app)."""
+
+    __tablename__ = "wechat_access_tokens"
+
+    app_id = Column(String(64), primary_key=True)
+    token = Column(String(512), nullable=True)
+    expires_at = Column(DateTime, nullable=True)
+    # A worker that is fetching a new token holds this lease; the others wait for it.
+    refreshing_until = Column(DateTime, nullable=True)
+    updated_at = Column(DateTime, nullable=False)

@@ -129,3 +129,66 @@ def which_to_cancel(numbers: list[str]) -> str:
 
 def already_started(number: str) -> str:
     return f"工单 {number} 已经在处理中，无法在线撤销；如需更改，请回复“转人工”。"
+
+
+# --- WeChat gateway wording -------------------------------------------------
+
+BINDING_PROMPT = ("为了更快为您服务，请发送您的“房号+手机号”完成住户绑定，例如：3栋2单元501 13812345678。"
+                  "绑定后报修、投诉会自动带上您的房号。")
+
+
+def welcome() -> str:
+    return ("您好，欢迎关注！我是物业智能客服，24小时在线，可以帮您报修、投诉、咨询物业问题、查询工单进度，"
+            "也欢迎您提建议。\n" + BINDING_PROMPT)
+
+
+def received_will_answer_later() -> str:
+    return "您的消息我们已经收到，系统正在处理中，稍后会在这里回复您，请您放心。紧急情况请直接拨打物业值班电话。"
+
+
+def only_text_and_pictures() -> str:
+    return "抱歉，我目前只能看懂文字和图片（语音会自动转成文字）。请用文字简单描述一下您遇到的问题，我马上为您处理。"
+
+
+def voice_not_recognised() -> str:
+    return "抱歉，这条语音没能识别出文字。请您打字告诉我遇到了什么问题，我马上为您处理。"
+
+
+def evidence_attached(number: str) -> str:
+    return f"照片已收到，已补充到您的工单 {number}，维修人员会一并查看。"
+
+
+def what_does_the_picture_show() -> str:
+    return "照片已收到。请问照片里是什么情况？需要报修还是投诉？用文字说一句就可以，例如“卫生间天花板渗水”。"
+
+
+def location_received(label: str) -> str:
+    where = f"（{label}）" if label else ""
+    return f"已收到您发送的位置{where}。如需报修或投诉，请用文字告诉我具体是什么问题。"
+
+
+def enquiry_menu() -> str:
+    return ("请问您想咨询什么？可以直接发问题给我，例如：\n· 物业费怎么交\n· 装修要办什么手续\n"
+            "· 门禁卡丢了怎么补办\n· 车位怎么租\n· 客服中心几点上班")
+
+
+def assistant_did_not_answer() -> str:
+    return "抱歉，我没太明白您的意思。您可以直接说“报修”“投诉”“查询进度”，或者把问题描述得具体一点。"
+
+
+def binding_done(room: str) -> str:
+    return f"绑定成功！已将您的微信与 {room} 的住户档案关联。以后报修、投诉会自动带上这个房号。"
+
+
+def binding_already(room: str) -> str:
+    return f"您的微信已经绑定了 {room}，无需重复绑定。如需更换房号，请回复“转人工”。"
+
+
+def binding_mismatch(number: str) -> str:
+    return (f"抱歉，您提供的房号和手机号与物业登记的信息不一致，暂时无法自动绑定。我们已通知工作人员核实（编号 {number}），"
+            "会尽快与您联系。这不影响您现在报修或投诉。")
+
+
+def binding_unknown_room(number: str) -> str:
+    return (f"抱歉，物业登记中没有找到这个房号，暂时无法自动绑定。我们已通知工作人员核实（编号 {number}），"
+            "会尽快与您联系。这不影响您现在报修或投诉。")

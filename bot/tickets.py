@@ -107,6 +107,13 @@ def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str,
                         description=description, demand=demand, channel=channel, room=room, now=now)
 
 
+def open_staff_follow_up(session: Session, rules: ProjectRules, *, resident: Resident, description: str,
+                         room: str | None, channel: str, now: datetime | None = None) -> Ticket:
+    """An enquiry (咨询) case for staff to follow up, e.g. a household binding to verify."""
+    return _open_ticket(session, rules, kind=TicketKind.ENQUIRY, priority=None, resident=resident,
+                        description=description, channel=channel, room=room, now=now)
+
+
 def record_feedback(session: Session, rules: ProjectRules, *, kind: TicketKind, openid: str, text: str,
                     channel: str, now: datetime | None = None) -> Ticket:
     """Suggestions (建议) and praise (表扬) are cases too: numbered, recorded, followed up."""
@@ -158,3 +165,16 @@ def cancel_by_resident(session: Session, ticket: Ticket, *, openid: str, channel
         raise TicketNotCancellable(f"ticket {ticket.number} is already {ticket.status}")
     return transition(session, ticket, TicketStatus.CANCELLED, actor=RESIDENT, channel=channel,
                       content=reason or "resident cancelled", result="cancelled", now=now)
+
+
+def attach_evidence(session: Session, openid: str, *, picture_url: str, media_id: str, channel: str,
+                    now: datetime | None = None) -> Ticket | None:
+    """Add a resident's photo to their most recent open case; None if they have none."""
+    open_cases = resident_tickets(session, openid)
+    if not open_cases:
+        return None
+    ticket = open_cases[0]
+    add_event(session, ticket, actor=RESIDENT, channel=channel, action="evidence", content=picture_url,
+              result=f"media_id={media_id}", now=now)
+    ticket.updated_at = now or utcnow()
+    return ticket

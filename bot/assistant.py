@@ -1,0 +1,55 @@
+"""Client of the Rasa assistant (REST channel); the sender is always the resident's openid."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+
+class AssistantUnavailable(Exception):
+    """Rasa or the action server cannot take the message now; try again later."""
+
+
+class AssistantClient:
+    def __init__(self, http: aiohttp.ClientSession, rasa_url: str, action_server_url: str,
+                 timeout: float = 60.0) -> None:
+        self.http = http
+        self.rasa_url = rasa_url.rstrip("/")
+        self.action_server_url = action_server_url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._actions_ok_until = 0.0
+
+    async def _action_server_up(self) -> bool:
+        # Rasa swallows action-server failures into an empty answer (and a consumed
+        # message), so we check the action server first; a good answer is cached briefly.
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._actions_ok_until:
+            return True
+        try:
+            async with self.http.get(f"{self.action_server_url}/health",
+                                     timeout=aiohttp.ClientTimeout(total=2)) as response:
+                if response.status == 200:
+                    self._actions_ok_until = loop.time() + 2.0
+                    return True
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        return False
+
+    async def ask(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[str]:
+        if not await self._action_server_up():
+            raise AssistantUnavailable("action server unreachable")
+        payload = {"sender": sender, "message": text, "metadata": metadata or {}}
+        try:
+            async with self.http.post(f"{self.rasa_url}/webhooks/rest/webhook", json=payload,
+                                      timeout=self.timeout) as response:
+                if response.status >= 500:
+                    raise AssistantUnavailable(f"Rasa answered HTTP {response.status}")
+                response.raise_for_status()
+                answers = await response.json()
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise AssistantUnavailable(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+        return [str(item["text"]) for item in answers if item.get("text")]

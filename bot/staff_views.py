@@ -1,0 +1,95 @@
+"""What staff see of tickets: JSON views with personal data masked by role."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from bot.clock import to_local, to_utc_naive
+from bot.models import Resident, Ticket, TicketEvent
+from bot.privacy import mask_name, mask_openid, mask_phone, redact_text
+from bot.rules import ProjectRules
+
+
+class StaffRole(str, enum.Enum):
+    AGENT = "agent"  # works cases: sees masked contact data
+    MANAGER = "manager"  # may see residents' phone numbers and names
+
+    @property
+    def sees_contact_data(self) -> bool:
+        return self is StaffRole.MANAGER
+
+
+def _time(moment: datetime | None, rules: ProjectRules) -> str | None:
+    return to_local(moment, rules.timezone).isoformat(timespec="seconds") if moment else None
+
+
+def resident_view(resident: Resident | None, role: StaffRole) -> dict[str, Any] | None:
+    if resident is None:
+        return None
+    full = role.sees_contact_data
+    return {
+        "id": resident.id,
+        "name": resident.name if full else mask_name(resident.name),
+        "phone": resident.phone if full else mask_phone(resident.phone),
+        "openid": resident.openid if full else mask_openid(resident.openid),
+        "room": resident.room,
+        "bound": resident.bound_at is not None,
+        "tags": list(resident.tags or []),
+    }
+
+
+def event_view(event: TicketEvent, role: StaffRole, rules: ProjectRules) -> dict[str, Any]:
+    return {
+        "at": _time(event.at, rules),
+        "actor": event.actor,
+        "channel": event.channel,
+        "action": event.action,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "content": event.content if role.sees_contact_data else redact_text(event.content),
+        "result": event.result,
+    }
+
+
+def ticket_view(ticket: Ticket, role: StaffRole, rules: ProjectRules) -> dict[str, Any]:
+    full = role.sees_contact_data
+    return {
+        "number": ticket.number,
+        "kind": ticket.kind,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "room": ticket.room,
+        "description": ticket.description if full else redact_text(ticket.description),
+        "demand": ticket.demand,
+        "visit_time": ticket.visit_time,
+        "channel": ticket.channel,
+        "assignee": ticket.assignee,
+        "resident": resident_view(ticket.resident, role),
+        "created_at": _time(ticket.created_at, rules),
+        "updated_at": _time(ticket.updated_at, rules),
+        "due_at": _time(ticket.due_at, rules),
+        "resolved_at": _time(ticket.resolved_at, rules),
+        "closed_at": _time(ticket.closed_at, rules),
+        "events": [event_view(e, role, rules) for e in ticket.events],
+    }
+
+
+def search_tickets(session: Session, *, kind: str | None = None, status: str | None = None,
+                   resident: str | None = None, created_from: datetime | None = None,
+                   created_to: datetime | None = None, limit: int = 100) -> Sequence[Ticket]:
+    stmt = select(Ticket).options(selectinload(Ticket.events), selectinload(Ticket.resident))
+    if kind:
+        stmt = stmt.where(Ticket.kind == kind)
+    if status:
+        stmt = stmt.where(Ticket.status == status)
+    if resident:
+        stmt = stmt.join(Resident).where(Resident.openid == resident)
+    if created_from:
+        stmt = stmt.where(Ticket.created_at >= to_utc_naive(created_from))
+    if created_to:
+        stmt = stmt.where(Ticket.created_at < to_utc_naive(created_to))
+    return session.execute(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)).scalars().all()

@@ -1,0 +1,1 @@
+"""WeChat official account (服务号): message push protocol and API client."""
