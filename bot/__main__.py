@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stack", help="migrate, train if needed, start actions + Rasa + gateway")
     sub.add_parser("migrate", help="upgrade the ticket store schema to the latest revision")
     sub.add_parser("train", help="train the Rasa model unless an identical one is cached")
+    residents = sub.add_parser("residents", help="the household roster (一户一档)")
+    residents_sub = residents.add_subparsers(dest="residents_command", required=True)
+    roster = residents_sub.add_parser("import", help="import a UTF-8 CSV: room,name,phone[,tags,...]")
+    roster.add_argument("file")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -37,6 +41,23 @@ def main(argv: list[str] | None = None) -> int:
         from bot import migrate
 
         migrate.upgrade(settings.database_url)
+        return 0
+    if args.command == "residents":
+        from pathlib import Path
+
+        from bot.residents import RosterError, import_roster
+        from bot.store import TicketStore
+
+        store = TicketStore(settings.database_url)
+        try:
+            with store.transaction() as session:
+                created, updated = import_roster(session, Path(args.file))
+        except (RosterError, OSError) as exc:
+            print(f"roster not imported: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            store.dispose()
+        print(f"roster imported: {created} new household contact(s), {updated} updated")
         return 0
     if args.command == "train":
         from bot.model_cache import ensure_model

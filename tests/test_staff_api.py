@@ -1,0 +1,110 @@
+"""Staff API: token roles, filters, masking; and the roster import command."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from bot import migrate
+from bot.config import PROJECT_ROOT, Settings
+from bot.gateway.app import create_app
+from bot.models import Resident, TicketStatus
+from bot.residents import bind_resident, import_roster
+from bot.tickets import open_complaint_ticket, open_repair_ticket, transition
+
+AGENT, MANAGER = "agent-token", "manager-token"
+NOON = datetime(2026, 11, 25, 4, 0)
+
+
+@pytest.fixture
+async def api(sqlite_url, rules, tmp_path):
+    migrate.upgrade(sqlite_url)
+    settings = Settings(database_url=sqlite_url, staff_api_token=AGENT, staff_api_manager_token=MANAGER)
+    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    await server.start_server()
+    from bot.store import TicketStore
+
+    store = TicketStore(sqlite_url)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("room,name,phone\n3栋2单元501,王小明,13812345678\n", encoding="utf-8")
+    with store.transaction() as s:
+        import_roster(s, roster)
+        bind_resident(s, rules, openid="oStaffView1", room="3栋2单元501", phone="13812345678", channel="wechat")
+        open_repair_ticket(s, rules, openid="oStaffView1", description="灯坏了，电话13812345678",
+                           room="3栋2单元501", visit_time="明天", channel="wechat", now=NOON)
+        complaint = open_complaint_ticket(s, rules, openid="oOther", description="楼道没打扫", demand="打扫",
+                                          room=None, channel="wechat", now=datetime(2026, 11, 27, 4, 0))
+        transition(s, complaint, TicketStatus.ACCEPTED, actor="staff:li", channel="console")
+    async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
+        yield http
+    await server.close()
+    store.dispose()
+
+
+async def get(http, path, token=None, **params):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.get(path, params=params, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def test_tokens_are_required(api):
+    assert (await get(api, "/api/tickets"))[0] == 401
+    assert (await get(api, "/api/tickets", "wrong"))[0] == 401
+
+
+async def test_agents_see_masked_contact_data_managers_see_it_all(api):
+    status, body = await get(api, "/api/tickets", AGENT, kind="repair")
+    assert status == 200 and body["count"] == 1
+    [ticket] = body["tickets"]
+    for field in ("number", "kind", "status", "priority", "room", "description", "resident", "created_at",
+                  "due_at", "events"):
+        assert field in ticket
+    assert ticket["resident"]["phone"] == "138****5678" and ticket["resident"]["name"] == "王**"
+    assert "13812345678" not in str(ticket)
+    assert ticket["created_at"] == "2026-11-25T12:00:00+08:00"
+    status, body = await get(api, f"/api/tickets/{ticket['number']}", MANAGER)
+    assert body["resident"]["phone"] == "13812345678" and body["resident"]["name"] == "王小明"
+    assert body["description"] == "灯坏了，电话13812345678"
+
+
+async def test_filters(api):
+    _, body = await get(api, "/api/tickets", AGENT, status="accepted")
+    assert [t["kind"] for t in body["tickets"]] == ["complaint"]
+    assert [e["to_status"] for e in body["tickets"][0]["events"]] == ["new", "accepted"]
+    _, body = await get(api, "/api/tickets", AGENT, resident="oStaffView1")
+    assert [t["kind"] for t in body["tickets"]] == ["repair"]
+    _, body = await get(api, "/api/tickets", AGENT, **{"from": "2026-11-26", "to": "2026-11-30"})
+    assert [t["kind"] for t in body["tickets"]] == ["complaint"]
+    assert (await get(api, "/api/tickets", AGENT, kind="nonsense"))[0] == 400
+    assert (await get(api, "/api/tickets", AGENT, **{"from": "yesterday"}))[0] == 400
+    assert (await get(api, "/api/tickets/BX19990101-0001", AGENT))[0] == 404
+
+
+def test_roster_import_command(tmp_path, sqlite_url):
+    migrate.upgrade(sqlite_url)
+    good = tmp_path / "roster.csv"
+    good.write_text("room,name,phone,tags\n5-1-302,李四,139 1111 2222,空巢老人\nA座1803,赵五,13700001111,\n",
+                    encoding="utf-8")
+    env = dict(os.environ, DATABASE_URL=sqlite_url)
+    result = subprocess.run([sys.executable, "-m", "bot", "residents", "import", str(good)], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and "2 new" in result.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("room,name,phone\n楼下,钱六,12345\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "bot", "residents", "import", str(bad)], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and "line 2" in result.stderr
+    from bot.store import TicketStore
+
+    store = TicketStore(sqlite_url)
+    with store.transaction() as s:
+        rows = s.execute(select(Resident).order_by(Resident.room)).scalars().all()
+        assert [(r.room, r.phone, r.tags) for r in rows] == [
+            ("5栋1单元302", "13911112222", ["empty_nest_elderly"]), ("A座1803", "13700001111", [])]
+    store.dispose()
