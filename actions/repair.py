@@ -20,6 +20,7 @@ from actions.common import (
 )
 from bot import replies, runtime
 from bot.models import Priority
+from bot.residents import bound_resident
 from bot.rooms import normalise_room
 from bot.tickets import open_repair_ticket
 from bot.triage import repair_priority
@@ -45,6 +46,19 @@ class ValidateRepairForm(FormValidationAction):
     async def extract_repair_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                          domain: DomainDict) -> Dict[Text, Any]:
         return extract_case_text(tracker, "repair_description", "report_repair", _ANSWER_INTENTS)
+
+    async def extract_room(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                           domain: DomainDict) -> Dict[Text, Any]:
+        """A bound household's room is known: fill it when the form starts."""
+        if tracker.get_slot("room") or tracker.get_slot("requested_slot") is not None:
+            return {}
+        try:
+            with runtime.get_store().transaction() as session:
+                resident = bound_resident(session, resident_id(tracker))
+                room = resident.room if resident else None
+        except SQLAlchemyError:
+            return {}  # we simply ask for the room
+        return {"room": room} if room else {}
 
     def validate_repair_description(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                     tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:

@@ -47,6 +47,8 @@ def safety_tip(description: str) -> str:
 def repair_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
     sla = rules.sla
     lines = [f"您的报修已登记，工单号 {ticket.number}。"]
+    if ticket.room:
+        lines.append(f"维修地址：{ticket.room}。")
     if ticket.priority == Priority.EMERGENCY.value:
         lines.append(f"这是紧急报修，维修人员将在 {sla.emergency_repair_onsite_minutes} 分钟内到场"
                      f"（{format_local(ticket.due_at, rules)} 前）。")

@@ -103,8 +103,10 @@ def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str,
                           now: datetime | None = None) -> Ticket:
     resident = find_or_create_resident(session, openid, room=room, now=now)
     tier = complaint_tier(f"{description} {demand or ''}", rules.triage)
+    # A bound household's verified room identifies the complainant when no room was named.
+    home = resident.room if resident.bound_at is not None else None
     return _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=tier, resident=resident,
-                        description=description, demand=demand, channel=channel, room=room, now=now)
+                        description=description, demand=demand, channel=channel, room=room or home, now=now)
 
 
 def open_staff_follow_up(session: Session, rules: ProjectRules, *, resident: Resident, description: str,

@@ -233,3 +233,28 @@ async def test_complaint_without_a_place_does_not_borrow_the_home_room(wired):
     repair, complaint = tickets(wired)
     assert repair.room == "3栋2单元501" and complaint.room is None
     assert "地点" not in complaint.description
+
+
+async def test_bound_resident_gets_the_room_prefilled(wired, rules, tmp_path):
+    from bot.residents import bind_resident, import_roster
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("room,name,phone\n7号楼1202,周七,13655556666\n", encoding="utf-8")
+    with wired.transaction() as s:
+        import_roster(s, roster)
+        bind_resident(s, rules, openid=OPENID, room="7栋1202", phone="13655556666", channel="wechat")
+    events = await ValidateRepairForm().run(
+        CollectingDispatcher(), tracker("客厅灯不亮", intent="report_repair", slots={"requested_slot": None}), DOMAIN)
+    assert slot_events(events)["room"] == "7栋1202"
+    dispatcher = CollectingDispatcher()
+    await ActionSubmitComplaintForm().run(dispatcher, tracker(slots={
+        "complaint_description": "客服电话一直没人接", "complaint_location": "不涉及",
+        "complaint_demand": "希望有人接电话"}), DOMAIN)
+    [complaint] = tickets(wired)
+    assert complaint.room == "7栋1202"
+
+
+async def test_unbound_resident_is_asked_for_the_room(wired):
+    events = await ValidateRepairForm().run(
+        CollectingDispatcher(), tracker("客厅灯不亮", intent="report_repair", slots={"requested_slot": None}), DOMAIN)
+    assert "room" not in slot_events(events)
