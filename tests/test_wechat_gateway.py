@@ -113,8 +113,8 @@ async def test_oversized_body_is_413(gateway):
 
 
 async def test_non_utf8_body_is_400(gateway):
-    gbk = text_xml("oGbk", "我要报修").encode("gbk")
-    push = await gateway.servers().push(gateway.http, gbk, raw_body=gbk)
+    xml = text_xml("oGbk", "我要报修")
+    push = await gateway.servers().push(gateway.http, xml, raw_body=xml.encode("gbk"))
     assert push.status == 400 and gateway.count(InboundMessage) == 0
 
 

@@ -4,70 +4,22 @@ slow down or cut off the real Rasa server."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from wechatpy.crypto import WeChatCrypto
 
-from bot.wechat.protocol import sign
+from bot.wechat.simulate import (  # noqa: F401 - re-exported for the tests
+    event_xml, image_xml, location_xml, new_msg_id, read_reply, signed_push, text_xml, video_xml, voice_xml,
+)
 
 TOKEN = "test-token"
 APP_ID = "wx0123456789abcdef"
 APP_SECRET = "test-secret"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters, as WeChat issues them
-ACCOUNT = "gh_property_account"
-
-_msg_ids = itertools.count(int(time.time() * 1000))
-
-
-def new_msg_id() -> int:
-    return next(_msg_ids)
-
-
-def text_xml(openid: str, content: str, msg_id: int | None = None, create_time: int | None = None) -> str:
-    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{create_time or int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id or new_msg_id()}</MsgId></xml>")
-
-
-def voice_xml(openid: str, recognition: str, msg_id: int | None = None) -> str:
-    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[voice]]></MsgType>"
-            f"<MediaId><![CDATA[media-voice]]></MediaId><Format><![CDATA[amr]]></Format>"
-            f"<Recognition><![CDATA[{recognition}]]></Recognition><MsgId>{msg_id or new_msg_id()}</MsgId></xml>")
-
-
-def image_xml(openid: str, pic_url: str = "http://mmbiz.example/pic.jpg") -> str:
-    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[image]]></MsgType>"
-            f"<PicUrl><![CDATA[{pic_url}]]></PicUrl><MediaId><![CDATA[media-image]]></MediaId>"
-            f"<MsgId>{new_msg_id()}</MsgId></xml>")
-
-
-def location_xml(openid: str, label: str) -> str:
-    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[location]]></MsgType>"
-            f"<Location_X>31.23</Location_X><Location_Y>121.47</Location_Y><Scale>15</Scale>"
-            f"<Label><![CDATA[{label}]]></Label><MsgId>{new_msg_id()}</MsgId></xml>")
-
-
-def video_xml(openid: str) -> str:
-    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[video]]></MsgType>"
-            f"<MediaId><![CDATA[m]]></MediaId><ThumbMediaId><![CDATA[t]]></ThumbMediaId>"
-            f"<MsgId>{new_msg_id()}</MsgId></xml>")
-
-
-def event_xml(openid: str, event: str, key: str = "", create_time: int | None = None) -> str:
-    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-            f"<CreateTime>{create_time or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-            f"<Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey></xml>")
 
 
 @dataclass
@@ -84,34 +36,15 @@ class WeChatServers:
         self.url = gateway_url.rstrip("/") + "/wechat"
         self.safe_mode = safe_mode
         self.token = token
-        self.crypto = WeChatCrypto(token, AES_KEY, APP_ID)
 
-    def signed(self, xml: str | bytes, *, forge: bool = False) -> tuple[dict[str, str], bytes]:
-        timestamp, nonce = str(int(time.time())), f"n{new_msg_id()}"
-        body = xml.encode("utf-8") if isinstance(xml, str) else xml
-        query = {"timestamp": timestamp, "nonce": nonce,
-                 "signature": sign(self.token, timestamp, nonce), "openid": "ignored"}
-        if self.safe_mode:
-            envelope = self.crypto.encrypt_message(body.decode("utf-8"), nonce, timestamp)
-            encrypt = envelope.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
-            query.update(encrypt_type="aes", msg_signature=sign(self.token, timestamp, nonce, encrypt))
-            body = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
-                    f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>").encode()
-        if forge:
-            key = "msg_signature" if self.safe_mode else "signature"
-            query[key] = "0" * 40
-        return query, body
+    def signed(self, xml: str, *, forge: bool = False) -> tuple[dict[str, str], bytes]:
+        return signed_push(xml, token=self.token, app_id=APP_ID, aes_key=AES_KEY, safe_mode=self.safe_mode,
+                           forge=forge)
 
     def read_reply(self, body: str, query: dict[str, str]) -> str | None:
-        if body == "success":
-            return None
-        if self.safe_mode:
-            envelope_sig = body.split("<MsgSignature><![CDATA[")[1].split("]]>")[0]
-            timestamp = body.split("<TimeStamp>")[1].split("</TimeStamp>")[0]
-            body = self.crypto.decrypt_message(body, envelope_sig, timestamp, query["nonce"])
-        return body.split("<Content><![CDATA[")[1].split("]]></Content>")[0]
+        return read_reply(body, query, token=self.token, app_id=APP_ID, aes_key=AES_KEY, safe_mode=self.safe_mode)
 
-    async def push(self, http: aiohttp.ClientSession, xml: str | bytes, *, forge: bool = False,
+    async def push(self, http: aiohttp.ClientSession, xml: str, *, forge: bool = False,
                    raw_body: bytes | None = None) -> Push:
         query, body = self.signed(xml, forge=forge)
         async with http.post(self.url, params=query, data=raw_body if raw_body is not None else body,
