@@ -30,8 +30,16 @@ def main(argv: list[str] | None = None) -> int:
 
         from bot.gateway.app import create_app
 
-        web.run_app(create_app(settings), host=args.host or settings.gateway_host,
-                    port=args.port or settings.gateway_port, print=None)
+        host = args.host or settings.gateway_host
+        if settings.is_development:
+            from bot.gateway.simulator import SimulatorRefused, check_allowed
+
+            try:
+                check_allowed(settings, host)
+            except SimulatorRefused as exc:
+                print(f"refusing to start: {exc}", file=sys.stderr)
+                return 2
+        web.run_app(create_app(settings), host=host, port=args.port or settings.gateway_port, print=None)
         return 0
     if args.command == "stack":
         from bot.stack import run_stack

@@ -89,6 +89,29 @@ def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | Non
     return _spawn("gateway", argv, f"http://{host}:{port}/healthz", env, log_dir)
 
 
+# `make run` is the newcomer's development stack: the WeChat simulator stands in for
+# WeChat. These values are for that loopback setup only; production sets its own.
+DEV_WECHAT = {
+    "WUYE_ENV": "development",
+    "WECHAT_TOKEN": "dev-wechat-token",
+    "WECHAT_APP_ID": "wxdevsimulator00000",
+    "WECHAT_APP_SECRET": "dev-wechat-secret",
+    "WECHAT_ENCODING_AES_KEY": "DevelopmentOnlyKeyForTheWeChatSimulator0123",
+    "STAFF_API_TOKEN": "dev-staff-token",
+    "STAFF_API_MANAGER_TOKEN": "dev-manager-token",
+}
+
+
+def development_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ, DATABASE_URL=settings.database_url, PYTHONUNBUFFERED="1")
+    for key, value in DEV_WECHAT.items():
+        env.setdefault(key, value)
+    env.setdefault("WECHAT_API_BASE_URL", f"http://127.0.0.1:{settings.gateway_port}/dev/wechat-api")
+    env.setdefault("RASA_URL", f"http://127.0.0.1:{settings.rasa_port}")
+    env.setdefault("ACTION_SERVER_URL", f"http://127.0.0.1:{settings.action_port}")
+    return env
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -101,7 +124,7 @@ def run_stack(settings: Settings) -> int:
     migrate.upgrade(settings.database_url)
     model = ensure_model()
     log_dir = PROJECT_ROOT / "var" / "log"
-    env = dict(os.environ, DATABASE_URL=settings.database_url, PYTHONUNBUFFERED="1")
+    env = development_env(settings)
     endpoints = write_endpoints(PROJECT_ROOT / "var" / "endpoints.local.yml", settings.action_port)
     services: list[Service] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -114,7 +137,10 @@ def run_stack(settings: Settings) -> int:
             wait_until_healthy(service, timeout=240)
         print(
             "\n物业客服助手 is running:\n"
-            f"  gateway        http://{settings.gateway_host}:{settings.gateway_port}/  (health: /healthz)\n"
+            f"  WeChat simulator  http://{settings.gateway_host}:{settings.gateway_port}/dev/simulator  <- start here\n"
+            f"  gateway        http://{settings.gateway_host}:{settings.gateway_port}/  (health: /healthz, WeChat: /wechat)\n"
+            f"  staff API      http://{settings.gateway_host}:{settings.gateway_port}/api/tickets"
+            f"  (Authorization: Bearer {env['STAFF_API_TOKEN']})\n"
             f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook\n"
             f"  action server  http://127.0.0.1:{settings.action_port}/health\n"
             f"  ticket store   {settings.database_url}\n"

@@ -111,3 +111,33 @@ def sqlite_store(sqlite_url: str) -> Iterator[TicketStore]:
     ticket_store = TicketStore(sqlite_url)
     yield ticket_store
     ticket_store.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The real action server and Rasa server (trained model), sharing one SQLite store.
+
+    Started once per test session; tests keep apart by using their own sender ids.
+    """
+    from bot.model_cache import ensure_model
+    from bot.stack import start_action_server, start_rasa, wait_until_healthy, write_endpoints
+    from tests.live import LiveStack, free_port
+
+    workdir = tmp_path_factory.mktemp("live")
+    database_url = f"sqlite:///{workdir / 'tickets.db'}"
+    migrate.upgrade(database_url)
+    model = ensure_model()
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
+    action_port, rasa_port = free_port(), free_port()
+    endpoints = write_endpoints(workdir / "endpoints.yml", action_port)
+    actions = start_action_server(action_port, env, workdir / "log")
+    rasa = start_rasa(model, rasa_port, endpoints, env, workdir / "log")
+    store = TicketStore(database_url)
+    try:
+        wait_until_healthy(actions, timeout=120)
+        wait_until_healthy(rasa, timeout=300)
+        yield LiveStack(rasa_port, store, actions, action_port)
+    finally:
+        rasa.stop()
+        actions.stop()
+        store.dispose()

@@ -24,6 +24,15 @@ class LiveStack:
     rasa_port: int
     store: TicketStore
     actions: Service
+    action_port: int = 0
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}"
 
     def say(self, sender: str, text: str) -> list[str]:
         body = json.dumps({"sender": sender, "message": text}).encode()

@@ -5,41 +5,16 @@ store (a SQLite file) are the ones `make run` uses, on free loopback ports.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Iterator
-
 import pytest
 
-from bot import migrate
-from bot.model_cache import ensure_model
-from bot.stack import start_action_server, start_rasa, wait_until_healthy, write_endpoints
-from bot.store import TicketStore
-from tests.live import LiveStack, free_port
+from tests.live import LiveStack
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    workdir: Path = tmp_path_factory.mktemp("e2e")
-    database_url = f"sqlite:///{workdir / 'tickets.db'}"
-    migrate.upgrade(database_url)
-    model = ensure_model()
-    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
-    action_port, rasa_port = free_port(), free_port()
-    endpoints = write_endpoints(workdir / "endpoints.yml", action_port)
-    actions = start_action_server(action_port, env, workdir / "log")
-    rasa = start_rasa(model, rasa_port, endpoints, env, workdir / "log")
-    store = TicketStore(database_url)
-    try:
-        wait_until_healthy(actions, timeout=120)
-        wait_until_healthy(rasa, timeout=300)
-        yield LiveStack(rasa_port, store, actions)
-    finally:
-        rasa.stop()
-        actions.stop()
-        store.dispose()
+def stack(live_stack: LiveStack) -> LiveStack:
+    return live_stack
 
 
 def test_whole_repair_conversation(stack: LiveStack):

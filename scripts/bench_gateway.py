@@ -1,0 +1,127 @@
+"""Passive-reply latency of the WeChat gateway for whole repair conversations.
+
+Starts the real action server, Rasa server and gateway (`python -m bot serve`, in
+development mode so WeChat's API is the gateway's own loopback stand-in) on free ports,
+then plays WeChat's servers: every turn is real XML, signed and AES-encrypted (safe
+mode), POSTed to /wechat. The latency measured is what WeChat sees: from sending the
+push to having the passive reply. Results go to results/bench-gateway.md.
+
+    python scripts/bench_gateway.py [--conversations 30]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot import migrate  # noqa: E402
+from bot.config import PROJECT_ROOT  # noqa: E402
+from bot.model_cache import ensure_model  # noqa: E402
+from bot.stack import DEV_WECHAT, start_action_server, start_gateway, start_rasa, wait_until_healthy, write_endpoints  # noqa: E402
+from bot.wechat.simulate import read_reply, signed_push, text_xml  # noqa: E402
+from tests.live import free_port  # noqa: E402
+
+REPAIRS = ["卫生间的水管漏水了", "客厅的灯不亮了", "厨房下水道堵了", "卧室插座没电了", "阳台窗户关不上了"]
+TIMES = ["明天上午", "今天下午三点以后", "随时都可以", "周六上午十点", "晚上七点后"]
+
+
+def conversation(n: int) -> list[tuple[str, str]]:
+    room = f"{n % 20 + 1}栋{n % 3 + 1}单元{n % 9 + 1}0{n % 4 + 1}"
+    return [("open", "我要报修"), ("describe", REPAIRS[n % len(REPAIRS)]), ("room", room),
+            ("visit_time", TIMES[n % len(TIMES)])]
+
+
+def push(gateway: str, openid: str, text: str) -> tuple[float, str | None]:
+    keys = dict(token=DEV_WECHAT["WECHAT_TOKEN"], app_id=DEV_WECHAT["WECHAT_APP_ID"],
+                aes_key=DEV_WECHAT["WECHAT_ENCODING_AES_KEY"], safe_mode=True)
+    query, body = signed_push(text_xml(openid, text), **keys)
+    request = urllib.request.Request(f"{gateway}/wechat?{urllib.parse.urlencode(query)}", data=body,
+                                     headers={"Content-Type": "text/xml"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw = response.read().decode("utf-8")
+    elapsed = time.perf_counter() - started
+    return elapsed, read_reply(raw, query, **keys)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conversations", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="wuye-bench-"))
+    database_url = f"sqlite:///{workdir / 'tickets.db'}"
+    migrate.upgrade(database_url)
+    model = ensure_model()
+    action_port, rasa_port, gateway_port = free_port(), free_port(), free_port()
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", **DEV_WECHAT,
+               WECHAT_API_BASE_URL=f"{gateway}/dev/wechat-api", RASA_URL=f"http://127.0.0.1:{rasa_port}",
+               ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}")
+    endpoints = write_endpoints(workdir / "endpoints.yml", action_port)
+    services = [start_action_server(action_port, env, workdir / "log"),
+                start_rasa(model, rasa_port, endpoints, env, workdir / "log"),
+                start_gateway("127.0.0.1", gateway_port, env, workdir / "log")]
+    try:
+        for service in services:
+            wait_until_healthy(service, timeout=300)
+        for n in range(args.warmup):
+            for _, text in conversation(n):
+                push(gateway, f"oBenchWarmup{n:04d}", text)
+        by_step: dict[str, list[float]] = {}
+        deferred = 0
+        completed = 0
+        started = time.perf_counter()
+        for n in range(args.conversations):
+            reply = None
+            for step, text in conversation(n):
+                elapsed, reply = push(gateway, f"oBenchResident{n:04d}", text)
+                by_step.setdefault(step, []).append(elapsed)
+                deferred += reply is None
+            completed += bool(reply and "工单号" in reply)
+        wall = time.perf_counter() - started
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+    every = [v for values in by_step.values() for v in values]
+    lines = [
+        "# Gateway passive-reply latency (repair conversations)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {os.cpu_count()} CPUs: "
+        f"{args.conversations} conversations of {len(conversation(0))} turns, one after another, "
+        "safe mode (AES), real gateway + Rasa + action server, SQLite store.",
+        "",
+        "| turn | n | p50 ms | p95 ms | max ms |",
+        "|---|---|---|---|---|",
+    ]
+    for step, values in [*by_step.items(), ("all turns", every)]:
+        lines.append(f"| {step} | {len(values)} | {percentile(values, 50) * 1000:.0f} | "
+                     f"{percentile(values, 95) * 1000:.0f} | {max(values) * 1000:.0f} |")
+    lines += ["", f"Deferred to a customer-service message (budget exceeded): {deferred} of {len(every)} turns. "
+              f"Tickets confirmed: {completed} of {args.conversations}. Wall time {wall:.1f} s."]
+    report = "\n".join(lines) + "\n"
+    out = PROJECT_ROOT / "results" / "bench-gateway.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(report, encoding="utf-8")
+    print(report)
+    return 0 if completed == args.conversations else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
