@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,8 @@ from bot.stack import DEV_WECHAT, start_action_server, start_gateway, start_rasa
 from bot.wechat.simulate import read_reply, signed_push, text_xml  # noqa: E402
 from tests.live import free_port  # noqa: E402
 
-REPAIRS = ["卫生间的水管漏水了", "客厅的灯不亮了", "厨房下水道堵了", "卧室插座没电了", "阳台窗户关不上了"]
+# Non-emergency repairs: all four turns (an emergency skips the appointment question).
+REPAIRS = ["客厅的灯不亮了", "厨房下水道堵了", "卫生间排风扇不转了", "卧室门锁坏了", "阳台窗户关不上了"]
 TIMES = ["明天上午", "今天下午三点以后", "随时都可以", "周六上午十点", "晚上七点后"]
 
 
@@ -98,6 +100,7 @@ def main() -> int:
     finally:
         for service in reversed(services):
             service.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     every = [v for values in by_step.values() for v in values]
     lines = [
