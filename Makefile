@@ -8,12 +8,12 @@ RASA   := $(PY) -m rasa
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv migrate train validate run test test-py test-stories crossval bench clean
+.PHONY: help venv migrate train validate run test test-py test-stories crossval eval bench clean
 
 help:
 	@echo "make run    - install what is missing, train if the data changed, start the local stack"
 	@echo "make test   - install what is missing and run the whole test suite"
-	@echo "make train | validate | test-stories | crossval | bench | clean"
+	@echo "make train | validate | test-stories | crossval | eval | bench | clean"
 
 venv:
 	@scripts/ensure-venv.sh
@@ -42,6 +42,10 @@ test: validate test-stories test-py
 
 crossval: venv
 	@$(RASA) test nlu --nlu data --config config.yml --cross-validation --folds 5 --out results/crossval
+
+# Measured NLU quality: held-out intent/entity scores, 5-fold cross-validation -> results/eval.md.
+eval: train
+	@$(PY) scripts/evaluate_nlu.py
 
 # Benchmarks (latency targets live here, never in timed unit tests); reports in results/.
 bench: train

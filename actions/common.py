@@ -40,6 +40,8 @@ def latest_intent(tracker: Tracker) -> str:
 
 def is_substantive(text: str) -> bool:
     """True when a message says more than 'I want to report something'."""
+    if text.startswith("/"):  # a button payload such as /report_repair carries no description
+        return False
     return len(_FILLER.sub("", text)) >= 2
 
 
@@ -52,6 +54,17 @@ def extract_case_text(tracker: Tracker, slot: str, opening_intent: str,
     if (requested is None and intent == opening_intent) or (requested == slot and intent in answer_intents):
         return {slot: latest_text(tracker)}
     return {}
+
+
+def value_before_this_turn(tracker: Tracker, slot: str) -> Any:
+    """A slot's value before the latest user message (forms overwrite it on extraction)."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            seen_user = True
+        elif seen_user and event.get("event") == "slot" and event.get("name") == slot:
+            return event.get("value")
+    return None
 
 
 def first_value(value: Any) -> Any:

@@ -17,11 +17,12 @@ from actions.common import (
     is_substantive,
     latest_text,
     resident_id,
+    value_before_this_turn,
 )
 from bot import replies, runtime
 from bot.models import Priority
 from bot.residents import bound_resident
-from bot.rooms import normalise_room
+from bot.rooms import corrected_room, normalise_room
 from bot.tickets import open_repair_ticket
 from bot.triage import repair_priority
 
@@ -74,7 +75,12 @@ class ValidateRepairForm(FormValidationAction):
         if room is None:
             if tracker.get_slot("requested_slot") == "room":
                 dispatcher.utter_message(response="utter_invalid_room")
-            return {"room": None}
+                return {"room": None}
+            # A stray number later in the form never erases a room we already have.
+            return {"room": value_before_this_turn(tracker, "room")}
+        previous = value_before_this_turn(tracker, "room")
+        if previous and previous != room and tracker.get_slot("requested_slot") != "room":
+            dispatcher.utter_message(text=replies.room_corrected(room))
         return {"room": room}
 
     def validate_visit_time(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -82,6 +88,13 @@ class ValidateRepairForm(FormValidationAction):
         text = str(slot_value or "").strip()
         if not text:
             return {"visit_time": None}
+        # "不对，是502" answers the room again, not the visit time: correct the room and ask again.
+        previous = value_before_this_turn(tracker, "room")
+        correction = corrected_room(text, previous)
+        if correction:
+            if "room" not in tracker.slots_to_validate() and correction != previous:
+                dispatcher.utter_message(text=replies.room_corrected(correction))
+            return {"visit_time": None, "room": correction}
         return {"visit_time": text[:MAX_VISIT_TIME]}
 
 

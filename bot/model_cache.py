@@ -18,7 +18,8 @@ from pathlib import Path
 
 from bot.config import PROJECT_ROOT
 
-TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "project/jieba")
+# bot/nlu and bot/chinese.py are our own graph component: its code is part of the model.
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "project/jieba", "bot/nlu", "bot/chinese.py")
 
 
 def cache_dir() -> Path:
@@ -33,7 +34,8 @@ def _input_files(root: Path) -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+            files.extend(sorted(p for p in path.rglob("*")
+                                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"))
     return files
 
 

@@ -109,6 +109,10 @@ def status_overview(tickets: list[Ticket], rules: ProjectRules) -> str:
 FORM_LABELS_ZH = {"repair_form": "报修", "complaint_form": "投诉"}
 
 
+def room_corrected(room: str) -> str:
+    return f"好的，房号已更正为 {room}。"
+
+
 def form_cancelled(form: str) -> str:
     return f"好的，已为您取消本次{FORM_LABELS_ZH.get(form, '')}登记，没有生成工单。还有其他需要随时告诉我。"
 
@@ -194,3 +198,40 @@ def binding_mismatch(number: str) -> str:
 def binding_unknown_room(number: str) -> str:
     return (f"抱歉，物业登记中没有找到这个房号，暂时无法自动绑定。我们已通知工作人员核实（编号 {number}），"
             "会尽快与您联系。这不影响您现在报修或投诉。")
+
+
+# --- Enquiries, referrals, people, clarification ----------------------------
+
+def faq_unknown_topic(rules: ProjectRules) -> str:
+    phone = rules.service_hours.phone
+    return ("这个问题我这里暂时没有现成的答案，已记下来了。" +
+            (f"您也可以拨打客服电话 {phone} 直接咨询。" if phone else "您也可以回复“转人工”咨询工作人员。"))
+
+
+def referral(department: str, contact: str) -> str:
+    return f"您好，这件事由{department}负责，不在物业服务范围内，我这边没法直接办理，还请见谅。{contact}"
+
+
+def human_requested(number: str, rules: ProjectRules, now: datetime) -> str:
+    hours = rules.service_hours
+    opening = f"{hours.open.strftime('%H:%M')}–{hours.close.strftime('%H:%M')}"
+    local = now.astimezone(rules.timezone).time()
+    when = ("工作人员会尽快联系您" if hours.open <= local < hours.close
+            else f"现在是非工作时间，工作人员会在明天 {hours.open.strftime('%H:%M')} 上班后优先联系您")
+    return f"好的，已为您转人工客服（编号 {number}），人工客服每天 {opening} 在线，{when}。"
+
+
+# What each intent means to a resident, for "did you mean …?" questions.
+# Each is something the resident can type back and be understood by the model.
+INTENT_CHOICES_ZH = {
+    "report_repair": "报修", "file_complaint": "投诉", "check_status": "查询进度", "suggestion": "提建议",
+    "praise": "表扬", "request_human": "转人工", "cancel": "取消",
+}
+
+
+def did_you_mean(choices: list[str]) -> str:
+    if len(choices) == 1:
+        return (f"抱歉，我不太确定您的意思。您是想“{choices[0]}”吗？是的话请回复“{choices[0]}”；"
+                "不是的话，请换个说法再说一次。")
+    listed = "、".join(f"“{c}”" for c in choices)
+    return f"抱歉，我不太确定您的意思。您是想{listed}中的哪一项？请直接回复对应的词；都不是的话，请换个说法再说一次。"

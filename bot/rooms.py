@@ -9,6 +9,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from bot.chinese import to_simplified
+
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_RUN = re.compile(r"[零〇一二两三四五六七八九十百]+")
 
@@ -71,7 +73,7 @@ def parse_room(text: str | None) -> Room | None:
     """The first room address found in `text`, normalised; None if there is none."""
     if not text:
         return None
-    normalised = _arabise(unicodedata.normalize("NFKC", str(text)))
+    normalised = _arabise(unicodedata.normalize("NFKC", to_simplified(str(text))))
     for pattern in (_LABELLED, _DASHED):
         match = pattern.search(normalised)
         if match:
@@ -87,3 +89,25 @@ def parse_room(text: str | None) -> Room | None:
 def normalise_room(text: str | None) -> str | None:
     room = parse_room(text)
     return str(room) if room else None
+
+
+_CORRECTION = re.compile(r"不对|不是|错了|说错|写错|搞错|应该是|改成|改为|更正|更改")
+_BARE_NUMBER = re.compile(r"(?<![\d\-])(\d{3,4})(?![\d\-])")
+
+
+def corrected_room(text: str | None, previous: str | None) -> str | None:
+    """The room a correction names: a whole address ("不对，是3栋2单元502"), or, after a
+    correction word, just the door number ("不对，是502"), kept in the previous building."""
+    if not text:
+        return None
+    whole = normalise_room(text)
+    if whole:
+        return whole
+    current = parse_room(previous)
+    normalised = _arabise(unicodedata.normalize("NFKC", to_simplified(text)))
+    if current is None or not _CORRECTION.search(normalised):
+        return None
+    match = _BARE_NUMBER.search(normalised)
+    if match is None:
+        return None
+    return str(Room(current.building, current.unit, match.group(1)))

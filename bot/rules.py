@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from bot.knowledge import KnowledgeBase, parse_knowledge
+
 
 @dataclass(frozen=True)
 class SlaRules:
@@ -46,6 +48,7 @@ class ProjectRules:
     sla: SlaRules = field(default_factory=SlaRules)
     triage: TriageRules = field(default_factory=TriageRules)
     service_hours: ServiceHours = field(default_factory=ServiceHours)
+    knowledge: KnowledgeBase = field(default_factory=KnowledgeBase)
 
 
 def _time(value: Any, fallback: time) -> time:
@@ -91,12 +94,18 @@ def parse_rules(raw: dict[str, Any]) -> ProjectRules:
         close=_time(hours_raw.get("close"), time(20, 0)),
         phone=str(hours_raw.get("phone") or ""),
     )
+    knowledge = parse_knowledge(raw, {
+        "office_open": service_hours.open.strftime("%H:%M"),
+        "office_close": service_hours.close.strftime("%H:%M"),
+        "service_phone": service_hours.phone,
+    })
     return ProjectRules(
         name=str(project.get("name") or "示例小区"),
         timezone=ZoneInfo(str(project.get("timezone") or "Asia/Shanghai")),
         sla=sla,
         triage=triage,
         service_hours=service_hours,
+        knowledge=knowledge,
     )
 
 

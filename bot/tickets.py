@@ -116,6 +116,32 @@ def open_staff_follow_up(session: Session, rules: ProjectRules, *, resident: Res
                         description=description, channel=channel, room=room, now=now)
 
 
+HUMAN_REQUEST_PREFIX = "居民请求人工客服"
+
+
+def request_human(session: Session, rules: ProjectRules, *, openid: str, context: str, channel: str,
+                  now: datetime | None = None) -> Ticket:
+    """A resident asked for a person: one open enquiry case for staff per resident.
+
+    Asking again while that case is still waiting adds an event to it rather than a second case.
+    """
+    now = now or utcnow()
+    resident = find_or_create_resident(session, openid, now=now)
+    waiting = session.execute(
+        select(Ticket).where(Ticket.resident_id == resident.id, Ticket.kind == TicketKind.ENQUIRY.value,
+                             Ticket.status.in_([TicketStatus.NEW.value, TicketStatus.ACCEPTED.value]),
+                             Ticket.description.startswith(HUMAN_REQUEST_PREFIX))
+        .order_by(Ticket.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if waiting is not None:
+        add_event(session, waiting, actor=RESIDENT, channel=channel, action="asked_again", content=context,
+                  now=now)
+        return waiting
+    description = f"{HUMAN_REQUEST_PREFIX}：{context}" if context else HUMAN_REQUEST_PREFIX
+    return _open_ticket(session, rules, kind=TicketKind.ENQUIRY, priority=None, resident=resident,
+                        description=description, channel=channel, room=resident.room, now=now)
+
+
 def record_feedback(session: Session, rules: ProjectRules, *, kind: TicketKind, openid: str, text: str,
                     channel: str, now: datetime | None = None) -> Ticket:
     """Suggestions (建议) and praise (表扬) are cases too: numbered, recorded, followed up."""

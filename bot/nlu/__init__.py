@@ -1,0 +1,1 @@
+"""Rasa graph components of our own (loaded by name from config.yml)."""

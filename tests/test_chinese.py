@@ -1,0 +1,38 @@
+"""Traditional Chinese input: converted to Simplified before tokenising, as a Rasa component."""
+from __future__ import annotations
+
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.chinese import to_simplified
+from bot.nlu.traditional import TraditionalToSimplified
+from bot.rooms import normalise_room
+
+
+def test_traditional_text_becomes_simplified_and_simplified_stays():
+    assert to_simplified("電梯壞了，快來人修") == "电梯坏了，快来人修"
+    assert to_simplified("我要報修，廚房漏水") == "我要报修，厨房漏水"
+    assert to_simplified("我要报修") == "我要报修"
+    assert to_simplified("") == "" and to_simplified("OK 123") == "OK 123"
+
+
+def test_room_addresses_in_traditional_characters_are_understood():
+    assert normalise_room("3棟2單元501") == "3栋2单元501"
+    assert normalise_room("7號樓1202室") == "7栋1202"
+
+
+def test_component_converts_messages_at_prediction():
+    component = TraditionalToSimplified()
+    messages = component.process([Message(data={TEXT: "樓道燈不亮了"}), Message(data={TEXT: "谢谢"})])
+    assert [m.get(TEXT) for m in messages] == ["楼道灯不亮了", "谢谢"]
+
+
+def test_component_converts_training_examples_and_keeps_entity_offsets():
+    annotated = Message(data={TEXT: "我住3棟2單元501", "intent": "inform",
+                              "entities": [{"entity": "room", "start": 2, "end": 11, "value": "3棟2單元501"}]})
+    plain = Message(data={TEXT: "電燈壞了", "intent": "report_repair"})
+    data = TraditionalToSimplified().process_training_data(TrainingData([annotated, plain]))
+    converted, simple = data.training_examples
+    assert converted.get(TEXT) == "我住3栋2单元501" and converted.get(TEXT)[2:11] == "3栋2单元501"
+    assert simple.get(TEXT) == "电灯坏了"
