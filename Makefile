@@ -49,7 +49,7 @@ eval: train
 
 # Benchmarks (latency targets live here, never in timed unit tests); reports in results/.
 bench: train
-	@$(PY) scripts/bench_gateway.py
+	@$(PY) scripts/bench.py
 
 clean:
 	rm -rf models results var/log .pytest_cache

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import enum
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,12 +12,12 @@ from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
 from bot.models import Resident, Ticket
+from bot.phones import PHONE_RE, normalise_phone
 from bot.privacy import mask_phone
 from bot.rooms import normalise_room
 from bot.rules import ProjectRules
 from bot.tickets import find_or_create_resident, open_staff_follow_up
 
-PHONE_RE = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
 SPECIAL_GROUPS = {"空巢老人": "empty_nest_elderly", "独居老人": "living_alone_elderly", "残疾人": "disabled",
                   "智力障碍人员": "intellectual_disability"}
 ROSTER_COLUMNS = ("room", "name", "phone")
@@ -26,13 +25,6 @@ ROSTER_COLUMNS = ("room", "name", "phone")
 
 class RosterError(ValueError):
     pass
-
-
-def normalise_phone(text: str | None) -> str | None:
-    """A mainland mobile number, also when written 138-1234-5678 or 138 1234 5678."""
-    text = text or ""
-    match = PHONE_RE.search(text) or PHONE_RE.search(re.sub(r"(?<=\d)[\s-](?=\d{4}(?!\d{2}))", "", text))
-    return match.group(1) if match else None
 
 
 def import_roster(session: Session, path: Path, now: datetime | None = None) -> tuple[int, int]:

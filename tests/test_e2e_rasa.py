@@ -83,3 +83,47 @@ def test_odd_input_gets_a_sensible_answer_and_no_stray_ticket(stack: LiveStack, 
     assert stack.tickets_of(sender) == []
     assert stack.actions.process.poll() is None
     assert replies == [] or any(ch >= "\u4e00" for ch in "".join(replies))  # answered in Chinese
+
+
+def test_faq_in_the_middle_of_the_repair_form_then_the_form_goes_on(stack: LiveStack, rules):
+    sender = "oE2eFaqMidForm1"
+    assert "房号" in " ".join(stack.say(sender, "我要报修，客厅的灯不亮了"))
+    answer = " ".join(stack.say(sender, "对了，物业费一个月多少钱一平米"))
+    assert rules.knowledge.facts["fee_per_m2"] in answer and "房号" in answer  # answered, then asked again
+    assert "什么时候上门" in " ".join(stack.say(sender, "8栋1单元1101"))
+    stack.say(sender, "周六上午")
+    [ticket] = stack.tickets_of(sender)
+    assert (ticket.room, ticket.visit_time, ticket.description) == ("8栋1单元1101", "周六上午", "我要报修，客厅的灯不亮了")
+
+
+def test_correcting_the_room_midway(stack: LiveStack):
+    sender = "oE2eCorrection1"
+    stack.say(sender, "卧室的门锁坏了，打不开")
+    stack.say(sender, "3栋2单元501")
+    answer = " ".join(stack.say(sender, "不对，是502"))
+    assert "3栋2单元502" in answer and "什么时候上门" in answer
+    stack.say(sender, "明天下午")
+    [ticket] = stack.tickets_of(sender)
+    assert (ticket.room, ticket.visit_time) == ("3栋2单元502", "明天下午")
+
+
+def test_traditional_chinese_is_understood(stack: LiveStack):
+    sender = "oE2eTraditional"
+    assert "房号" in " ".join(stack.say(sender, "電梯壞了，有人被困在裡面"))
+    stack.say(sender, "5棟1單元302")
+    [ticket] = stack.tickets_of(sender)
+    assert (ticket.priority, ticket.room) == ("emergency", "5栋1单元302")
+
+
+def test_asking_for_a_person_midway_hands_the_case_to_staff(stack: LiveStack):
+    sender = "oE2eHumanMidway"
+    stack.say(sender, "我要投诉")
+    stack.say(sender, "楼下的狗天天半夜叫")
+    answer = " ".join(stack.say(sender, "别跟机器人说了，给我转人工"))
+    [ticket] = stack.tickets_of(sender)
+    assert ticket.kind == "enquiry" and ticket.number in answer and "楼下的狗天天半夜叫" in ticket.description
+    assert "报修" in " ".join(stack.say(sender, "你好"))  # the complaint form is no longer waiting for answers
+
+
+def test_a_request_for_another_public_body_gets_a_referral(stack: LiveStack):
+    assert "教育局" in " ".join(stack.say("oE2eReferral001", "孩子明年上小学入学去哪报名"))

@@ -1,16 +1,18 @@
-"""Passive-reply latency of the WeChat gateway for whole repair conversations.
+"""Latency benchmarks: the WeChat gateway's passive replies, and NLU parsing in Rasa.
 
 Starts the real action server, Rasa server and gateway (`python -m bot serve`, in
 development mode so WeChat's API is the gateway's own loopback stand-in) on free ports,
 then plays WeChat's servers: every turn is real XML, signed and AES-encrypted (safe
 mode), POSTed to /wechat. The latency measured is what WeChat sees: from sending the
-push to having the passive reply. Results go to results/bench-gateway.md.
+push to having the passive reply. Then every held-out NLU test message is parsed through
+the running Rasa server's /model/parse. Results go to results/bench.md.
 
-    python scripts/bench_gateway.py [--conversations 30]
+    python scripts/bench.py [--conversations 30]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -52,6 +54,26 @@ def push(gateway: str, openid: str, text: str) -> tuple[float, str | None]:
         raw = response.read().decode("utf-8")
     elapsed = time.perf_counter() - started
     return elapsed, read_reply(raw, query, **keys)
+
+
+def parse_latencies(rasa_url: str) -> list[float]:
+    """Round-trip time of /model/parse for each held-out message (each parsed once, after a warm-up)."""
+    import yaml
+
+    heldout = yaml.safe_load((PROJECT_ROOT / "tests" / "nlu" / "heldout.yml").read_text(encoding="utf-8"))
+    texts = [line.strip()[2:] for block in heldout["nlu"] if "intent" in block
+             for line in block["examples"].splitlines() if line.strip().startswith("- ")]
+    timings = []
+    for index, text in enumerate([*texts[:10], *texts]):
+        body = json.dumps({"text": text}).encode("utf-8")
+        request = urllib.request.Request(f"{rasa_url}/model/parse", data=body,
+                                         headers={"Content-Type": "application/json"})
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+        if index >= 10:
+            timings.append(time.perf_counter() - started)
+    return timings
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -97,6 +119,7 @@ def main() -> int:
                 deferred += reply is None
             completed += bool(reply and "工单号" in reply)
         wall = time.perf_counter() - started
+        parses = parse_latencies(f"http://127.0.0.1:{rasa_port}")
     finally:
         for service in reversed(services):
             service.stop()
@@ -104,7 +127,9 @@ def main() -> int:
 
     every = [v for values in by_step.values() for v in values]
     lines = [
-        "# Gateway passive-reply latency (repair conversations)",
+        "# Latency benchmarks",
+        "",
+        "## Gateway passive-reply latency (repair conversations)",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {os.cpu_count()} CPUs: "
         f"{args.conversations} conversations of {len(conversation(0))} turns, one after another, "
@@ -117,9 +142,13 @@ def main() -> int:
         lines.append(f"| {step} | {len(values)} | {percentile(values, 50) * 1000:.0f} | "
                      f"{percentile(values, 95) * 1000:.0f} | {max(values) * 1000:.0f} |")
     lines += ["", f"Deferred to a customer-service message (budget exceeded): {deferred} of {len(every)} turns. "
-              f"Tickets confirmed: {completed} of {args.conversations}. Wall time {wall:.1f} s."]
+              f"Tickets confirmed: {completed} of {args.conversations}. Wall time {wall:.1f} s.",
+              "", "## NLU parse latency (Rasa server, /model/parse)", "",
+              f"{len(parses)} held-out messages (tests/nlu/heldout.yml), one at a time: "
+              f"p50 {percentile(parses, 50) * 1000:.0f} ms, p95 {percentile(parses, 95) * 1000:.0f} ms, "
+              f"max {max(parses) * 1000:.0f} ms."]
     report = "\n".join(lines) + "\n"
-    out = PROJECT_ROOT / "results" / "bench-gateway.md"
+    out = PROJECT_ROOT / "results" / "bench.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(report, encoding="utf-8")
     print(report)
