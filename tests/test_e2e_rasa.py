@@ -127,3 +127,12 @@ def test_asking_for_a_person_midway_hands_the_case_to_staff(stack: LiveStack):
 
 def test_a_request_for_another_public_body_gets_a_referral(stack: LiveStack):
     assert "教育局" in " ".join(stack.say("oE2eReferral001", "孩子明年上小学入学去哪报名"))
+
+
+def test_low_confidence_is_clarified_and_the_request_goes_on(stack: LiveStack):
+    sender = "oE2eClarify0001"
+    # "/nlu_fallback" is what the FallbackClassifier turns a low-confidence message into.
+    question = " ".join(stack.say(sender, "/nlu_fallback"))
+    assert "换个说法" in question
+    assert "哪里坏了" in " ".join(stack.say(sender, "我要报修"))  # the clarified request starts the form
+    assert "房号" in " ".join(stack.say(sender, "客厅的灯不亮了"))
