@@ -7,13 +7,10 @@ belong to another public body get that body's name and how to reach it.
 """
 from __future__ import annotations
 
-import logging
 import string
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
-
-log = logging.getLogger(__name__)
 
 FAQ_PREFIX = "faq/"
 
