@@ -4,13 +4,12 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import apologise_store_failure, input_channel, resident_id
-from actions.complaint import COMPLAINT_SLOTS
-from actions.repair import REPAIR_SLOTS
+from actions.forms import leave_form
 from bot import replies, runtime
 from bot.tickets import TicketNotCancellable, cancel_by_resident, cancellable_tickets, find_ticket
 
@@ -29,8 +28,7 @@ class ActionCancel(Action):
     @staticmethod
     def _cancel_form(dispatcher: CollectingDispatcher, form: str) -> List[EventType]:
         dispatcher.utter_message(text=replies.form_cancelled(form))
-        slots = REPAIR_SLOTS if form == "repair_form" else COMPLAINT_SLOTS
-        return [ActiveLoop(None), SlotSet("requested_slot", None)] + [SlotSet(s, None) for s in slots]
+        return leave_form(form)
 
     @staticmethod
     def _cancel_ticket(dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:

@@ -4,18 +4,16 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import apologise_store_failure, input_channel, latest_text, resident_id
-from actions.complaint import COMPLAINT_SLOTS
-from actions.repair import REPAIR_SLOTS
+from actions.forms import FORM_SLOTS, leave_form
 from bot import replies, runtime
 from bot.clock import utcnow
 from bot.tickets import request_human
 
-_FORM_SLOTS = {"repair_form": REPAIR_SLOTS, "complaint_form": COMPLAINT_SLOTS}
 _SLOT_LABELS = {"repair_description": "报修内容", "room": "房号", "visit_time": "上门时间",
                 "complaint_description": "投诉内容", "complaint_location": "地点", "complaint_demand": "诉求"}
 
@@ -23,7 +21,7 @@ _SLOT_LABELS = {"repair_description": "报修内容", "room": "房号", "visit_t
 def conversation_context(tracker: Tracker) -> str:
     """What the resident said, and what a half-filled form already holds, for the staff member."""
     form = (tracker.active_loop or {}).get("name")
-    parts = [f"{_SLOT_LABELS[s]}：{tracker.get_slot(s)}" for s in _FORM_SLOTS.get(form, ()) if tracker.get_slot(s)]
+    parts = [f"{_SLOT_LABELS[s]}：{tracker.get_slot(s)}" for s in FORM_SLOTS.get(form, ()) if tracker.get_slot(s)]
     said = latest_text(tracker)
     if said:
         parts.insert(0, f"居民原话：{said}")
@@ -38,10 +36,7 @@ class ActionRequestHuman(Action):
                   domain: Dict[Text, Any]) -> List[EventType]:
         form = (tracker.active_loop or {}).get("name")
         # The form stops either way: from here a person takes the case.
-        leave_form: List[EventType] = []
-        if form:
-            leave_form = [ActiveLoop(None), SlotSet("requested_slot", None)]
-            leave_form += [SlotSet(slot, None) for slot in _FORM_SLOTS.get(form, ())]
+        left: List[EventType] = leave_form(form) if form else []
         rules = runtime.get_rules()
         now = utcnow()
         try:
@@ -52,6 +47,6 @@ class ActionRequestHuman(Action):
                 number = ticket.number
         except SQLAlchemyError:
             apologise_store_failure(dispatcher, tracker, "recording a request for a person")
-            return leave_form
+            return left
         dispatcher.utter_message(text=replies.human_requested(number, rules, now))
-        return leave_form + [SlotSet("last_ticket_number", number)]
+        return left + [SlotSet("last_ticket_number", number)]

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from aiohttp import web
 
+        from bot.gateway.access_log import PathOnlyAccessLogger
         from bot.gateway.app import create_app
 
         host = args.host or settings.gateway_host
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             except SimulatorRefused as exc:
                 print(f"refusing to start: {exc}", file=sys.stderr)
                 return 2
-        web.run_app(create_app(settings), host=host, port=args.port or settings.gateway_port, print=None)
+        web.run_app(create_app(settings), host=host, port=args.port or settings.gateway_port, print=None,
+                    access_log_class=PathOnlyAccessLogger)
         return 0
     if args.command == "stack":
         from bot.stack import run_stack

@@ -22,7 +22,9 @@ TRANSITIONS: dict[S, frozenset[S]] = {
 }
 
 OPEN_STATUSES: frozenset[S] = frozenset({S.NEW, S.ACCEPTED, S.IN_PROGRESS, S.REOPENED})
-RESIDENT_CANCELLABLE: frozenset[S] = frozenset({S.NEW, S.ACCEPTED})
+# Nobody has started work yet: residents may cancel these, and a waiting request is reused.
+NOT_STARTED: frozenset[S] = frozenset({S.NEW, S.ACCEPTED})
+RESIDENT_CANCELLABLE: frozenset[S] = NOT_STARTED
 
 STATUS_LABELS_ZH: dict[S, str] = {
     S.NEW: "已受理，待派单",

@@ -216,7 +216,7 @@ def human_requested(number: str, rules: ProjectRules, now: datetime) -> str:
     hours = rules.service_hours
     opening = f"{hours.open.strftime('%H:%M')}–{hours.close.strftime('%H:%M')}"
     local = now.astimezone(rules.timezone).time()
-    when = ("工作人员会尽快联系您" if hours.open <= local < hours.close
+    when = ("工作人员会尽快联系您" if hours.is_open_at(local)
             else f"现在是非工作时间，工作人员会在明天 {hours.open.strftime('%H:%M')} 上班后优先联系您")
     return f"好的，已为您转人工客服（编号 {number}），人工客服每天 {opening} 在线，{when}。"
 

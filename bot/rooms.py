@@ -69,11 +69,16 @@ def _building_label(raw: str) -> str:
     return f"{raw.upper()}座" if raw.isalpha() else f"{int(raw)}栋"
 
 
+def _plain_digits(text: str) -> str:
+    """Simplified characters, half-width Arabic digits (三栋 → 3栋, ５０１ → 501)."""
+    return _arabise(unicodedata.normalize("NFKC", to_simplified(text)))
+
+
 def parse_room(text: str | None) -> Room | None:
     """The first room address found in `text`, normalised; None if there is none."""
     if not text:
         return None
-    normalised = _arabise(unicodedata.normalize("NFKC", to_simplified(str(text))))
+    normalised = _plain_digits(str(text))
     for pattern in (_LABELLED, _DASHED):
         match = pattern.search(normalised)
         if match:
@@ -104,7 +109,7 @@ def corrected_room(text: str | None, previous: str | None) -> str | None:
     if whole:
         return whole
     current = parse_room(previous)
-    normalised = _arabise(unicodedata.normalize("NFKC", to_simplified(text)))
+    normalised = _plain_digits(text)
     if current is None or not _CORRECTION.search(normalised):
         return None
     match = _BARE_NUMBER.search(normalised)

@@ -40,6 +40,10 @@ class ServiceHours:
     close: time = time(20, 0)
     phone: str = ""
 
+    def is_open_at(self, local: time) -> bool:
+        """Whether staff are at the desk at this local time of day."""
+        return self.open <= local < self.close
+
 
 @dataclass(frozen=True)
 class ProjectRules:

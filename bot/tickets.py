@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.clock import to_local, utcnow
-from bot.lifecycle import OPEN_STATUSES, RESIDENT_CANCELLABLE, check_transition
+from bot.lifecycle import NOT_STARTED, OPEN_STATUSES, RESIDENT_CANCELLABLE, check_transition
 from bot.models import Priority, Resident, Ticket, TicketEvent, TicketKind, TicketStatus
 from bot.numbering import next_ticket_number
 from bot.rules import ProjectRules
@@ -129,7 +129,7 @@ def request_human(session: Session, rules: ProjectRules, *, openid: str, context
     resident = find_or_create_resident(session, openid, now=now)
     waiting = session.execute(
         select(Ticket).where(Ticket.resident_id == resident.id, Ticket.kind == TicketKind.ENQUIRY.value,
-                             Ticket.status.in_([TicketStatus.NEW.value, TicketStatus.ACCEPTED.value]),
+                             Ticket.status.in_([s.value for s in NOT_STARTED]),
                              Ticket.description.startswith(HUMAN_REQUEST_PREFIX))
         .order_by(Ticket.id.desc()).limit(1)
     ).scalar_one_or_none()
@@ -138,8 +138,8 @@ def request_human(session: Session, rules: ProjectRules, *, openid: str, context
                   now=now)
         return waiting
     description = f"{HUMAN_REQUEST_PREFIX}：{context}" if context else HUMAN_REQUEST_PREFIX
-    return _open_ticket(session, rules, kind=TicketKind.ENQUIRY, priority=None, resident=resident,
-                        description=description, channel=channel, room=resident.room, now=now)
+    return open_staff_follow_up(session, rules, resident=resident, description=description, room=resident.room,
+                                channel=channel, now=now)
 
 
 def record_feedback(session: Session, rules: ProjectRules, *, kind: TicketKind, openid: str, text: str,

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+import urllib.error
+import urllib.request
 import sys
 
 import aiohttp
@@ -69,3 +72,27 @@ def test_development_mode_refuses_to_listen_beyond_loopback(sqlite_url):
     result = subprocess.run([sys.executable, "-m", "bot", "serve", "--host", "0.0.0.0", "--port", str(free_port())],
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "loopback only" in result.stderr
+
+
+def test_gateway_access_log_keeps_openids_out(sqlite_url):
+    """WeChat puts the resident's openid in the push URL; the served gateway logs the path only."""
+    migrate.upgrade(sqlite_url)
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=sqlite_url, LOG_LEVEL="INFO")
+    env.pop("WUYE_ENV", None)
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/wechat?signature=0&timestamp=1&nonce=2&openid=oSecretResident42"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+            except urllib.error.HTTPError:
+                break  # refused (bad signature): the request was served and logged
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "GET /wechat " in stderr
+    assert "oSecretResident42" not in stderr and "signature=" not in stderr
