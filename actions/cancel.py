@@ -53,7 +53,7 @@ class ActionCancel(Action):
                     return []
                 ticket = targets[0]
                 try:
-                    cancel_by_resident(session, ticket, openid=openid, channel=input_channel(tracker))
+                    cancel_by_resident(session, runtime.get_rules(), ticket, openid=openid, channel=input_channel(tracker))
                 except TicketNotCancellable:
                     dispatcher.utter_message(text=replies.already_started(ticket.number))
                     return []

@@ -7,8 +7,10 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 
 from actions.complaint import COMPLAINT_SLOTS
 from actions.repair import REPAIR_SLOTS
+from actions.survey import SURVEY_SLOTS
 
-FORM_SLOTS: dict[str, tuple[str, ...]] = {"repair_form": REPAIR_SLOTS, "complaint_form": COMPLAINT_SLOTS}
+FORM_SLOTS: dict[str, tuple[str, ...]] = {"repair_form": REPAIR_SLOTS, "complaint_form": COMPLAINT_SLOTS,
+                                        "survey_form": SURVEY_SLOTS + ("survey_id",)}
 
 
 def leave_form(form: str) -> List[EventType]:

@@ -1,11 +1,17 @@
-"""Command line: python -m bot {serve,stack,migrate,train}."""
+"""Command line: python -m bot {serve,stack,worker,survey,migrate,train,residents}."""
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from bot.rules import ProjectRules
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +27,16 @@ def main(argv: list[str] | None = None) -> int:
     residents_sub = residents.add_subparsers(dest="residents_command", required=True)
     roster = residents_sub.add_parser("import", help="import a UTF-8 CSV: room,name,phone[,tags,...]")
     roster.add_argument("file")
+    worker = sub.add_parser("worker", help="run scheduled follow-ups (callbacks, updates, SLA checks)")
+    worker.add_argument("--once", action="store_true", help="run what is due now, then exit")
+    worker.add_argument("--now", help="ISO time to treat as now (naive = project local time)")
+    survey = sub.add_parser("survey", help="the annual satisfaction survey")
+    survey_sub = survey.add_subparsers(dest="survey_command", required=True)
+    campaign = survey_sub.add_parser("campaign", help="send the survey to every bound household (resumable)")
+    campaign.add_argument("--name", required=True, help="campaign name, e.g. 2026")
+    campaign.add_argument("--per-minute", type=int, default=30, help="rate limit (messages per minute)")
+    summary = survey_sub.add_parser("summary", help="results of a campaign")
+    summary.add_argument("--name", required=True)
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -69,12 +85,69 @@ def main(argv: list[str] | None = None) -> int:
             store.dispose()
         print(f"roster imported: {created} new household contact(s), {updated} updated")
         return 0
+    if args.command == "worker":
+        import asyncio
+
+        from bot.rules import load_rules
+        from bot.scheduler.worker import run
+
+        rules = load_rules(settings.project_config)
+        try:
+            now = parse_now(args.now, rules) if args.now else None
+        except ValueError as exc:
+            print(f"bad --now: {exc}", file=sys.stderr)
+            return 2
+        counts = asyncio.run(run(settings, rules, once=args.once, now=now))
+        if args.once:
+            print("jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none due"))
+        return 0
+    if args.command == "survey":
+        return survey_command(args, settings)
     if args.command == "train":
         from bot.model_cache import ensure_model
 
         print(ensure_model())
         return 0
     return 2
+
+
+def parse_now(value: str, rules: "ProjectRules") -> "datetime":
+    """An ISO time as naive UTC; without an offset it is the project's local time."""
+    from datetime import datetime
+
+    from bot.clock import to_utc_naive
+
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=rules.timezone)
+    return to_utc_naive(moment)
+
+
+def survey_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import surveys
+    from bot.clock import utcnow
+    from bot.rules import load_rules
+    from bot.store import TicketStore
+
+    rules = load_rules(settings.project_config)
+    store = TicketStore(settings.database_url)
+    try:
+        with store.transaction() as session:
+            if args.survey_command == "campaign":
+                created, existing = surveys.start_campaign(session, rules, args.name, per_minute=args.per_minute,
+                                                           now=utcnow())
+                print(f"campaign {args.name}: {created} household(s) scheduled at {args.per_minute}/min, "
+                      f"{existing} already scheduled; the worker sends them")
+                return 0
+            result = surveys.campaign_summary(session, args.name)
+    finally:
+        store.dispose()
+    print(f"campaign {result.campaign}: {result.surveys} surveys, {result.sent} sent, {result.answered} answered "
+          f"({result.response_rate:.0%}), {result.no_answer} no answer")
+    print(f"satisfaction rate (satisfied or neutral): {result.satisfaction_rate:.0%}  verdicts: {result.verdicts}")
+    for dimension, average in sorted(result.averages.items()):
+        print(f"  {dimension:<12} {average:.2f} / 5")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -53,3 +54,23 @@ class AssistantClient:
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
             raise AssistantUnavailable(f"Rasa unreachable: {exc.__class__.__name__}") from exc
         return [str(item["text"]) for item in answers if item.get("text")]
+
+    async def trigger_intent(self, sender: str, intent: str, entities: dict[str, Any]) -> list[str]:
+        """Inject an external intent into the resident's conversation; returns what the bot said.
+
+        Used by the worker to open a survey: the resident's next message is then read in
+        that context (the survey form is active).
+        """
+        if not await self._action_server_up():
+            raise AssistantUnavailable("action server unreachable")
+        url = f"{self.rasa_url}/conversations/{quote(sender, safe='')}/trigger_intent"
+        try:
+            async with self.http.post(url, json={"name": intent, "entities": entities},
+                                      params={"output_channel": "collector"}, timeout=self.timeout) as response:
+                if response.status >= 500:
+                    raise AssistantUnavailable(f"Rasa answered HTTP {response.status}")
+                response.raise_for_status()
+                body = await response.json()
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise AssistantUnavailable(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+        return [str(item["text"]) for item in body.get("messages") or [] if item.get("text")]

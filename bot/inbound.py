@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.clock import utcnow
 from bot.models import InboundMessage, InboundStatus, OutboundMessage
 from bot.store import TicketStore
+from bot.upsert import insert_once
 
 
 @dataclass(frozen=True)
@@ -24,15 +24,9 @@ def record_inbound(store: TicketStore, *, dedupe_key: str, openid: str, msg_type
     """Insert once; a redelivery finds the first row (unique dedupe_key)."""
     now = now or utcnow()
     with store.transaction() as session:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        result = session.execute(
-            insert(InboundMessage).values(
-                dedupe_key=dedupe_key, openid=openid, msg_type=msg_type, event=event, content=content,
-                media=media, received_at=now, status=InboundStatus.RECEIVED.value, attempts=0,
-            ).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        )
-        created = result.rowcount == 1
+        created = insert_once(session, InboundMessage, "dedupe_key", dict(
+            dedupe_key=dedupe_key, openid=openid, msg_type=msg_type, event=event, content=content,
+            media=media, received_at=now, status=InboundStatus.RECEIVED.value, attempts=0))
         row_id = session.execute(select(InboundMessage.id).where(InboundMessage.dedupe_key == dedupe_key)).scalar_one()
     return Stored(row_id, created)
 

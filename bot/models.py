@@ -99,7 +99,11 @@ class Ticket(Base):
     assignee = Column(String(64), nullable=True)
     created_at = Column(DateTime, nullable=False)
     updated_at = Column(DateTime, nullable=False)
+    # Deadlines (naive UTC): the tier's deadline, the hard limit for complex complaints,
+    # and the latest moment for the satisfaction callback once the work is done.
     due_at = Column(DateTime, nullable=True)
+    final_due_at = Column(DateTime, nullable=True)
+    callback_due_at = Column(DateTime, nullable=True)
     resolved_at = Column(DateTime, nullable=True)
     closed_at = Column(DateTime, nullable=True)
 
@@ -185,6 +189,11 @@ class OutboundMessage(Base):
     created_at = Column(DateTime, nullable=False)
     status = Column(String(16), nullable=False)  # sent / failed
     error = Column(Text, nullable=True)
+    # Scheduled notices: which case, how (custom / template), and a key that makes a
+    # retried job skip a message that already went out.
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True)
+    via = Column(String(16), nullable=True)
+    idempotency_key = Column(String(160), nullable=True, unique=True)
 
 
 class AccessToken(Base):
@@ -198,3 +207,103 @@ class AccessToken(Base):
     # A worker that is fetching a new token holds this lease; the others wait for it.
     refreshing_until = Column(DateTime, nullable=True)
     updated_at = Column(DateTime, nullable=False)
+
+
+class JobStatus(str, enum.Enum):
+    PENDING = "pending"  # waiting for its due time (or for a retry)
+    RUNNING = "running"  # claimed by a worker until `locked_until`
+    DONE = "done"
+    PARKED = "parked"  # gave up after max attempts; staff see it and may retry
+    CANCELLED = "cancelled"
+
+
+class Job(Base):
+    """A scheduled piece of work: durable, claimed by one worker at a time, retried with backoff."""
+
+    __tablename__ = "jobs"
+
+    id = Column(Integer, primary_key=True)
+    kind = Column(String(32), nullable=False)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
+    survey_id = Column(Integer, ForeignKey("surveys.id"), nullable=True)
+    payload = Column(JSON, nullable=False, default=dict)
+    due_at = Column(DateTime, nullable=False)
+    status = Column(String(16), nullable=False)
+    attempts = Column(Integer, nullable=False, default=0)
+    max_attempts = Column(Integer, nullable=False)
+    last_error = Column(Text, nullable=True)
+    # One job per purpose: scheduling the same thing twice is a no-op.
+    idempotency_key = Column(String(160), nullable=False, unique=True)
+    locked_by = Column(String(64), nullable=True)
+    # A worker that dies mid-job leaves this in the past; the job is then claimed again.
+    locked_until = Column(DateTime, nullable=True)
+    created_at = Column(DateTime, nullable=False)
+    updated_at = Column(DateTime, nullable=False)
+    finished_at = Column(DateTime, nullable=True)
+
+    __table_args__ = (Index("ix_jobs_status_due", "status", "due_at"),)
+
+
+class SurveyStatus(str, enum.Enum):
+    SCHEDULED = "scheduled"
+    SENT = "sent"
+    REMINDED = "reminded"
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    CANCELLED = "cancelled"
+
+
+class Survey(Base):
+    """A satisfaction survey: the callback after one case, or one resident's annual survey."""
+
+    __tablename__ = "surveys"
+
+    id = Column(Integer, primary_key=True)
+    kind = Column(String(16), nullable=False)  # callback / annual
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
+    resident_id = Column(Integer, ForeignKey("residents.id"), nullable=False, index=True)
+    campaign = Column(String(64), nullable=True)
+    dimensions = Column(JSON, nullable=False, default=list)
+    status = Column(String(16), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    sent_at = Column(DateTime, nullable=True)
+    reminded_at = Column(DateTime, nullable=True)
+    answered_at = Column(DateTime, nullable=True)
+    # satisfied / neutral / dissatisfied / unclear
+    verdict = Column(String(16), nullable=True)
+    overall_score = Column(Integer, nullable=True)
+    comment = Column(Text, nullable=True)
+
+    scores = relationship("SurveyScore", order_by="SurveyScore.id", cascade="save-update, merge")
+    ticket = relationship("Ticket")
+    resident = relationship("Resident")
+
+
+class SurveyScore(Base):
+    __tablename__ = "survey_scores"
+
+    id = Column(Integer, primary_key=True)
+    survey_id = Column(Integer, ForeignKey("surveys.id"), nullable=False, index=True)
+    dimension = Column(String(32), nullable=False)
+    score = Column(Integer, nullable=False)
+
+
+class StaffAlert(Base):
+    """Something staff must look at now (SLA breach, dissatisfied resident, parked job...).
+
+    The staff bot posts these; without it they wait in the staff API's queue.
+    """
+
+    __tablename__ = "staff_alerts"
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
+    reason = Column(String(32), nullable=False)
+    detail = Column(Text, nullable=False, default="")
+    dedupe_key = Column(String(160), nullable=False, unique=True)
+    created_at = Column(DateTime, nullable=False)
+    notified_at = Column(DateTime, nullable=True)
+    acknowledged_at = Column(DateTime, nullable=True)
+    acknowledged_by = Column(String(64), nullable=True)
+
+    ticket = relationship("Ticket")

@@ -235,3 +235,70 @@ def did_you_mean(choices: list[str]) -> str:
                 "不是的话，请换个说法再说一次。")
     listed = "、".join(f"“{c}”" for c in choices)
     return f"抱歉，我不太确定您的意思。您是想{listed}中的哪一项？请直接回复对应的词；都不是的话，请换个说法再说一次。"
+
+
+# --- follow-ups and satisfaction surveys ----------------------------------------------
+
+
+def _case_phrase(ticket: Ticket) -> str:
+    kind = KIND_LABELS_ZH.get(TicketKind(ticket.kind), "工单")
+    summary = ticket.description.strip().replace("\n", " ")
+    if len(summary) > 24:
+        summary = summary[:23] + "…"
+    return f"您的{kind}（工单号 {ticket.number}，{summary}）"
+
+
+def survey_prompt(ticket: Ticket | None, dimension_labels: list[str], rules: ProjectRules) -> str:
+    """The callback question: the case it is about, then how to answer in one message."""
+    dims = "、".join(dimension_labels)
+    example = " ".join(["5"] * (len(dimension_labels) - 1) + ["4"])
+    if ticket is not None:
+        opening = f"您好，{_case_phrase(ticket)}已处理完毕。想耽误您一分钟做个回访："
+    else:
+        opening = f"您好，这里是{rules.name}物业服务中心。我们正在做年度满意度调查，想听听您对物业服务的评价："
+    return (f"{opening}请按{dims}分别打 1–5 分（5 分最满意），例如回复“{example}”；"
+            f"也可以只给一个总分，或直接说说您的感受。")
+
+
+def survey_ask_again(dimension_labels: list[str]) -> str:
+    dims = "、".join(dimension_labels)
+    return (f"抱歉，我没看懂您的评分。请按{dims}各回复一个 1–5 的数字，例如“5 4 5”；"
+            "只给一个总分（如“4分”），或者说“满意”“不满意”也可以。")
+
+
+def survey_ask_comment() -> str:
+    return "谢谢您的评分！还有什么意见或建议想告诉我们吗？没有的话回复“没有”就好。"
+
+
+def survey_closed_thanks(number: str | None) -> str:
+    case = f"工单 {number} 已办结。" if number else ""
+    return f"感谢您的评价，我们已如实记录。{case}今后有任何需要，随时在这里找我们。"
+
+
+def survey_reopened(ticket: Ticket, rules: ProjectRules) -> str:
+    due = format_local(ticket.due_at, rules)
+    when = f"，并在 {due} 前给您答复" if due else ""
+    return (f"非常抱歉这次没能让您满意。工单 {ticket.number} 已重新打开，我们已通知负责的同事，"
+            f"他会尽快联系您了解情况、重新处理{when}。处理好后我们会再来回访，直到您满意为止。")
+
+
+def survey_recorded() -> str:
+    return "谢谢您的反馈，我们已如实记录，会用来改进服务。"
+
+
+def survey_unclear_recorded() -> str:
+    return "谢谢您的回复，已经记下了。稍后会有工作人员跟您联系，确认您对这次服务的评价。"
+
+
+def survey_reminder(ticket: Ticket | None) -> str:
+    about = f"关于{_case_phrase(ticket)}的" if ticket is not None else "年度满意度"
+    return (f"您好，{about}回访还在等您的评价。回复 1–5 的分数（5 分最满意）或说说您的感受就可以，"
+            "感谢您的支持！")
+
+
+def progress_update(ticket: Ticket, rules: ProjectRules) -> str:
+    status = STATUS_LABELS_ZH[TicketStatus(ticket.status)]
+    limit = format_local(ticket.final_due_at or ticket.due_at, rules)
+    until = f"我们会在 {limit} 前给您最终答复，" if limit else ""
+    return (f"您好，向您同步一下进展：{_case_phrase(ticket)}目前状态为“{status}”，负责同事正在跟进。"
+            f"{until}其间有新进展会继续告诉您。如有补充，直接回复这条消息即可。")

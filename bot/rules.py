@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot.knowledge import KnowledgeBase, parse_knowledge
+from bot.workdays import WorkCalendar, parse_calendar
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,44 @@ class SlaRules:
     complaint_max_working_days: int = 7
     suggestion_reply_working_days: int = 3
     special_group_factor: float = 0.5
-    working_days: tuple[int, ...] = (1, 2, 3, 4, 5)
-    holidays: frozenset[date] = frozenset()
+    # Completed repairs and handled complaints get their callback within this many hours.
+    callback_within_hours: int = 24
+    # Complaints open longer than this many working days get progress updates, every N.
+    progress_update_after_working_days: int = 3
+    progress_update_every_working_days: int = 2
+
+
+@dataclass(frozen=True)
+class FollowUpRules:
+    """When the worker calls residents back and how it treats their answers."""
+
+    callback_delay_minutes: int = 120
+    # No messages to residents at night, unless the callback deadline would be missed.
+    quiet_start: time = time(21, 30)
+    quiet_end: time = time(8, 0)
+    # A resident in the middle of a conversation is not interrupted; try again this much later.
+    busy_defer_minutes: int = 15
+    survey_reminder_hours: int = 24
+    survey_close_hours: int = 48
+    # A score at or below this (1-5) counts as dissatisfied: the case is reopened.
+    dissatisfied_max_score: int = 2
+    job_max_attempts: int = 6
+    job_backoff_seconds: int = 60
+    job_backoff_max_seconds: int = 3600
+
+    def is_quiet(self, local: time) -> bool:
+        if self.quiet_start <= self.quiet_end:
+            return self.quiet_start <= local < self.quiet_end
+        return local >= self.quiet_start or local < self.quiet_end
+
+
+@dataclass(frozen=True)
+class TemplateMessage:
+    """A WeChat template message: its id and how each field is filled from a notice."""
+
+    template_id: str
+    fields: tuple[tuple[str, str], ...]  # (field key, format string over the notice's values)
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +90,12 @@ class ProjectRules:
     triage: TriageRules = field(default_factory=TriageRules)
     service_hours: ServiceHours = field(default_factory=ServiceHours)
     knowledge: KnowledgeBase = field(default_factory=KnowledgeBase)
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    follow_up: FollowUpRules = field(default_factory=FollowUpRules)
+    templates: dict[str, TemplateMessage] = field(default_factory=dict)
+    # Annual satisfaction survey dimensions (GB/T 45698): key -> label residents see.
+    annual_survey_dimensions: tuple[tuple[str, str], ...] = (
+        ("quality", "服务质量"), ("attitude", "服务态度"), ("efficiency", "服务效率"), ("facilities", "服务设施"))
 
 
 def _time(value: Any, fallback: time) -> time:
@@ -62,7 +105,34 @@ def _time(value: Any, fallback: time) -> time:
     return time(int(hours), int(minutes))
 
 
-def parse_rules(raw: dict[str, Any]) -> ProjectRules:
+def _follow_up(raw: dict[str, Any]) -> FollowUpRules:
+    d = FollowUpRules()
+    return FollowUpRules(
+        callback_delay_minutes=int(raw.get("callback_delay_minutes", d.callback_delay_minutes)),
+        quiet_start=_time(raw.get("quiet_start"), d.quiet_start),
+        quiet_end=_time(raw.get("quiet_end"), d.quiet_end),
+        busy_defer_minutes=int(raw.get("busy_defer_minutes", d.busy_defer_minutes)),
+        survey_reminder_hours=int(raw.get("survey_reminder_hours", d.survey_reminder_hours)),
+        survey_close_hours=int(raw.get("survey_close_hours", d.survey_close_hours)),
+        dissatisfied_max_score=int(raw.get("dissatisfied_max_score", d.dissatisfied_max_score)),
+        job_max_attempts=int(raw.get("job_max_attempts", d.job_max_attempts)),
+        job_backoff_seconds=int(raw.get("job_backoff_seconds", d.job_backoff_seconds)),
+        job_backoff_max_seconds=int(raw.get("job_backoff_max_seconds", d.job_backoff_max_seconds)),
+    )
+
+
+def _templates(raw: dict[str, Any]) -> dict[str, TemplateMessage]:
+    templates = {}
+    for name, spec in (raw or {}).items():
+        spec = spec or {}
+        if not spec.get("template_id"):
+            continue  # not configured: outside the 48 h window the notice cannot be sent
+        fields = tuple((str(k), str(v)) for k, v in (spec.get("fields") or {}).items())
+        templates[str(name)] = TemplateMessage(str(spec["template_id"]), fields, str(spec.get("url") or ""))
+    return templates
+
+
+def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRules:
     project = raw.get("project") or {}
     sla_raw = dict(raw.get("sla") or {})
     triage_raw = raw.get("triage") or {}
@@ -85,8 +155,11 @@ def parse_rules(raw: dict[str, Any]) -> ProjectRules:
             sla_raw.get("suggestion_reply_working_days", defaults.suggestion_reply_working_days)
         ),
         special_group_factor=float(sla_raw.get("special_group_factor", defaults.special_group_factor)),
-        working_days=tuple(int(d) for d in sla_raw.get("working_days", defaults.working_days)),
-        holidays=frozenset(date.fromisoformat(str(d)) for d in sla_raw.get("holidays") or ()),
+        callback_within_hours=int(sla_raw.get("callback_within_hours", defaults.callback_within_hours)),
+        progress_update_after_working_days=int(
+            sla_raw.get("progress_update_after_working_days", defaults.progress_update_after_working_days)),
+        progress_update_every_working_days=int(
+            sla_raw.get("progress_update_every_working_days", defaults.progress_update_every_working_days)),
     )
     triage = TriageRules(
         emergency_repair_keywords=tuple(triage_raw.get("emergency_repair_keywords") or ()),
@@ -110,10 +183,16 @@ def parse_rules(raw: dict[str, Any]) -> ProjectRules:
         triage=triage,
         service_hours=service_hours,
         knowledge=knowledge,
+        calendar=parse_calendar(raw, base_dir),
+        follow_up=_follow_up(raw.get("follow_up") or {}),
+        templates=_templates(raw.get("wechat_templates") or {}),
+        annual_survey_dimensions=tuple(
+            (str(k), str(v)) for k, v in (raw.get("annual_survey_dimensions") or {}).items()
+        ) or ProjectRules().annual_survey_dimensions,
     )
 
 
 @lru_cache(maxsize=8)
 def load_rules(path: Path) -> ProjectRules:
     with open(path, encoding="utf-8") as handle:
-        return parse_rules(yaml.safe_load(handle) or {})
+        return parse_rules(yaml.safe_load(handle) or {}, path.parent)

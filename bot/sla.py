@@ -5,32 +5,16 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from bot.clock import to_local, to_utc_naive
-from bot.models import Priority, TicketKind
-from bot.rules import ProjectRules, SlaRules
+from bot.lifecycle import NOT_STARTED, OPEN_STATUSES
+from bot.models import Priority, Ticket, TicketKind, TicketStatus
+from bot.rules import ProjectRules
 
 SPECIAL_GROUP_TAGS = frozenset({"empty_nest_elderly", "living_alone_elderly", "disabled", "intellectual_disability"})
 
 
-def is_working_day(day: datetime, sla: SlaRules) -> bool:
-    return day.isoweekday() in sla.working_days and day.date() not in sla.holidays
-
-
-def add_working_days(start_local: datetime, days: int, sla: SlaRules) -> datetime:
-    """Same local time of day, `days` working days later (weekends and holidays skipped)."""
-    moment = start_local
-    remaining = days
-    # A year of non-working days is far beyond any real calendar: stop there.
-    for _ in range(days + 366):
-        if remaining <= 0:
-            break
-        moment = moment + timedelta(days=1)
-        if is_working_day(moment, sla):
-            remaining -= 1
-    return moment
-
-
 def _base_span(kind: TicketKind, priority: Priority | None, created_local: datetime,
-               sla: SlaRules) -> datetime | None:
+               rules: ProjectRules) -> datetime | None:
+    sla, calendar = rules.sla, rules.calendar
     if kind is TicketKind.REPAIR:
         if priority is Priority.EMERGENCY:
             return created_local + timedelta(minutes=sla.emergency_repair_onsite_minutes)
@@ -40,9 +24,9 @@ def _base_span(kind: TicketKind, priority: Priority | None, created_local: datet
             return created_local + timedelta(hours=sla.major_complaint_hours)
         if priority is Priority.URGENT:
             return created_local + timedelta(hours=sla.urgent_complaint_hours)
-        return add_working_days(created_local, sla.general_complaint_working_days, sla)
+        return calendar.add_working_days(created_local, sla.general_complaint_working_days)
     if kind is TicketKind.SUGGESTION:
-        return add_working_days(created_local, sla.suggestion_reply_working_days, sla)
+        return calendar.add_working_days(created_local, sla.suggestion_reply_working_days)
     return None  # praise and answered enquiries carry no deadline
 
 
@@ -50,10 +34,76 @@ def compute_due_at(kind: TicketKind, priority: Priority | None, created_at: date
                    rules: ProjectRules, resident_tags: Iterable[str] = ()) -> datetime | None:
     """Deadline as naive UTC. Special-group residents get a shorter deadline."""
     created_local = to_local(created_at, rules.timezone)
-    due_local = _base_span(kind, priority, created_local, rules.sla)
+    due_local = _base_span(kind, priority, created_local, rules)
     if due_local is None:
         return None
+    return to_utc_naive(_shorten_for(resident_tags, rules, created_local, due_local))
+
+
+def _shorten_for(resident_tags: Iterable[str], rules: ProjectRules, start: datetime, end: datetime) -> datetime:
     if SPECIAL_GROUP_TAGS.intersection(resident_tags) and rules.sla.special_group_factor < 1:
-        span = (due_local - created_local) * rules.sla.special_group_factor
-        due_local = created_local + span
-    return to_utc_naive(due_local)
+        return start + (end - start) * rules.sla.special_group_factor
+    return end
+
+
+def compute_final_due_at(kind: TicketKind, priority: Priority | None, created_at: datetime,
+                         rules: ProjectRules) -> datetime | None:
+    """The hard limit for complex general complaints (at most N working days); None otherwise."""
+    if kind is not TicketKind.COMPLAINT or priority in (Priority.MAJOR, Priority.URGENT):
+        return None
+    created_local = to_local(created_at, rules.timezone)
+    return to_utc_naive(rules.calendar.add_working_days(created_local, rules.sla.complaint_max_working_days))
+
+
+def next_progress_update_at(created_at: datetime, previous: datetime | None, rules: ProjectRules) -> datetime:
+    """When a long-running complaint's next progress update is due."""
+    if previous is None:
+        start, days = created_at, rules.sla.progress_update_after_working_days
+    else:
+        start, days = previous, rules.sla.progress_update_every_working_days
+    return to_utc_naive(rules.calendar.add_working_days(to_local(start, rules.timezone), days))
+
+
+def callback_due_at(resolved_at: datetime, rules: ProjectRules) -> datetime:
+    """The latest moment the satisfaction callback may go out (within N hours of completion)."""
+    return resolved_at + timedelta(hours=rules.sla.callback_within_hours)
+
+
+def callback_send_at(resolved_at: datetime, rules: ProjectRules) -> datetime:
+    """When to send the callback: the configured delay after completion, moved out of the night
+    if that still keeps it inside the callback deadline."""
+    follow = rules.follow_up
+    send = resolved_at + timedelta(minutes=follow.callback_delay_minutes)
+    return outside_quiet_hours(send, callback_due_at(resolved_at, rules), rules)
+
+
+def outside_quiet_hours(moment: datetime, latest: datetime, rules: ProjectRules) -> datetime:
+    """`moment`, or the end of the night it falls in when that is no later than `latest`."""
+    follow = rules.follow_up
+    local = to_local(moment, rules.timezone)
+    if not follow.is_quiet(local.time()):
+        return moment
+    morning = local.replace(hour=follow.quiet_end.hour, minute=follow.quiet_end.minute, second=0, microsecond=0)
+    if morning <= local:
+        morning += timedelta(days=1)
+    candidate = to_utc_naive(morning)
+    # Better a message late in the evening than a missed callback deadline.
+    return candidate if candidate <= latest else moment
+
+
+def deadline_missed(ticket: Ticket, deadline: str) -> bool:
+    """Whether the ticket's state at this moment fails the named deadline (due/final/callback)."""
+    status = TicketStatus(ticket.status)
+    if deadline == "callback":
+        return status is TicketStatus.RESOLVED  # still waiting for its callback answer
+    if deadline == "due" and ticket.priority == Priority.EMERGENCY.value:
+        # The emergency deadline is about being on site: work started is in time.
+        return status in NOT_STARTED
+    return status in OPEN_STATUSES
+
+
+def overdue_deadlines(ticket: Ticket, now: datetime) -> list[str]:
+    """The deadlines this ticket has passed without meeting them, for staff views."""
+    moments = {"due": ticket.due_at, "final": ticket.final_due_at, "callback": ticket.callback_due_at}
+    return [name for name, moment in moments.items()
+            if moment is not None and moment < now and deadline_missed(ticket, name)]

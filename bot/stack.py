@@ -53,10 +53,16 @@ def _spawn(name: str, argv: list[str], health_url: str, env: dict[str, str], log
 
 def wait_until_healthy(service: Service, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    settle = time.monotonic() + 2
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
             hint = f" (see {service.log_path})" if service.log_path else ""
             raise RuntimeError(f"{service.name} exited with code {service.process.returncode}{hint}")
+        if not service.health_url:
+            if time.monotonic() >= settle:  # no HTTP side (the worker): alive after a moment is healthy
+                return
+            time.sleep(0.2)
+            continue
         try:
             with urllib.request.urlopen(service.health_url, timeout=2) as response:
                 if response.status == 200:
@@ -82,6 +88,10 @@ def start_rasa(model: Path, port: int, endpoints: Path, env: dict[str, str], log
             "--interface", "127.0.0.1", "--endpoints", str(endpoints), "--credentials",
             str(PROJECT_ROOT / "credentials.yml")]
     return _spawn("rasa", argv, f"http://127.0.0.1:{port}/status", env, log_dir)
+
+
+def start_worker(env: dict[str, str], log_dir: Path | None = None) -> Service:
+    return _spawn("worker", [sys.executable, "-m", "bot", "worker"], "", env, log_dir)
 
 
 def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | None = None) -> Service:
@@ -133,6 +143,7 @@ def run_stack(settings: Settings) -> int:
         services.append(start_action_server(settings.action_port, env, log_dir))
         services.append(start_rasa(model, settings.rasa_port, endpoints, env, log_dir))
         services.append(start_gateway(settings.gateway_host, settings.gateway_port, env, log_dir))
+        services.append(start_worker(env, log_dir))
         for service in services:
             wait_until_healthy(service, timeout=240)
         print(
@@ -143,6 +154,7 @@ def run_stack(settings: Settings) -> int:
             f"  (Authorization: Bearer {env['STAFF_API_TOKEN']})\n"
             f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook\n"
             f"  action server  http://127.0.0.1:{settings.action_port}/health\n"
+            "  worker         callbacks, progress updates, SLA checks (python -m bot worker)\n"
             f"  ticket store   {settings.database_url}\n"
             f"  logs           {log_dir}/\n"
             "Try: curl -s localhost:%d/webhooks/rest/webhook -d '{\"sender\":\"demo\",\"message\":\"我要报修\"}'\n"

@@ -5,13 +5,15 @@ import enum
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.clock import to_local, to_utc_naive
-from bot.models import Resident, Ticket, TicketEvent
+from bot.clock import to_local, to_utc_naive, utcnow
+from bot.lifecycle import OPEN_STATUSES
+from bot.models import Job, Resident, StaffAlert, Ticket, TicketEvent, TicketStatus
 from bot.privacy import mask_name, mask_openid, mask_phone, redact_text
 from bot.rules import ProjectRules
+from bot.sla import overdue_deadlines
 
 
 class StaffRole(str, enum.Enum):
@@ -55,7 +57,8 @@ def event_view(event: TicketEvent, role: StaffRole, rules: ProjectRules) -> dict
     }
 
 
-def ticket_view(ticket: Ticket, role: StaffRole, rules: ProjectRules) -> dict[str, Any]:
+def ticket_view(ticket: Ticket, role: StaffRole, rules: ProjectRules,
+                now: datetime | None = None) -> dict[str, Any]:
     full = role.sees_contact_data
     return {
         "number": ticket.number,
@@ -72,6 +75,9 @@ def ticket_view(ticket: Ticket, role: StaffRole, rules: ProjectRules) -> dict[st
         "created_at": _time(ticket.created_at, rules),
         "updated_at": _time(ticket.updated_at, rules),
         "due_at": _time(ticket.due_at, rules),
+        "final_due_at": _time(ticket.final_due_at, rules),
+        "callback_due_at": _time(ticket.callback_due_at, rules),
+        "overdue": overdue_deadlines(ticket, now or utcnow()),
         "resolved_at": _time(ticket.resolved_at, rules),
         "closed_at": _time(ticket.closed_at, rules),
         "events": [event_view(e, role, rules) for e in ticket.events],
@@ -80,8 +86,14 @@ def ticket_view(ticket: Ticket, role: StaffRole, rules: ProjectRules) -> dict[st
 
 def search_tickets(session: Session, *, kind: str | None = None, status: str | None = None,
                    resident: str | None = None, created_from: datetime | None = None,
-                   created_to: datetime | None = None, limit: int = 100) -> Sequence[Ticket]:
+                   created_to: datetime | None = None, overdue_at: datetime | None = None,
+                   limit: int = 100) -> Sequence[Ticket]:
     stmt = select(Ticket).options(selectinload(Ticket.events), selectinload(Ticket.resident))
+    if overdue_at is not None:
+        # Any deadline in the past; deadline_missed then drops those that were met.
+        stmt = stmt.where(or_(Ticket.due_at < overdue_at, Ticket.final_due_at < overdue_at,
+                              Ticket.callback_due_at < overdue_at),
+                          Ticket.status.in_([s.value for s in OPEN_STATUSES] + [TicketStatus.RESOLVED.value]))
     if kind:
         stmt = stmt.where(Ticket.kind == kind)
     if status:
@@ -92,4 +104,19 @@ def search_tickets(session: Session, *, kind: str | None = None, status: str | N
         stmt = stmt.where(Ticket.created_at >= to_utc_naive(created_from))
     if created_to:
         stmt = stmt.where(Ticket.created_at < to_utc_naive(created_to))
-    return session.execute(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)).scalars().all()
+    rows = session.execute(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)).scalars().all()
+    if overdue_at is not None:
+        rows = [t for t in rows if overdue_deadlines(t, overdue_at)]
+    return rows
+
+
+def alert_view(alert: StaffAlert, rules: ProjectRules) -> dict[str, Any]:
+    return {"id": alert.id, "reason": alert.reason, "ticket": alert.ticket.number if alert.ticket else None,
+            "detail": redact_text(alert.detail), "created_at": _time(alert.created_at, rules),
+            "acknowledged_at": _time(alert.acknowledged_at, rules), "acknowledged_by": alert.acknowledged_by}
+
+
+def job_view(job: Job, rules: ProjectRules) -> dict[str, Any]:
+    return {"id": job.id, "kind": job.kind, "status": job.status, "ticket_id": job.ticket_id,
+            "due_at": _time(job.due_at, rules), "attempts": job.attempts, "max_attempts": job.max_attempts,
+            "last_error": job.last_error}

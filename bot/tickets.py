@@ -17,7 +17,8 @@ from bot.lifecycle import NOT_STARTED, OPEN_STATUSES, RESIDENT_CANCELLABLE, chec
 from bot.models import Priority, Resident, Ticket, TicketEvent, TicketKind, TicketStatus
 from bot.numbering import next_ticket_number
 from bot.rules import ProjectRules
-from bot.sla import compute_due_at
+from bot import follow_ups
+from bot.sla import compute_due_at, compute_final_due_at
 from bot.triage import complaint_tier, repair_priority
 
 RESIDENT = "resident"
@@ -79,11 +80,13 @@ def _open_ticket(session: Session, rules: ProjectRules, *, kind: TicketKind, pri
         created_at=now,
         updated_at=now,
         due_at=compute_due_at(kind, priority, now, rules, resident.tags or ()),
+        final_due_at=compute_final_due_at(kind, priority, now, rules),
     )
     session.add(ticket)
     add_event(session, ticket, actor=RESIDENT, channel=channel, action="created", to_status=ticket.status,
               content=description, result=f"priority={ticket.priority or '-'}", now=now)
     session.flush()
+    follow_ups.on_opened(session, rules, ticket, now)
     return ticket
 
 
@@ -152,9 +155,10 @@ def record_feedback(session: Session, rules: ProjectRules, *, kind: TicketKind, 
                         channel=channel, now=now)
 
 
-def transition(session: Session, ticket: Ticket, target: TicketStatus, *, actor: str, channel: str,
-               content: str = "", result: str = "", now: datetime | None = None) -> TicketEvent:
-    """Move a ticket along the state machine; every move is recorded as an event."""
+def transition(session: Session, ticket: Ticket, target: TicketStatus, *, rules: ProjectRules, actor: str,
+               channel: str, content: str = "", result: str = "", now: datetime | None = None) -> TicketEvent:
+    """Move a ticket along the state machine; every move is recorded as an event and
+    schedules what follows it (callback after completion, fresh deadline after reopening)."""
     now = now or utcnow()
     current = TicketStatus(ticket.status)
     check_transition(ticket.number, current, target)
@@ -166,8 +170,25 @@ def transition(session: Session, ticket: Ticket, target: TicketStatus, *, actor:
         ticket.closed_at = now
     elif target is TicketStatus.REOPENED:
         ticket.resolved_at = None
-    return add_event(session, ticket, actor=actor, channel=channel, action="status", from_status=current.value,
-                     to_status=target.value, content=content, result=result, now=now)
+    record = add_event(session, ticket, actor=actor, channel=channel, action="status", from_status=current.value,
+                       to_status=target.value, content=content, result=result, now=now)
+    if target is TicketStatus.RESOLVED:
+        follow_ups.on_resolved(session, rules, ticket, now)
+    elif target is TicketStatus.REOPENED:
+        follow_ups.on_reopened(session, rules, ticket, now)
+    elif target in (TicketStatus.CLOSED, TicketStatus.CANCELLED):
+        follow_ups.on_finished(session, ticket, now)
+    return record
+
+
+def resolve_ticket(session: Session, rules: ProjectRules, ticket: Ticket, *, actor: str, channel: str,
+                   note: str, now: datetime | None = None) -> TicketEvent:
+    """Staff mark the work done (办结). A case nobody accepted yet is accepted on the way."""
+    now = now or utcnow()
+    if TicketStatus(ticket.status) is TicketStatus.NEW:
+        transition(session, ticket, TicketStatus.ACCEPTED, rules=rules, actor=actor, channel=channel, now=now)
+    return transition(session, ticket, TicketStatus.RESOLVED, rules=rules, actor=actor, channel=channel,
+                      content=note, result="resolved", now=now)
 
 
 def resident_tickets(session: Session, openid: str, *, open_only: bool = True) -> Sequence[Ticket]:
@@ -185,13 +206,13 @@ def find_ticket(session: Session, number: str) -> Ticket | None:
     return session.execute(select(Ticket).where(Ticket.number == number.upper())).scalar_one_or_none()
 
 
-def cancel_by_resident(session: Session, ticket: Ticket, *, openid: str, channel: str,
+def cancel_by_resident(session: Session, rules: ProjectRules, ticket: Ticket, *, openid: str, channel: str,
                        reason: str = "", now: datetime | None = None) -> TicketEvent:
     if ticket.resident is None or ticket.resident.openid != openid:
         raise TicketNotCancellable(f"ticket {ticket.number} does not belong to this resident")
     if TicketStatus(ticket.status) not in RESIDENT_CANCELLABLE:
         raise TicketNotCancellable(f"ticket {ticket.number} is already {ticket.status}")
-    return transition(session, ticket, TicketStatus.CANCELLED, actor=RESIDENT, channel=channel,
+    return transition(session, ticket, TicketStatus.CANCELLED, rules=rules, actor=RESIDENT, channel=channel,
                       content=reason or "resident cancelled", result="cancelled", now=now)
 
 

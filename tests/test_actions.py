@@ -152,7 +152,7 @@ async def test_check_status_lists_open_tickets_only(wired, rules):
             "repair_description": description, "room": "3栋2单元501", "visit_time": "随时"}), DOMAIN)
     first, second = tickets(wired)
     with wired.transaction() as s:
-        transition(s, s.get(Ticket, first.id), TicketStatus.CANCELLED, actor="resident", channel="rest")
+        transition(s, s.get(Ticket, first.id), TicketStatus.CANCELLED, rules=rules, actor="resident", channel="rest")
     dispatcher = CollectingDispatcher()
     await ActionCheckStatus().run(dispatcher, tracker("查询进度", intent="check_status"), DOMAIN)
     text = dispatcher.messages[0]["text"]

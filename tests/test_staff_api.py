@@ -40,7 +40,7 @@ async def api(sqlite_url, rules, tmp_path):
                            room="3栋2单元501", visit_time="明天", channel="wechat", now=NOON)
         complaint = open_complaint_ticket(s, rules, openid="oOther", description="楼道没打扫", demand="打扫",
                                           room=None, channel="wechat", now=datetime(2026, 11, 27, 4, 0))
-        transition(s, complaint, TicketStatus.ACCEPTED, actor="staff:li", channel="console")
+        transition(s, complaint, TicketStatus.ACCEPTED, rules=rules, actor="staff:li", channel="console")
     async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
         yield http
     await server.close()

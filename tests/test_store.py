@@ -96,7 +96,7 @@ def test_lifecycle_writes_an_event_per_step(store, rules):
         for target in (TicketStatus.ACCEPTED, TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED,
                        TicketStatus.REOPENED, TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED,
                        TicketStatus.CLOSED):
-            transition(s, ticket, target, actor="staff:wang", channel="console", content=target.value)
+            transition(s, ticket, target, rules=rules, actor="staff:wang", channel="console", content=target.value)
     with store.transaction() as s:
         saved = s.execute(select(Ticket).where(Ticket.id == ticket.id)).scalar_one()
         assert saved.status == "closed" and saved.resolved_at and saved.closed_at
@@ -118,11 +118,11 @@ def test_illegal_transitions_raise_and_write_nothing(store, rules, path, illegal
         ticket = open_repair_ticket(s, rules, openid="o1", description="灯坏了", room=None, visit_time=None,
                                     channel="rest", now=NOON_UTC)
         for step in path:
-            transition(s, ticket, step, actor="staff", channel="console")
+            transition(s, ticket, step, rules=rules, actor="staff", channel="console")
         ticket_id = ticket.id
     with pytest.raises(IllegalTransition, match=f"cannot go from .* to '{illegal.value}'"):
         with store.transaction() as s:
-            transition(s, s.get(Ticket, ticket_id), illegal, actor="staff", channel="console")
+            transition(s, s.get(Ticket, ticket_id), illegal, rules=rules, actor="staff", channel="console")
     with store.transaction() as s:
         assert len(s.get(Ticket, ticket_id).events) == 1 + len(path)
 
@@ -133,14 +133,14 @@ def test_resident_may_cancel_only_their_unstarted_ticket(store, rules):
                                   channel="rest")
         started = open_repair_ticket(s, rules, openid="o1", description="门坏了", room=None, visit_time=None,
                                      channel="rest")
-        transition(s, started, TicketStatus.ACCEPTED, actor="staff", channel="console")
-        transition(s, started, TicketStatus.IN_PROGRESS, actor="staff", channel="console")
+        transition(s, started, TicketStatus.ACCEPTED, rules=rules, actor="staff", channel="console")
+        transition(s, started, TicketStatus.IN_PROGRESS, rules=rules, actor="staff", channel="console")
     with store.transaction() as s:
         with pytest.raises(TicketNotCancellable):
-            cancel_by_resident(s, s.get(Ticket, mine.id), openid="someone-else", channel="rest")
+            cancel_by_resident(s, rules, s.get(Ticket, mine.id), openid="someone-else", channel="rest")
         with pytest.raises(TicketNotCancellable):
-            cancel_by_resident(s, s.get(Ticket, started.id), openid="o1", channel="rest")
-        cancel_by_resident(s, s.get(Ticket, mine.id), openid="o1", channel="rest", reason="已经好了")
+            cancel_by_resident(s, rules, s.get(Ticket, started.id), openid="o1", channel="rest")
+        cancel_by_resident(s, rules, s.get(Ticket, mine.id), openid="o1", channel="rest", reason="已经好了")
     with store.transaction() as s:
         assert s.get(Ticket, mine.id).status == "cancelled"
         assert [t.number for t in resident_tickets(s, "o1")] == [started.number]

@@ -60,13 +60,22 @@ class FakeWeChatApi:
 
     tokens_issued: list[str] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    templates: list[dict[str, Any]] = field(default_factory=list)
     reject_tokens: set[str] = field(default_factory=set)
+    # Residents whose last message is older than 48 h: customer-service sends get 45015.
+    out_of_window: set[str] = field(default_factory=set)
+    # The next N sends fail with "system busy" (WeChat's -1).
+    busy_sends: int = 0
+    # Sends to these residents hang until the client gives up (nothing is delivered).
+    hang_for: set[str] = field(default_factory=set)
+    hung: int = 0
     server: TestServer | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/cgi-bin/token", self._token)
         app.router.add_post("/cgi-bin/message/custom/send", self._send)
+        app.router.add_post("/cgi-bin/message/template/send", self._send_template)
         return app
 
     async def start(self) -> str:
@@ -93,9 +102,41 @@ class FakeWeChatApi:
             return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
         raw = await request.read()
         payload = json.loads(raw.decode("utf-8"))
+        refusal = await self._refusal(payload)
+        if refusal:
+            return refusal
+        if payload["touser"] in self.out_of_window:
+            return web.json_response({"errcode": 45015, "errmsg": "response out of time limit"})
         payload["_raw_has_escapes"] = b"\\u" in raw
         self.messages.append(payload)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _refusal(self, payload: dict[str, Any]) -> web.Response | None:
+        if payload.get("touser") in self.hang_for:
+            self.hung += 1
+            await asyncio.sleep(3600)  # the caller times out or dies; nothing is delivered
+        if self.busy_sends > 0:
+            self.busy_sends -= 1
+            return web.json_response({"errcode": -1, "errmsg": "system error"})
+        return None
+
+    async def _send_template(self, request: web.Request) -> web.Response:
+        token = request.query.get("access_token", "")
+        if not self.tokens_issued or token != self.tokens_issued[-1]:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        payload = json.loads((await request.read()).decode("utf-8"))
+        refusal = await self._refusal(payload)
+        if refusal:
+            return refusal
+        for key, value in payload.get("data", {}).items():
+            text = value.get("value", "")
+            if len(text) > 20 or "\n" in text:  # WeChat refuses such fields
+                return web.json_response({"errcode": 47003, "errmsg": f"argument invalid! data.{key}.value"})
+        self.templates.append(payload)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": len(self.templates)})
+
+    def everything_to(self, openid: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages + self.templates if m["touser"] == openid]
 
     def texts_to(self, openid: str) -> list[str]:
         return [m["text"]["content"] for m in self.messages if m["touser"] == openid]

@@ -12,9 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bot.gateway.keys import RULES, SETTINGS, STORE
-from bot.models import Ticket, TicketKind, TicketStatus
+from bot.alerts import acknowledge, open_alerts
+from bot.clock import utcnow
+from bot.lifecycle import IllegalTransition
+from bot.models import JobStatus, Ticket, TicketKind, TicketStatus
 from bot.rules import ProjectRules
-from bot.staff_views import StaffRole, search_tickets, ticket_view
+from bot.scheduler.queue import jobs_with_status, retry_parked
+from bot.staff_views import StaffRole, alert_view, job_view, search_tickets, ticket_view
+from bot.tickets import find_ticket, resolve_ticket
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,7 @@ async def list_tickets(request: web.Request) -> web.Response:
         resident=q.get("resident") or None,
         created_from=_day_start(q.get("from"), rules, next_day=False),
         created_to=_day_start(q.get("to"), rules, next_day=True),
+        overdue_at=utcnow() if q.get("overdue") in ("1", "true", "yes") else None,
         limit=_limit(q.get("limit")),
     )
     log.info("staff API: %s lists tickets kind=%s status=%s by_resident=%s from=%s to=%s", role.value,
@@ -106,7 +112,125 @@ async def get_ticket(request: web.Request) -> web.Response:
     return _json(view)
 
 
+async def _json_body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _error(web.HTTPBadRequest, "the body must be a JSON object") from exc
+    if not isinstance(body, dict):
+        raise _error(web.HTTPBadRequest, "the body must be a JSON object")
+    return body
+
+
+def _staff_name(body: dict, role: StaffRole) -> str:
+    name = str(body.get("staff") or "").strip()[:48]
+    return f"staff:{name}" if name else f"staff:{role.value}"
+
+
+async def resolve(request: web.Request) -> web.Response:
+    """办结: the work is done; the satisfaction callback is scheduled with it."""
+    role = role_of(request)
+    rules, store = request.app[RULES], request.app[STORE]
+    number = request.match_info["number"].upper()
+    body = await _json_body(request)
+    note = str(body.get("note") or "").strip()
+    if not note:
+        raise _error(web.HTTPBadRequest, "say what was done: {\"note\": \"...\"}")
+    actor = _staff_name(body, role)
+    log.info("staff API: %s resolves ticket %s", actor, number)
+
+    def apply() -> dict | None:
+        with store.transaction() as session:
+            ticket = find_ticket(session, number)
+            if ticket is None:
+                return None
+            resolve_ticket(session, rules, ticket, actor=actor, channel="console", note=note[:2000])
+            session.flush()
+            return ticket_view(ticket, role, rules)
+
+    try:
+        view = await asyncio.to_thread(apply)
+    except IllegalTransition as exc:
+        raise _error(web.HTTPConflict, str(exc)) from exc
+    if view is None:
+        raise _error(web.HTTPNotFound, f"no ticket {number}")
+    return _json(view)
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    role = role_of(request)
+    rules, store = request.app[RULES], request.app[STORE]
+    log.info("staff API: %s lists open alerts", role.value)
+
+    def query() -> list[dict]:
+        with store.transaction() as session:
+            return [alert_view(a, rules) for a in open_alerts(session)]
+
+    items = await asyncio.to_thread(query)
+    return _json({"count": len(items), "alerts": items})
+
+
+async def acknowledge_alert(request: web.Request) -> web.Response:
+    role = role_of(request)
+    rules, store = request.app[RULES], request.app[STORE]
+    body = await _json_body(request)
+    try:
+        alert_id = int(request.match_info["alert_id"])
+    except ValueError as exc:
+        raise _error(web.HTTPBadRequest, "alert ids are numbers") from exc
+
+    def apply() -> dict | None:
+        with store.transaction() as session:
+            alert = acknowledge(session, alert_id, _staff_name(body, role))
+            return alert_view(alert, rules) if alert else None
+
+    view = await asyncio.to_thread(apply)
+    if view is None:
+        raise _error(web.HTTPNotFound, f"no alert {alert_id}")
+    return _json(view)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """Scheduled work by status; `parked` is what gave up and needs a person."""
+    role = role_of(request)
+    rules, store = request.app[RULES], request.app[STORE]
+    status = _choice(request.query.get("status"), {s.value for s in JobStatus}, "status") or JobStatus.PARKED.value
+    log.info("staff API: %s lists %s jobs", role.value, status)
+
+    def query() -> list[dict]:
+        with store.transaction() as session:
+            return [job_view(j, rules) for j in jobs_with_status(session, JobStatus(status))]
+
+    items = await asyncio.to_thread(query)
+    return _json({"count": len(items), "jobs": items})
+
+
+async def retry_job(request: web.Request) -> web.Response:
+    role = role_of(request)
+    rules, store = request.app[RULES], request.app[STORE]
+    try:
+        job_id = int(request.match_info["job_id"])
+    except ValueError as exc:
+        raise _error(web.HTTPBadRequest, "job ids are numbers") from exc
+    log.info("staff API: %s retries job %d", role.value, job_id)
+
+    def apply() -> dict | None:
+        with store.transaction() as session:
+            job = retry_parked(session, job_id, utcnow())
+            return job_view(job, rules) if job else None
+
+    view = await asyncio.to_thread(apply)
+    if view is None:
+        raise _error(web.HTTPConflict, f"job {job_id} is not parked")
+    return _json(view)
+
+
 ROUTES = [
     web.get("/api/tickets", list_tickets),
     web.get("/api/tickets/{number}", get_ticket),
+    web.post("/api/tickets/{number}/resolve", resolve),
+    web.get("/api/alerts", list_alerts),
+    web.post("/api/alerts/{alert_id}/ack", acknowledge_alert),
+    web.get("/api/jobs", list_jobs),
+    web.post("/api/jobs/{job_id}/retry", retry_job),
 ]

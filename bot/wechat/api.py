@@ -89,3 +89,12 @@ class WeChatApi:
         await self._post("/cgi-bin/message/custom/send",
                          {"touser": openid, "msgtype": "text", "text": {"content": text}})
         log.info("customer-service message sent to %s (%d chars)", mask_openid(openid), len(text))
+
+    async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str = "") -> None:
+        """Template message (模板消息): the only way to reach a resident outside the 48-hour window."""
+        payload: dict[str, Any] = {"touser": openid, "template_id": template_id,
+                                   "data": {key: {"value": value} for key, value in data.items()}}
+        if url:
+            payload["url"] = url
+        await self._post("/cgi-bin/message/template/send", payload)
+        log.info("template message %s sent to %s", template_id, mask_openid(openid))

@@ -1,0 +1,188 @@
+"""Satisfaction surveys in the conversation: opened by the worker through an external
+intent, answered in the resident's next message(s), recorded by `bot.surveys`."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions.common import apologise_store_failure, input_channel, latest_intent, latest_text, resident_id
+from bot import replies, runtime, surveys
+from bot.models import Survey
+
+log = logging.getLogger(__name__)
+
+SURVEY_SLOTS = ("survey_reply", "survey_comment", "survey_attempts")
+OPEN_INTENT = "EXTERNAL_satisfaction_survey"
+NO_COMMENT = "-"  # the comment slot is filled but the resident had nothing to add
+
+
+def _survey_id(tracker: Tracker) -> Optional[int]:
+    value = tracker.get_slot("survey_id")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _labels(survey_id: Optional[int]) -> List[str]:
+    with runtime.get_store().transaction() as session:
+        survey = session.get(Survey, survey_id) if survey_id else None
+        if survey is None:
+            return [label for _key, label in surveys.CALLBACK_DIMENSIONS]
+        return surveys.dimension_labels(survey, runtime.get_rules())
+
+
+def _dimensions(survey_id: Optional[int]) -> List[str]:
+    with runtime.get_store().transaction() as session:
+        survey = session.get(Survey, survey_id) if survey_id else None
+        return list(survey.dimensions) if survey is not None else [k for k, _l in surveys.CALLBACK_DIMENSIONS]
+
+
+class ActionStartSurvey(Action):
+    """Runs on the worker's external intent: remember which survey this conversation answers."""
+
+    def name(self) -> Text:
+        return "action_start_survey"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        survey_id = next(tracker.get_latest_entity_values("survey_id"), None)
+        return [SlotSet("survey_id", str(survey_id) if survey_id is not None else None)] + \
+            [SlotSet(slot, None) for slot in SURVEY_SLOTS]
+
+
+class ActionAskSurveyReply(Action):
+    """The survey question: in full when the survey opens, shorter help when asked again."""
+
+    def name(self) -> Text:
+        return "action_ask_survey_reply"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        survey_id = _survey_id(tracker)
+        if latest_intent(tracker) != OPEN_INTENT:
+            dispatcher.utter_message(text=replies.survey_ask_again(_labels(survey_id)))
+            return []
+        with runtime.get_store().transaction() as session:
+            survey = session.get(Survey, survey_id) if survey_id else None
+            rules = runtime.get_rules()
+            labels = surveys.dimension_labels(survey, rules) if survey else \
+                [label for _k, label in surveys.CALLBACK_DIMENSIONS]
+            text = replies.survey_prompt(survey.ticket if survey else None, labels, rules)
+        dispatcher.utter_message(text=text)
+        return []
+
+
+class ActionAskSurveyComment(Action):
+    def name(self) -> Text:
+        return "action_ask_survey_comment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        dispatcher.utter_message(text=replies.survey_ask_comment())
+        return []
+
+
+class ValidateSurveyForm(FormValidationAction):
+    def name(self) -> Text:
+        return "validate_survey_form"
+
+    async def validate_survey_reply(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                    domain: DomainDict) -> Dict[Text, Any]:
+        text = str(value or "").strip()
+        rules = runtime.get_rules()
+        answer = surveys.parse_answer(text, _dimensions(_survey_id(tracker)), rules.follow_up.dissatisfied_max_score)
+        if not answer.understood and not tracker.get_slot("survey_attempts"):
+            return {"survey_reply": None, "survey_attempts": 1.0}  # asked again, once
+        filled: Dict[Text, Any] = {"survey_reply": text}
+        # A comment already given, a complaint about the result, or a second unclear reply
+        # (kept as the comment for staff) ends the survey without another question.
+        if answer.comment or answer.verdict is surveys.Verdict.DISSATISFIED or not answer.understood:
+            filled["survey_comment"] = NO_COMMENT
+        return filled
+
+    async def validate_survey_comment(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                      domain: DomainDict) -> Dict[Text, Any]:
+        text = str(value or "").strip()
+        return {"survey_comment": NO_COMMENT if not text or surveys.is_nothing_more(text) else text}
+
+
+class ActionSubmitSurvey(Action):
+    def name(self) -> Text:
+        return "action_submit_survey"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        reply = str(tracker.get_slot("survey_reply") or "")
+        comment = str(tracker.get_slot("survey_comment") or "")
+        text = reply if comment in ("", NO_COMMENT) else f"{reply}\n{comment}"
+        done = [SlotSet("survey_id", None)] + [SlotSet(slot, None) for slot in SURVEY_SLOTS]
+        answer_survey(dispatcher, tracker, _survey_id(tracker), reply,
+                      extra_comment="" if comment in ("", NO_COMMENT) else comment, full_text=text)
+        return done
+
+
+class ActionAnswerSurvey(Action):
+    """A survey answer outside the survey form (the conversation session had expired)."""
+
+    def name(self) -> Text:
+        return "action_answer_survey"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        text = latest_text(tracker)
+        answer_survey(dispatcher, tracker, None, text, extra_comment="", full_text=text)
+        return []
+
+
+class ActionEndSurvey(Action):
+    """The worker closed an unanswered survey: leave the form quietly."""
+
+    def name(self) -> Text:
+        return "action_end_survey"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        events: List[EventType] = [SlotSet("survey_id", None)] + [SlotSet(s, None) for s in SURVEY_SLOTS]
+        if (tracker.active_loop or {}).get("name") == "survey_form":
+            events = [ActiveLoop(None), SlotSet("requested_slot", None)] + events
+        return events
+
+
+def answer_survey(dispatcher: CollectingDispatcher, tracker: Tracker, survey_id: Optional[int], reply: str, *,
+                  extra_comment: str, full_text: str) -> None:
+    rules = runtime.get_rules()
+    openid = resident_id(tracker)
+    try:
+        with runtime.get_store().transaction() as session:
+            survey = session.get(Survey, survey_id) if survey_id else surveys.open_survey_of(session, openid)
+            if survey is None or survey.resident is None or survey.resident.openid != openid:
+                dispatcher.utter_message(text=replies.survey_recorded())
+                return
+            answer = surveys.parse_answer(reply, survey.dimensions, rules.follow_up.dissatisfied_max_score)
+            if extra_comment:
+                answer = surveys.Answer(answer.scores, answer.overall, answer.verdict,
+                                        "；".join(c for c in (answer.comment, extra_comment) if c))
+            if not answer.understood and not answer.comment:
+                answer = surveys.Answer(comment=reply.strip())
+            outcome = surveys.record_answer(session, rules, survey, answer, text=full_text,
+                                            channel=input_channel(tracker))
+            ticket = survey.ticket
+            if outcome is surveys.Outcome.REOPENED and ticket is not None:
+                message = replies.survey_reopened(ticket, rules)
+            elif outcome is surveys.Outcome.CLOSED:
+                message = replies.survey_closed_thanks(ticket.number if ticket else None)
+            elif not answer.understood:
+                message = replies.survey_unclear_recorded()
+            else:
+                message = replies.survey_recorded()
+    except SQLAlchemyError:
+        apologise_store_failure(dispatcher, tracker, "recording a survey answer")
+        return
+    dispatcher.utter_message(text=message)

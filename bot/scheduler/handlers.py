@@ -1,0 +1,273 @@
+"""What each job kind does when it comes due.
+
+Every handler first re-reads the case: a job scheduled yesterday may find the case closed,
+reopened or already answered, and then does nothing. Handlers may run more than once
+(at-least-once delivery); what they send carries an idempotency key, what they write is
+keyed too, so a repeat changes nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Awaitable, Callable
+
+from sqlalchemy import select
+
+from bot import alerts, replies, surveys
+from bot.assistant import AssistantClient
+from bot.clock import to_local
+from bot.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH
+from bot.models import Resident, Survey, SurveyStatus, Ticket, TicketKind, TicketStatus
+from bot.notify import Notice, NotDeliverable, deliver
+from bot.rules import ProjectRules
+from bot.scheduler import queue
+from bot.scheduler.queue import ClaimedJob
+from bot.sla import deadline_missed, next_progress_update_at, outside_quiet_hours
+from bot.store import TicketStore
+from bot.wechat.api import WeChatApi
+
+log = logging.getLogger(__name__)
+
+OPEN_SURVEY_INTENT = "EXTERNAL_satisfaction_survey"
+CLOSE_SURVEY_INTENT = "EXTERNAL_survey_closed"
+# A resident who wrote within this many minutes is in a conversation: do not interrupt it.
+CHATTING = timedelta(minutes=10)
+
+
+@dataclass
+class Context:
+    store: TicketStore
+    rules: ProjectRules
+    api: WeChatApi
+    assistant: AssistantClient
+
+
+class Deferred(Exception):
+    """Run the job again at `until`; not a failure."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+
+
+def _notice_values(ticket: Ticket | None, rules: ProjectRules, now: datetime) -> dict[str, str]:
+    local = to_local(now, rules.timezone)
+    values = {"project": rules.name, "time": f"{local:%Y-%m-%d %H:%M}", "title": "服务回访"}
+    if ticket is not None:
+        values.update(number=ticket.number, kind=replies.KIND_LABELS_ZH[TicketKind(ticket.kind)],
+                      status=STATUS_LABELS_ZH[TicketStatus(ticket.status)], summary=ticket.description)
+    else:
+        values.update(number="", kind="满意度调查", status="", summary="年度满意度调查")
+    return values
+
+
+# --- surveys ------------------------------------------------------------------------
+
+
+async def _open_survey(ctx: Context, survey_id: int, now: datetime) -> None:
+    """Open the survey in the resident's conversation and deliver its question."""
+    def load() -> tuple[str, int | None, dict[str, str]] | None:
+        with ctx.store.transaction() as session:
+            survey = session.get(Survey, survey_id)
+            if survey.status not in (SurveyStatus.SCHEDULED.value, SurveyStatus.SENT.value):
+                return None
+            return survey.resident.openid, survey.ticket_id, _notice_values(survey.ticket, ctx.rules, now)
+
+    loaded = await asyncio.to_thread(load)
+    if loaded is None:
+        return
+    openid, ticket_id, values = loaded
+    said = await ctx.assistant.trigger_intent(openid, OPEN_SURVEY_INTENT, {"survey_id": str(survey_id)})
+    if not said:
+        raise RuntimeError("the assistant opened the survey but asked nothing")
+    values["title"] = "服务回访" if ticket_id else "年度满意度调查"
+    try:
+        await deliver(ctx.api, ctx.store, ctx.rules,
+                      Notice(openid, "\n\n".join(said), key=f"survey:{survey_id}:question", template="survey",
+                             values=values, ticket_id=ticket_id), now)
+    except NotDeliverable as exc:
+        await asyncio.to_thread(_unreachable, ctx, survey_id, str(exc), now)
+        return
+    await asyncio.to_thread(_survey_sent, ctx, survey_id, now)
+
+
+def _unreachable(ctx: Context, survey_id: int, why: str, now: datetime) -> None:
+    with ctx.store.transaction() as session:
+        survey = session.get(Survey, survey_id)
+        survey.status = SurveyStatus.CANCELLED.value
+        alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=survey.ticket, key=f"survey:{survey_id}:unreachable",
+                           detail=f"survey cannot reach the resident on WeChat ({why}); please call them", now=now)
+
+
+def _survey_sent(ctx: Context, survey_id: int, now: datetime) -> None:
+    follow = ctx.rules.follow_up
+    with ctx.store.transaction() as session:
+        survey = session.get(Survey, survey_id)
+        if survey.status == SurveyStatus.SCHEDULED.value:
+            survey.status = SurveyStatus.SENT.value
+            survey.sent_at = now
+        remind = now + timedelta(hours=follow.survey_reminder_hours)
+        close = now + timedelta(hours=follow.survey_close_hours)
+        for kind, due in ((queue.SURVEY_REMINDER, outside_quiet_hours(remind, close, ctx.rules)),
+                          (queue.SURVEY_CLOSE, close)):
+            queue.enqueue(session, kind=kind, due_at=due, key=f"{kind}:{survey_id}", now=now,
+                          ticket_id=survey.ticket_id, survey_id=survey_id, max_attempts=follow.job_max_attempts)
+
+
+async def satisfaction_callback(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def prepare() -> int | None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            stamp = job.payload.get("resolved_at")
+            if ticket is None or ticket.status != TicketStatus.RESOLVED.value or ticket.resident is None \
+                    or ticket.resolved_at is None or ticket.resolved_at.isoformat() != stamp:
+                return None  # reopened, closed or answered since: this callback is moot
+            last = ticket.resident.last_message_at
+            later = now + timedelta(minutes=ctx.rules.follow_up.busy_defer_minutes)
+            if last is not None and now - last < CHATTING and (ticket.callback_due_at is None
+                                                               or later <= ticket.callback_due_at):
+                raise Deferred(later, "resident is in a conversation")
+            return surveys.callback_survey_for(session, ticket, stamp, now).id
+
+    survey_id = await asyncio.to_thread(prepare)
+    if survey_id is not None:
+        await _open_survey(ctx, survey_id, now)
+
+
+async def annual_survey(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def prepare() -> int | None:
+        with ctx.store.transaction() as session:
+            resident = session.get(Resident, int(job.payload["resident_id"]))
+            if resident is None or not resident.openid or not resident.subscribed:
+                return None  # moved out or unfollowed since the campaign started
+            return surveys.annual_survey_for(session, ctx.rules, resident, str(job.payload["campaign"]), now).id
+
+    survey_id = await asyncio.to_thread(prepare)
+    if survey_id is not None:
+        await _open_survey(ctx, survey_id, now)
+
+
+async def survey_reminder(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def load() -> Notice | None:
+        with ctx.store.transaction() as session:
+            survey = session.get(Survey, job.survey_id)
+            if survey is None or survey.status != SurveyStatus.SENT.value:
+                return None
+            return Notice(survey.resident.openid, replies.survey_reminder(survey.ticket),
+                          key=f"survey:{survey.id}:reminder", template="survey",
+                          values=_notice_values(survey.ticket, ctx.rules, now), ticket_id=survey.ticket_id)
+
+    def reminded() -> None:
+        with ctx.store.transaction() as session:
+            survey = session.get(Survey, job.survey_id)
+            if survey.status == SurveyStatus.SENT.value:
+                survey.status = SurveyStatus.REMINDED.value
+                survey.reminded_at = now
+
+    notice = await asyncio.to_thread(load)
+    if notice is None:
+        return
+    try:
+        await deliver(ctx.api, ctx.store, ctx.rules, notice, now)
+    except NotDeliverable:
+        log.warning("survey %d: reminder not deliverable; the survey will close as unanswered", job.survey_id)
+    await asyncio.to_thread(reminded)
+
+
+async def survey_close(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def close() -> str | None:
+        with ctx.store.transaction() as session:
+            survey = session.get(Survey, job.survey_id)
+            if survey is None:
+                return None
+            surveys.close_unanswered(session, ctx.rules, survey, now)
+            return survey.resident.openid if survey.status == SurveyStatus.NO_ANSWER.value else None
+
+    openid = await asyncio.to_thread(close)
+    if openid:
+        # The resident's conversation must stop reading their messages as survey answers.
+        await ctx.assistant.trigger_intent(openid, CLOSE_SURVEY_INTENT, {})
+
+
+# --- case follow-ups ------------------------------------------------------------------
+
+
+async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    sequence = int(job.payload.get("sequence", 1))
+
+    def load() -> Notice | None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            if ticket is None or TicketStatus(ticket.status) not in OPEN_STATUSES or ticket.resident is None:
+                return None
+            return Notice(ticket.resident.openid, replies.progress_update(ticket, ctx.rules),
+                          key=f"progress:{ticket.id}:{sequence}", template="progress",
+                          values=_notice_values(ticket, ctx.rules, now), ticket_id=ticket.id)
+
+    def schedule_next() -> None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            due = next_progress_update_at(ticket.created_at, job.due_at, ctx.rules)
+            queue.enqueue(session, kind=queue.PROGRESS_UPDATE, due_at=due, key=f"progress:{ticket.id}:{sequence + 1}",
+                          now=now, ticket_id=ticket.id, payload={"sequence": sequence + 1},
+                          max_attempts=ctx.rules.follow_up.job_max_attempts)
+
+    notice = await asyncio.to_thread(load)
+    if notice is None:
+        return
+    try:
+        await deliver(ctx.api, ctx.store, ctx.rules, notice, now)
+    except NotDeliverable as exc:
+        def unreachable() -> None:
+            with ctx.store.transaction() as session:
+                alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=session.get(Ticket, job.ticket_id),
+                                   key=f"progress:{job.ticket_id}:{sequence}:unreachable", now=now,
+                                   detail=f"progress update cannot reach the resident ({exc}); please call them")
+        await asyncio.to_thread(unreachable)
+    await asyncio.to_thread(schedule_next)
+
+
+async def sla_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    deadline = str(job.payload.get("deadline", "due"))
+
+    def check() -> None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            if ticket is None:
+                return
+            local_due = replies.format_local(job.due_at, ctx.rules)
+            if deadline == "callback":
+                stamp = job.payload.get("resolved_at")
+                sent = session.execute(select(Survey.id).where(
+                    Survey.ticket_id == ticket.id, Survey.campaign == f"resolved:{stamp}",
+                    Survey.sent_at.is_not(None))).first()
+                if sent is None and deadline_missed(ticket, deadline):
+                    alerts.raise_alert(session, reason=alerts.CALLBACK_MISSED, ticket=ticket,
+                                       key=f"sla:{ticket.id}:callback:{stamp}", now=now,
+                                       detail=f"no satisfaction callback for {ticket.number} by {local_due}; "
+                                              "please call the resident")
+                return
+            current = ticket.due_at if deadline == "due" else ticket.final_due_at
+            if current != job.due_at or not deadline_missed(ticket, deadline):
+                return  # met, or the deadline moved (reopened) and has its own check
+            what = {"due": "deadline", "final": "hard limit"}.get(deadline, deadline)
+            alerts.raise_alert(session, reason=alerts.SLA_BREACH, ticket=ticket,
+                               key=f"sla:{ticket.id}:{deadline}:{job.due_at.isoformat()}", now=now,
+                               detail=f"{ticket.number} ({ticket.kind}, {ticket.priority or '-'}) missed its {what} "
+                                      f"{local_due}; status {ticket.status}")
+
+    await asyncio.to_thread(check)
+
+
+Handler = Callable[[Context, ClaimedJob, datetime], Awaitable[None]]
+
+HANDLERS: dict[str, Handler] = {
+    queue.SATISFACTION_CALLBACK: satisfaction_callback,
+    queue.ANNUAL_SURVEY: annual_survey,
+    queue.SURVEY_REMINDER: survey_reminder,
+    queue.SURVEY_CLOSE: survey_close,
+    queue.PROGRESS_UPDATE: progress_update,
+    queue.SLA_CHECK: sla_check,
+}

@@ -1,0 +1,109 @@
+"""`python -m bot worker`: claims due jobs and runs them, until stopped (or once, with --once).
+
+Several workers may run against PostgreSQL; each claims its own jobs (SKIP LOCKED). With
+`--now` the worker runs on a given clock: what is due at that moment runs, nothing else.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from datetime import datetime
+from typing import Callable
+
+import aiohttp
+
+from bot.assistant import AssistantClient
+from bot.clock import utcnow
+from bot.config import Settings
+from bot.rules import ProjectRules
+from bot.scheduler import queue
+from bot.scheduler.handlers import HANDLERS, Context, Deferred
+from bot.store import TicketStore
+from bot.wechat.api import WeChatApi
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 2.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    def __init__(self, ctx: Context, name: str, clock: Callable[[], datetime] = utcnow, batch: int = 10) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.clock = clock
+        self.batch = batch
+        self.stopping = asyncio.Event()
+
+    async def run_job(self, job: queue.ClaimedJob) -> str:
+        store, rules, now = self.ctx.store, self.ctx.rules, self.clock()
+        handler = HANDLERS.get(job.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"unknown job kind {job.kind!r}")
+            await handler(self.ctx, job, now)
+        except Deferred as wait:
+            await asyncio.to_thread(queue.defer, store, job.id, self.name, wait.until, now, str(wait))
+            log.info("job %d (%s) deferred to %s: %s", job.id, job.kind, wait.until.isoformat(timespec="minutes"), wait)
+            return "deferred"
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never fatal
+            parked = await asyncio.to_thread(queue.fail, store, job.id, self.name, f"{exc.__class__.__name__}: {exc}",
+                                             now, rules.follow_up)
+            log.log(logging.ERROR if parked else logging.WARNING, "job %d (%s) attempt %d/%d failed%s: %s",
+                    job.id, job.kind, job.attempts, job.max_attempts, " and is parked" if parked else "", exc)
+            return "parked" if parked else "failed"
+        await asyncio.to_thread(queue.complete, store, job.id, self.name, now)
+        log.info("job %d (%s) done", job.id, job.kind)
+        return "done"
+
+    async def run_due(self) -> dict[str, int]:
+        """Run everything due now; returns counts by result."""
+        counts: dict[str, int] = {}
+        while not self.stopping.is_set():
+            jobs = await asyncio.to_thread(queue.claim_due, self.ctx.store, self.name, self.clock(), limit=self.batch)
+            if not jobs:
+                break
+            for job in jobs:
+                result = await self.run_job(job)
+                counts[result] = counts.get(result, 0) + 1
+        return counts
+
+    async def run_forever(self, poll_interval: float = POLL_INTERVAL) -> None:
+        log.info("worker %s started (poll every %.1f s)", self.name, poll_interval)
+        while not self.stopping.is_set():
+            try:
+                await self.run_due()
+            except Exception:  # noqa: BLE001 - e.g. the database is briefly down: try again
+                log.exception("worker round failed; retrying in %.0f s", poll_interval * 5)
+                await asyncio.sleep(poll_interval * 4)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), poll_interval)
+            except asyncio.TimeoutError:
+                pass
+        log.info("worker %s stopped", self.name)
+
+
+async def run(settings: Settings, rules: ProjectRules, *, once: bool, now: datetime | None) -> dict[str, int]:
+    store = TicketStore(settings.database_url)
+    async with aiohttp.ClientSession() as http:
+        ctx = Context(store, rules,
+                      WeChatApi(http, store, settings.wechat_api_base_url, settings.wechat_app_id,
+                                settings.wechat_app_secret),
+                      AssistantClient(http, settings.rasa_url, settings.action_server_url))
+        worker = Worker(ctx, worker_name(), clock=(lambda: now) if now else utcnow)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, worker.stopping.set)  # finish the job in hand, then stop
+        try:
+            if once:
+                return await worker.run_due()
+            await worker.run_forever()
+            return {}
+        finally:
+            store.dispose()

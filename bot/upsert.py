@@ -1,0 +1,15 @@
+"""Insert-once for rows with a unique key, on SQLite and PostgreSQL alike."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def insert_once(session: Session, model: type, key_column: str, values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when this call created the row."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=[key_column]))
+    return result.rowcount == 1
