@@ -99,6 +99,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def postgres_database_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (for tests about PostgreSQL behaviour itself)."""
+    name, url = _create_postgres_database(postgres_server)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        _drop_postgres_database(postgres_server, name)
+
+
+@pytest.fixture
 def store(database_url: str) -> Iterator[TicketStore]:
     ticket_store = TicketStore(database_url)
     yield ticket_store

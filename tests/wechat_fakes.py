@@ -103,7 +103,7 @@ class FakeWeChatApi:
         raw = await request.read()
         payload = json.loads(raw.decode("utf-8"))
         refusal = await self._refusal(payload)
-        if refusal:
+        if refusal is not None:
             return refusal
         if payload["touser"] in self.out_of_window:
             return web.json_response({"errcode": 45015, "errmsg": "response out of time limit"})
@@ -126,7 +126,7 @@ class FakeWeChatApi:
             return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
         payload = json.loads((await request.read()).decode("utf-8"))
         refusal = await self._refusal(payload)
-        if refusal:
+        if refusal is not None:
             return refusal
         for key, value in payload.get("data", {}).items():
             text = value.get("value", "")
