@@ -95,7 +95,9 @@ class ValidateSurveyForm(FormValidationAction):
 
     async def validate_survey_reply(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                     domain: DomainDict) -> Dict[Text, Any]:
-        text = str(value or "").strip()
+        if value is None:  # a reset by action_start_survey, not an answer
+            return {"survey_reply": None}
+        text = str(value).strip()
         rules = runtime.get_rules()
         answer = surveys.parse_answer(text, _dimensions(_survey_id(tracker)), rules.follow_up.dissatisfied_max_score)
         if not answer.understood and not tracker.get_slot("survey_attempts"):
@@ -109,7 +111,9 @@ class ValidateSurveyForm(FormValidationAction):
 
     async def validate_survey_comment(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                       domain: DomainDict) -> Dict[Text, Any]:
-        text = str(value or "").strip()
+        if value is None:
+            return {"survey_comment": None}
+        text = str(value).strip()
         return {"survey_comment": NO_COMMENT if not text or surveys.is_nothing_more(text) else text}
 
 

@@ -94,8 +94,9 @@ def _numbers(text: str) -> list[tuple[int, int, int]]:
             found.append((_CN_DIGITS[match.group(1)], match.start(), match.end()))
     bare = re.fullmatch(r"\s*([一二两三四五](?:\s*[，,、 ]?\s*[一二两三四五]){0,3})\s*", text)
     if bare and not found:
+        # The whole reply is the scores: the first carries the span so none of it is a comment.
         digits = [c for c in bare.group(1) if c in _CN_DIGITS]
-        found = [(_CN_DIGITS[c], 0, 0) for c in digits]
+        found = [(_CN_DIGITS[c], bare.start(1) if i == 0 else bare.end(1), bare.end(1)) for i, c in enumerate(digits)]
     return sorted(found, key=lambda item: item[1])
 
 
@@ -124,8 +125,7 @@ def _sentiment(text: str) -> Verdict | None:
 def _comment(text: str, numbers: list[tuple[int, int, int]]) -> str:
     rest = text
     for _value, start, end in sorted(numbers, key=lambda item: -item[1]):
-        if end:
-            rest = rest[:start] + " " + rest[end:]
+        rest = rest[:start] + " " + rest[end:]
     for words in _DIMENSION_WORDS.values():
         for word in words:
             rest = rest.replace(word, " ")
@@ -168,8 +168,13 @@ def is_nothing_more(text: str) -> bool:
 # --- the survey's life ------------------------------------------------------------
 
 
+def _labels_for(survey: Survey, rules: ProjectRules) -> dict[str, str]:
+    # The same key may read differently: a callback's "quality" is 处理质量, the annual one's 服务质量.
+    return dict(rules.annual_survey_dimensions) if survey.kind == ANNUAL else dict(CALLBACK_DIMENSIONS)
+
+
 def dimension_labels(survey: Survey, rules: ProjectRules) -> list[str]:
-    labels = dict(CALLBACK_DIMENSIONS) | dict(rules.annual_survey_dimensions)
+    labels = _labels_for(survey, rules)
     return [labels.get(key, key) for key in survey.dimensions or ()]
 
 
@@ -255,7 +260,7 @@ def record_answer(session: Session, rules: ProjectRules, survey: Survey, answer:
 
 
 def describe_answer(survey: Survey, answer: Answer, rules: ProjectRules) -> str:
-    labels = dict(CALLBACK_DIMENSIONS) | dict(rules.annual_survey_dimensions)
+    labels = _labels_for(survey, rules)
     parts = [f"{labels.get(k, k)}{v}分" for k, v in answer.scores.items()]
     if answer.overall is not None:
         parts.append(f"总体{answer.overall}分")

@@ -29,6 +29,7 @@ class WeChatStack:
     api: FakeWeChatApi
     rasa: RasaProxy
     http: aiohttp.ClientSession
+    api_url: str = ""
 
     async def say(self, openid: str, text: str, msg_id: int | None = None) -> str | None:
         push = await self.wechat.push(self.http, text_xml(openid, text, msg_id=msg_id))
@@ -46,15 +47,15 @@ class WeChatStack:
         return self.live.tickets_of(openid)
 
 
-async def _stack(live: LiveStack, budget: float, rules) -> AsyncIterator[WeChatStack]:  # type: ignore
+async def _stack(live: LiveStack, budget: float, rules, **overrides) -> AsyncIterator[WeChatStack]:  # type: ignore
     api, proxy = FakeWeChatApi(), RasaProxy(live.rasa_url)
     api_url, proxy_url = await api.start(), await proxy.start()
     settings = gateway_settings(live.store.url, api_url, proxy_url, action_server_url=live.actions_url,
-                                passive_reply_budget=budget)
+                                passive_reply_budget=budget, **overrides)
     server = TestServer(create_app(settings, rules), host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as http:
-        yield WeChatStack(live, WeChatServers(str(server.make_url("")), safe_mode=True), api, proxy, http)
+        yield WeChatStack(live, WeChatServers(str(server.make_url("")), safe_mode=True), api, proxy, http, api_url)
     await server.close()
     await proxy.close()
     await api.close()
