@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import utcnow
 from bot.models import StaffAlert, Ticket
+from bot.privacy import redact_text
 from bot.upsert import insert_once
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def raise_alert(session: Session, *, reason: str, detail: str, key: str, ticket:
         ticket_id=ticket.id if ticket else None, reason=reason, detail=detail, dedupe_key=key[:160],
         created_at=now))
     if created:
-        log.warning("staff alert %s%s: %s", reason, f" for {ticket.number}" if ticket else "", detail)
+        log.warning("staff alert %s%s: %s", reason, f" for {ticket.number}" if ticket else "", redact_text(detail))
         if ticket is not None:
             add_event(session, ticket, actor=SYSTEM, channel=SYSTEM, action="escalated", content=detail,
                       result=reason, now=now)

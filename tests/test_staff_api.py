@@ -108,3 +108,55 @@ def test_roster_import_command(tmp_path, sqlite_url):
         assert [(r.room, r.phone, r.tags) for r in rows] == [
             ("5栋1单元302", "13911112222", ["empty_nest_elderly"]), ("A座1803", "13700001111", [])]
     store.dispose()
+
+
+async def post(http, path, token=None, body=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.post(path, json=body, headers=headers) as response:
+        return response.status, await response.json(content_type=None)
+
+
+async def test_overdue_cases_resolve_and_the_alert_and_job_queues(api, rules, sqlite_url):
+    from bot.alerts import JOB_PARKED, raise_alert
+    from bot.models import Job, Ticket
+    from bot.scheduler import queue
+    from bot.store import TicketStore
+
+    store = TicketStore(sqlite_url)
+    long_ago = datetime(2026, 10, 1, 2, 0)
+    with store.transaction() as s:
+        stuck = open_repair_ticket(s, rules, openid="oOverdue1", description="电梯困人了", room="2栋",
+                                   visit_time=None, channel="wechat", now=long_ago)
+        number = stuck.number
+    _, body = await get(api, "/api/tickets", AGENT, overdue="1")
+    overdue = {t["number"]: t["overdue"] for t in body["tickets"]}
+    assert overdue[number] == ["due"] and all(t["kind"] == "repair" for t in body["tickets"])
+    # Resolving needs a note, then schedules the callback; resolving twice is a conflict.
+    assert (await post(api, f"/api/tickets/{number}/resolve", AGENT, {}))[0] == 400
+    assert (await post(api, f"/api/tickets/{number}/resolve", AGENT, ["not", "an", "object"]))[0] == 400
+    status, view = await post(api, f"/api/tickets/{number}/resolve", AGENT, {"note": "已救出，电梯已修复", "staff": "li"})
+    assert status == 200 and view["status"] == "resolved" and view["callback_due_at"]
+    assert [e["actor"] for e in view["events"]][-2:] == ["staff:li", "staff:li"]
+    assert (await post(api, f"/api/tickets/{number}/resolve", AGENT, {"note": "again"}))[0] == 409
+    assert (await post(api, "/api/tickets/BX19990101-0001/resolve", AGENT, {"note": "x"}))[0] == 404
+    with store.transaction() as s:
+        kinds = {j.kind for j in s.execute(select(Job).where(Job.ticket_id == stuck.id)).scalars()}
+        assert queue.SATISFACTION_CALLBACK in kinds
+        # A job that gave up shows in the parked list; staff send it back to the queue.
+        job = s.execute(select(Job).where(Job.ticket_id == stuck.id, Job.kind == queue.SATISFACTION_CALLBACK)).scalar_one()
+        job.status, job.attempts, job.last_error = "parked", 6, "WeChatApiError: system error"
+        raise_alert(s, reason=JOB_PARKED, ticket=s.get(Ticket, stuck.id), key="parked:test",
+                    detail="satisfaction_callback gave up; resident said 13812345678")
+        job_id = job.id
+    _, body = await get(api, "/api/jobs", AGENT, status="parked")
+    assert [j["id"] for j in body["jobs"]] == [job_id] and "system error" in body["jobs"][0]["last_error"]
+    assert (await post(api, f"/api/jobs/{job_id}/retry", AGENT, {}))[1]["status"] == "pending"
+    assert (await post(api, f"/api/jobs/{job_id}/retry", AGENT, {}))[0] == 409
+    _, body = await get(api, "/api/alerts", AGENT)
+    [alert] = [a for a in body["alerts"] if a["reason"] == "job_parked"]
+    assert alert["ticket"] == number and "138****5678" in alert["detail"]
+    status, acked = await post(api, f"/api/alerts/{alert['id']}/ack", AGENT, {"staff": "li"})
+    assert status == 200 and acked["acknowledged_by"] == "staff:li"
+    _, body = await get(api, "/api/alerts", AGENT)
+    assert alert["id"] not in [a["id"] for a in body["alerts"]]
+    store.dispose()

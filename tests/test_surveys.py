@@ -143,3 +143,53 @@ def test_annual_campaign_is_rate_limited_resumable_and_summarised(store, rules, 
     assert summary.verdicts == {"satisfied": 2, "dissatisfied": 1}
     assert summary.averages["quality"] == 3.5 and summary.averages["facilities"] == 3.5
     assert round(summary.satisfaction_rate, 2) == 0.67
+
+
+def test_campaign_commands_schedule_once_and_summarise(tmp_path, sqlite_url, rules):
+    import os
+    import subprocess
+    import sys
+
+    from bot import migrate
+    from bot.config import PROJECT_ROOT
+    from bot.models import Resident
+    from bot.store import TicketStore
+
+    migrate.upgrade(sqlite_url)
+    store = TicketStore(sqlite_url)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("room,name,phone\n2栋1单元101,甲,13900000001\n2栋1单元102,乙,13900000002\n", encoding="utf-8")
+    with store.transaction() as s:
+        import_roster(s, roster)
+        for n in (1, 2):
+            bind_resident(s, rules, openid=f"oCli{n}", room=f"2栋1单元10{n}", phone=f"1390000000{n}", channel="wechat")
+        for resident in s.execute(select(Resident)).scalars():
+            resident.subscribed = True
+    store.dispose()
+    env = dict(os.environ, DATABASE_URL=sqlite_url)
+
+    def bot(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "bot", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "2 household(s) scheduled at 10/min, 0 already" in bot("survey", "campaign", "--name", "2026",
+                                                                  "--per-minute", "10")
+    assert "0 household(s) scheduled at 10/min, 2 already" in bot("survey", "campaign", "--name", "2026",
+                                                                  "--per-minute", "10")
+    assert "campaign 2026: 0 surveys, 0 sent, 0 answered" in bot("survey", "summary", "--name", "2026")
+
+
+def test_a_handled_complaint_gets_its_callback_too(store, rules):
+    from bot.tickets import open_complaint_ticket
+
+    with store.transaction() as s:
+        ticket = open_complaint_ticket(s, rules, openid="oComplaintCb", description="楼道灯坏了一周没人管",
+                                       demand="尽快修好", room="3栋", channel="wechat", now=NOON)
+        resolve_ticket(s, rules, ticket, actor="staff:wang", channel="console", note="已更换灯具并回复业主",
+                       now=NOON + timedelta(hours=8))  # 20:00 local
+        callback = s.execute(select(Job).where(Job.ticket_id == ticket.id,
+                                               Job.kind == queue.SATISFACTION_CALLBACK)).scalar_one()
+        # Done at 20:00 local +2 h = 22:00, inside quiet hours: the next morning at 08:00 instead.
+        assert callback.due_at == datetime(2026, 11, 27, 0, 0)
