@@ -28,14 +28,14 @@ SURVEY_UNCLEAR = "survey_unclear"
 
 
 def raise_alert(session: Session, *, reason: str, detail: str, key: str, ticket: Ticket | None = None,
-                now: datetime | None = None) -> bool:
+                audience: str = "staff", now: datetime | None = None) -> bool:
     """Store the alert unless one with this key exists; True when it is new."""
     from bot.tickets import add_event  # tickets imports follow_ups, which imports us
 
     now = now or utcnow()
     created = insert_once(session, StaffAlert, "dedupe_key", dict(
         ticket_id=ticket.id if ticket else None, reason=reason, detail=detail, dedupe_key=key[:160],
-        created_at=now))
+        audience=audience, created_at=now))
     if created:
         log.warning("staff alert %s%s: %s", reason, f" for {ticket.number}" if ticket else "", redact_text(detail))
         if ticket is not None:

@@ -30,7 +30,10 @@ def schedule_deadline_checks(session: Session, rules: ProjectRules, ticket: Tick
 
 
 def on_opened(session: Session, rules: ProjectRules, ticket: Ticket, now: datetime) -> None:
+    from bot.escalation import on_case_opened
+
     schedule_deadline_checks(session, rules, ticket, now)
+    on_case_opened(session, rules, ticket, now)
     if ticket.kind == TicketKind.COMPLAINT.value:
         first = next_progress_update_at(ticket.created_at, None, rules)
         _enqueue(session, rules, ticket, queue.PROGRESS_UPDATE, first, f"progress:{ticket.id}:1", now,

@@ -9,6 +9,7 @@ import enum
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -96,7 +97,13 @@ class Ticket(Base):
     visit_time = Column(String(64), nullable=True)
     channel = Column(String(16), nullable=False)
     resident_id = Column(Integer, ForeignKey("residents.id"), nullable=True)
+    # Who holds the case (首接负责制): display name and stable id (e.g. tg:12345, api:wang).
     assignee = Column(String(64), nullable=True)
+    assignee_id = Column(String(64), nullable=True)
+    claimed_at = Column(DateTime, nullable=True)
+    # Group complaints (群诉): members point at the group case; topic is the problem category.
+    parent_id = Column(Integer, ForeignKey("tickets.id"), nullable=True)
+    topic = Column(String(32), nullable=True)
     created_at = Column(DateTime, nullable=False)
     updated_at = Column(DateTime, nullable=False)
     # Deadlines (naive UTC): the tier's deadline, the hard limit for complex complaints,
@@ -301,9 +308,60 @@ class StaffAlert(Base):
     reason = Column(String(32), nullable=False)
     detail = Column(Text, nullable=False, default="")
     dedupe_key = Column(String(160), nullable=False, unique=True)
+    # "staff" (the staff group) or "head" (also the project head: major and group cases).
+    audience = Column(String(16), nullable=False, default="staff")
     created_at = Column(DateTime, nullable=False)
     notified_at = Column(DateTime, nullable=True)
     acknowledged_at = Column(DateTime, nullable=True)
     acknowledged_by = Column(String(64), nullable=True)
+
+    ticket = relationship("Ticket")
+
+
+class HumanSession(Base):
+    """A resident talking to a staff member: their messages go to that person, not to the assistant."""
+
+    __tablename__ = "human_sessions"
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False)
+    openid = Column(String(64), nullable=False, index=True)
+    staff_id = Column(String(64), nullable=False)
+    staff_name = Column(String(64), nullable=False)
+    started_at = Column(DateTime, nullable=False)
+    ended_at = Column(DateTime, nullable=True)
+    ended_by = Column(String(64), nullable=True)
+
+    ticket = relationship("Ticket")
+
+
+class StaffOutbox(Base):
+    """Messages for staff (relayed resident messages, notices), sent by the staff bot."""
+
+    __tablename__ = "staff_outbox"
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True)
+    audience = Column(String(80), nullable=False)  # staff / head / staff:<id>
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    sent_at = Column(DateTime, nullable=True, index=True)
+    attempts = Column(Integer, nullable=False, default=0)
+    error = Column(Text, nullable=True)
+
+    ticket = relationship("Ticket")
+
+
+class TelegramLink(Base):
+    """Which case a Telegram message is about, so replies to it reach the right resident."""
+
+    __tablename__ = "telegram_links"
+
+    chat_id = Column(BigInteger, primary_key=True)
+    message_id = Column(BigInteger, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False)
+    purpose = Column(String(16), nullable=False)  # card / relay / ask_reply / ask_resolve
+    staff_id = Column(String(64), nullable=True)
+    created_at = Column(DateTime, nullable=False)
 
     ticket = relationship("Ticket")

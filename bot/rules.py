@@ -56,6 +56,22 @@ class FollowUpRules:
 
 
 @dataclass(frozen=True)
+class EscalationRules:
+    """When a case goes to a person, and how hard the system chases an unclaimed one."""
+
+    # 群诉: this many complaints about the same place and problem within the window.
+    group_complaint_count: int = 3
+    group_complaint_window_hours: int = 24
+    # An escalated case nobody claimed is announced again, then goes to the project head.
+    unclaimed_reannounce_minutes: int = 15
+    unclaimed_head_minutes: int = 60
+    # Special-group residents (独居老人 …): those times are multiplied by this.
+    special_group_factor: float = 0.5
+    # Problem categories for grouping complaints: topic -> words.
+    complaint_topics: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class TemplateMessage:
     """A WeChat template message: its id and how each field is filled from a notice."""
 
@@ -93,6 +109,7 @@ class ProjectRules:
     calendar: WorkCalendar = field(default_factory=WorkCalendar)
     follow_up: FollowUpRules = field(default_factory=FollowUpRules)
     templates: dict[str, TemplateMessage] = field(default_factory=dict)
+    escalation: EscalationRules = field(default_factory=EscalationRules)
     # Annual satisfaction survey dimensions (GB/T 45698): key -> label residents see.
     annual_survey_dimensions: tuple[tuple[str, str], ...] = (
         ("quality", "服务质量"), ("attitude", "服务态度"), ("efficiency", "服务效率"), ("facilities", "服务设施"))
@@ -118,6 +135,19 @@ def _follow_up(raw: dict[str, Any]) -> FollowUpRules:
         job_max_attempts=int(raw.get("job_max_attempts", d.job_max_attempts)),
         job_backoff_seconds=int(raw.get("job_backoff_seconds", d.job_backoff_seconds)),
         job_backoff_max_seconds=int(raw.get("job_backoff_max_seconds", d.job_backoff_max_seconds)),
+    )
+
+
+def _escalation(raw: dict[str, Any]) -> EscalationRules:
+    d = EscalationRules()
+    return EscalationRules(
+        group_complaint_count=int(raw.get("group_complaint_count", d.group_complaint_count)),
+        group_complaint_window_hours=int(raw.get("group_complaint_window_hours", d.group_complaint_window_hours)),
+        unclaimed_reannounce_minutes=int(raw.get("unclaimed_reannounce_minutes", d.unclaimed_reannounce_minutes)),
+        unclaimed_head_minutes=int(raw.get("unclaimed_head_minutes", d.unclaimed_head_minutes)),
+        special_group_factor=float(raw.get("special_group_factor", d.special_group_factor)),
+        complaint_topics=tuple((str(topic), tuple(str(w) for w in words or ()))
+                               for topic, words in (raw.get("complaint_topics") or {}).items()),
     )
 
 
@@ -186,6 +216,7 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         calendar=parse_calendar(raw, base_dir),
         follow_up=_follow_up(raw.get("follow_up") or {}),
         templates=_templates(raw.get("wechat_templates") or {}),
+        escalation=_escalation(raw.get("escalation") or {}),
         annual_survey_dimensions=tuple(
             (str(k), str(v)) for k, v in (raw.get("annual_survey_dimensions") or {}).items()
         ) or ProjectRules().annual_survey_dimensions,

@@ -18,6 +18,7 @@ from bot.models import Priority, Resident, Ticket, TicketEvent, TicketKind, Tick
 from bot.numbering import next_ticket_number
 from bot.rules import ProjectRules
 from bot import follow_ups
+from bot.escalation import HUMAN_REQUEST, escalate
 from bot.sla import compute_due_at, compute_final_due_at
 from bot.triage import complaint_tier, repair_priority
 
@@ -61,7 +62,7 @@ def add_event(session: Session, ticket: Ticket, *, actor: str, channel: str, act
 
 
 def _open_ticket(session: Session, rules: ProjectRules, *, kind: TicketKind, priority: Priority | None,
-                 resident: Resident, description: str, channel: str, room: str | None = None,
+                 resident: Resident | None, description: str, channel: str, room: str | None = None,
                  demand: str | None = None, visit_time: str | None = None,
                  now: datetime | None = None) -> Ticket:
     now = now or utcnow()
@@ -79,11 +80,12 @@ def _open_ticket(session: Session, rules: ProjectRules, *, kind: TicketKind, pri
         resident=resident,
         created_at=now,
         updated_at=now,
-        due_at=compute_due_at(kind, priority, now, rules, resident.tags or ()),
+        due_at=compute_due_at(kind, priority, now, rules, (resident.tags or ()) if resident else ()),
         final_due_at=compute_final_due_at(kind, priority, now, rules),
     )
     session.add(ticket)
-    add_event(session, ticket, actor=RESIDENT, channel=channel, action="created", to_status=ticket.status,
+    add_event(session, ticket, actor=RESIDENT if resident else "system", channel=channel, action="created",
+              to_status=ticket.status,
               content=description, result=f"priority={ticket.priority or '-'}", now=now)
     session.flush()
     follow_ups.on_opened(session, rules, ticket, now)
@@ -141,8 +143,26 @@ def request_human(session: Session, rules: ProjectRules, *, openid: str, context
                   now=now)
         return waiting
     description = f"{HUMAN_REQUEST_PREFIX}：{context}" if context else HUMAN_REQUEST_PREFIX
-    return open_staff_follow_up(session, rules, resident=resident, description=description, room=resident.room,
-                                channel=channel, now=now)
+    ticket = open_staff_follow_up(session, rules, resident=resident, description=description, room=resident.room,
+                                  channel=channel, now=now)
+    escalate(session, rules, ticket, HUMAN_REQUEST, f"resident asked for a person: {context[:80]}", now)
+    return ticket
+
+
+def open_group_case(session: Session, rules: ProjectRules, *, topic: str, place: str, members: Sequence[Ticket],
+                    now: datetime) -> Ticket:
+    """群诉: one major case for the project head, the members' complaints linked to it."""
+    households = len({t.resident_id for t in members})
+    description = (f"群诉：{place}的{topic}问题，{rules.escalation.group_complaint_window_hours} 小时内"
+                   f"{households} 户投诉（{'、'.join(t.number for t in members)}）")
+    group = _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=Priority.MAJOR, resident=None,
+                         description=description, channel="system", room=place, now=now)
+    group.topic = topic
+    for member in members:
+        member.parent_id = group.id
+        add_event(session, member, actor="system", channel="system", action="grouped", content=group.number,
+                  result=f"part of group case {group.number}", now=now)
+    return group
 
 
 def record_feedback(session: Session, rules: ProjectRules, *, kind: TicketKind, openid: str, text: str,

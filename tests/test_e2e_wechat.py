@@ -145,9 +145,14 @@ async def test_assistant_down_then_back(impatient_stack: WeChatStack):
     stack.rasa.down = False
     [answer] = await stack.pushed(openid, 1)
     assert "报修" in answer
-    with stack.live.store.transaction() as s:
-        row = s.execute(select(InboundMessage).where(InboundMessage.openid == openid)).scalar_one()
-        assert (row.status, row.delivery) == ("answered", "custom")
+    # The push goes out first, then the inbound row is marked: give that a moment.
+    for _ in range(50):
+        with stack.live.store.transaction() as s:
+            row = s.execute(select(InboundMessage).where(InboundMessage.openid == openid)).scalar_one()
+            if row.status != "waiting":
+                break
+        await asyncio.sleep(0.1)
+    assert (row.status, row.delivery) == ("answered", "custom")
 
 
 async def test_fifty_residents_at_once_get_their_own_answers(stack: WeChatStack):

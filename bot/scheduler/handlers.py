@@ -261,6 +261,64 @@ async def sla_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
     await asyncio.to_thread(check)
 
 
+async def unclaimed_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    """An escalated case nobody claimed: announce it again, and past the limit tell the project head."""
+    from bot import escalation
+
+    sequence = int(job.payload.get("sequence", 1))
+    since = datetime.fromisoformat(str(job.payload.get("since")))
+
+    def check() -> None:
+        rules = ctx.rules
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            if ticket is None or ticket.assignee_id is not None or TicketStatus(ticket.status) not in OPEN_STATUSES:
+                return
+            waited = int((now - since).total_seconds() // 60)
+            head_after = escalation.unclaimed_delay(rules, ticket, rules.escalation.unclaimed_head_minutes)
+            if now - since >= head_after:
+                escalation.escalate(session, rules, ticket, escalation.UNCLAIMED_HEAD,
+                                    f"{ticket.number} unclaimed for {waited} min", now)
+                return
+            alerts.raise_alert(session, reason=escalation.UNCLAIMED, ticket=ticket, now=now,
+                               key=f"{escalation.UNCLAIMED}:{ticket.id}:{sequence}",
+                               detail=f"{ticket.number} still unclaimed after {waited} min")
+            step = escalation.unclaimed_delay(rules, ticket, rules.escalation.unclaimed_reannounce_minutes)
+            queue.enqueue(session, kind=queue.UNCLAIMED_CHECK, due_at=min(now + step, since + head_after),
+                          key=f"unclaimed:{ticket.id}:{sequence + 1}", now=now, ticket_id=ticket.id,
+                          payload={"sequence": sequence + 1, "since": since.isoformat()},
+                          max_attempts=rules.follow_up.job_max_attempts)
+
+    await asyncio.to_thread(check)
+
+
+async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    """A staff member's words (or a notice about the human session) to the resident."""
+    def load() -> Notice | None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            openid = str(job.payload.get("openid") or (ticket.resident.openid if ticket and ticket.resident else ""))
+            if not openid:
+                return None
+            values = _notice_values(ticket, ctx.rules, now)
+            values["title"] = "客服回复"
+            return Notice(openid, str(job.payload["text"]), key=job.idempotency_key, template="staff_reply",
+                          values=values, ticket_id=job.ticket_id)
+
+    notice = await asyncio.to_thread(load)
+    if notice is None:
+        return
+    try:
+        await deliver(ctx.api, ctx.store, ctx.rules, notice, now)
+    except NotDeliverable as exc:
+        def unreachable() -> None:
+            with ctx.store.transaction() as session:
+                alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=session.get(Ticket, job.ticket_id),
+                                   key=f"{job.idempotency_key}:unreachable", now=now,
+                                   detail=f"a staff reply cannot reach the resident ({exc}); please call them")
+        await asyncio.to_thread(unreachable)
+
+
 Handler = Callable[[Context, ClaimedJob, datetime], Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {
@@ -270,4 +328,6 @@ HANDLERS: dict[str, Handler] = {
     queue.SURVEY_CLOSE: survey_close,
     queue.PROGRESS_UPDATE: progress_update,
     queue.SLA_CHECK: sla_check,
+    queue.UNCLAIMED_CHECK: unclaimed_check,
+    queue.RESIDENT_MESSAGE: resident_message,
 }

@@ -30,6 +30,8 @@ SLA_CHECK = "sla_check"
 SURVEY_REMINDER = "survey_reminder"
 SURVEY_CLOSE = "survey_close"
 ANNUAL_SURVEY = "annual_survey"
+UNCLAIMED_CHECK = "unclaimed_check"
+RESIDENT_MESSAGE = "resident_message"  # a staff member's words to a resident
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
