@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     residents_sub = residents.add_subparsers(dest="residents_command", required=True)
     roster = residents_sub.add_parser("import", help="import a UTF-8 CSV: room,name,phone[,tags,...]")
     roster.add_argument("file")
+    sub.add_parser("staffbot", help="run the Telegram staff bot (needs TELEGRAM_BOT_TOKEN and STAFF_CHAT_ID)")
     worker = sub.add_parser("worker", help="run scheduled follow-ups (callbacks, updates, SLA checks)")
     worker.add_argument("--once", action="store_true", help="run what is due now, then exit")
     worker.add_argument("--now", help="ISO time to treat as now (naive = project local time)")
@@ -101,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.once:
             print("jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none due"))
         return 0
+    if args.command == "staffbot":
+        from bot.rules import load_rules
+        from bot.staffbot.app import run as run_staffbot
+
+        return run_staffbot(settings, load_rules(settings.project_config))
     if args.command == "survey":
         return survey_command(args, settings)
     if args.command == "train":

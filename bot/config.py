@@ -40,6 +40,12 @@ class Settings:
     retry_interval: float = 5.0
     staff_api_token: str = ""
     staff_api_manager_token: str = ""
+    # Telegram staff bot: without a token there is no bot and escalations wait in the staff API.
+    telegram_bot_token: str = ""
+    telegram_api_base_url: str = "https://api.telegram.org"
+    staff_chat_id: int = 0
+    project_head_chat_id: int = 0
+    staff_user_ids: frozenset[int] = frozenset()
 
     @property
     def is_development(self) -> bool:
@@ -69,4 +75,10 @@ class Settings:
             retry_interval=float(env.get("RETRY_INTERVAL") or defaults.retry_interval),
             staff_api_token=env.get("STAFF_API_TOKEN", ""),
             staff_api_manager_token=env.get("STAFF_API_MANAGER_TOKEN", ""),
+            telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", ""),
+            telegram_api_base_url=(env.get("TELEGRAM_API_BASE_URL") or defaults.telegram_api_base_url).rstrip("/"),
+            staff_chat_id=int(env.get("STAFF_CHAT_ID") or 0),
+            project_head_chat_id=int(env.get("PROJECT_HEAD_CHAT_ID") or 0),
+            staff_user_ids=frozenset(int(v) for v in (env.get("STAFF_USER_IDS") or "").replace(" ", "").split(",")
+                                     if v),
         )

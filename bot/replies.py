@@ -302,3 +302,24 @@ def progress_update(ticket: Ticket, rules: ProjectRules) -> str:
     until = f"我们会在 {limit} 前给您最终答复，" if limit else ""
     return (f"您好，向您同步一下进展：{_case_phrase(ticket)}目前状态为“{status}”，负责同事正在跟进。"
             f"{until}其间有新进展会继续告诉您。如有补充，直接回复这条消息即可。")
+
+
+# --- a person takes over ---------------------------------------------------------------
+
+
+def staff_joined(staff_name: str, number: str) -> str:
+    return (f"您好，我是物业客服{staff_name}，已接手您的工单 {number}，接下来由我为您服务。"
+            "您直接在这里回复就可以和我对话；如需回到智能助手，回复“结束人工”即可。")
+
+
+def staff_says(staff_name: str, text: str) -> str:
+    return f"【客服{staff_name}】{text}"
+
+
+def human_session_ended() -> str:
+    return "好的，已为您结束人工对话，接下来由智能助手继续为您服务。如需人工，随时回复“转人工”。"
+
+
+def human_session_resolved(number: str) -> str:
+    return (f"您的工单 {number} 已处理完毕，本次人工服务结束，接下来由智能助手继续为您服务。"
+            "稍后我们会请您对这次服务做个简短评价，感谢您的耐心！")

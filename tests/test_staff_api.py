@@ -137,8 +137,8 @@ async def test_overdue_cases_resolve_and_the_alert_and_job_queues(api, rules, sq
     status, view = await post(api, f"/api/tickets/{number}/resolve", AGENT, {"note": "已救出，电梯已修复", "staff": "li"})
     assert status == 200 and view["status"] == "resolved" and view["callback_due_at"]
     assert [e["actor"] for e in view["events"]][-2:] == ["staff:li", "staff:li"]
-    assert (await post(api, f"/api/tickets/{number}/resolve", AGENT, {"note": "again"}))[0] == 409
-    assert (await post(api, "/api/tickets/BX19990101-0001/resolve", AGENT, {"note": "x"}))[0] == 404
+    assert (await post(api, f"/api/tickets/{number}/resolve", AGENT, {"note": "again", "staff": "li"}))[0] == 409
+    assert (await post(api, "/api/tickets/BX19990101-0001/resolve", AGENT, {"note": "x", "staff": "li"}))[0] == 404
     with store.transaction() as s:
         kinds = {j.kind for j in s.execute(select(Job).where(Job.ticket_id == stuck.id)).scalars()}
         assert queue.SATISFACTION_CALLBACK in kinds

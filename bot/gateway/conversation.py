@@ -18,6 +18,7 @@ from wechatpy.messages import BaseMessage
 
 from bot import inbound, replies
 from bot.assistant import AssistantClient, AssistantUnavailable
+from bot.handoff import route_resident_message
 from bot.clock import utcnow
 from bot.models import InboundStatus
 from bot.privacy import mask_openid
@@ -202,6 +203,11 @@ class ConversationService:
             return None, InboundStatus.IGNORED
 
         first, bound = await asyncio.to_thread(contact, None)
+        if turn.msg_type in ("text", "voice") and turn.content.strip():
+            # A staff member holds this resident's case: the message is theirs, not the assistant's.
+            routed = await asyncio.to_thread(self._route_to_staff, turn)
+            if routed is not False:
+                return routed, InboundStatus.ANSWERED  # type: ignore[return-value]
         if turn.msg_type == "text":
             binding = mentions_binding(turn.content) if not bound else None
             if binding:
@@ -231,6 +237,10 @@ class ConversationService:
         if first and not bound:
             answer = f"{answer}\n\n{replies.BINDING_PROMPT}"
         return answer, InboundStatus.ANSWERED
+
+    def _route_to_staff(self, turn: Turn) -> str | None | bool:
+        with self.store.transaction() as session:
+            return route_resident_message(session, turn.openid, turn.content, channel=CHANNEL)
 
     def _bind(self, openid: str, room: str, phone: str) -> str:
         with self.store.transaction() as session:

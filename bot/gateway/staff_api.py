@@ -19,7 +19,9 @@ from bot.models import JobStatus, Ticket, TicketKind, TicketStatus
 from bot.rules import ProjectRules
 from bot.scheduler.queue import jobs_with_status, retry_parked
 from bot.staff_views import StaffRole, alert_view, job_view, search_tickets, ticket_view
-from bot.tickets import find_ticket, resolve_ticket
+from bot import handoff
+from bot.handoff import Outcome, Refusal, Staff
+from bot.tickets import find_ticket
 
 log = logging.getLogger(__name__)
 
@@ -122,39 +124,67 @@ async def _json_body(request: web.Request) -> dict:
     return body
 
 
-def _staff_name(body: dict, role: StaffRole) -> str:
+def _staff_of(body: dict, role: StaffRole) -> Staff:
     name = str(body.get("staff") or "").strip()[:48]
-    return f"staff:{name}" if name else f"staff:{role.value}"
+    if not name:
+        raise _error(web.HTTPBadRequest, "say who you are: {\"staff\": \"your name\"}")
+    return Staff(id=f"api:{name}", name=name)
 
 
-async def resolve(request: web.Request) -> web.Response:
-    """办结: the work is done; the satisfaction callback is scheduled with it."""
+_REFUSAL_STATUS = {Refusal.NO_SUCH_TICKET: web.HTTPNotFound, Refusal.CLOSED: web.HTTPConflict,
+                   Refusal.TAKEN: web.HTTPConflict, Refusal.NOT_HOLDER: web.HTTPConflict}
+
+
+async def _staff_action(request: web.Request, action: str, text_field: str | None) -> web.Response:
+    """claim / reply / resolve through bot.handoff, the same functions the Telegram bot calls."""
     role = role_of(request)
     rules, store = request.app[RULES], request.app[STORE]
     number = request.match_info["number"].upper()
     body = await _json_body(request)
-    note = str(body.get("note") or "").strip()
-    if not note:
-        raise _error(web.HTTPBadRequest, "say what was done: {\"note\": \"...\"}")
-    actor = _staff_name(body, role)
-    log.info("staff API: %s resolves ticket %s", actor, number)
+    staff = _staff_of(body, role)
+    text = str(body.get(text_field) or "").strip() if text_field else ""
+    if text_field and not text:
+        raise _error(web.HTTPBadRequest, f"{text_field} is required")
+    log.info("staff API: %s (%s) %s ticket %s", staff.id, role.value, action, number)
 
-    def apply() -> dict | None:
+    def apply() -> tuple[Outcome, dict | None]:
         with store.transaction() as session:
-            ticket = find_ticket(session, number)
-            if ticket is None:
-                return None
-            resolve_ticket(session, rules, ticket, actor=actor, channel="console", note=note[:2000])
-            session.flush()
-            return ticket_view(ticket, role, rules)
+            if action == "claim":
+                outcome = handoff.claim(session, rules, number, staff, channel="console")
+            elif action == "reply":
+                outcome = handoff.reply(session, rules, number, staff, text, channel="console")
+            else:
+                outcome = handoff.resolve(session, rules, number, staff, text, channel="console")
+            ticket = find_ticket(session, number) if outcome.done else None
+            if ticket is not None:
+                session.flush()
+                return outcome, ticket_view(ticket, role, rules)
+            return outcome, None
 
     try:
-        view = await asyncio.to_thread(apply)
+        outcome, view = await asyncio.to_thread(apply)
     except IllegalTransition as exc:
         raise _error(web.HTTPConflict, str(exc)) from exc
-    if view is None:
-        raise _error(web.HTTPNotFound, f"no ticket {number}")
+    if not outcome.done:
+        refusal = outcome.refusal or Refusal.CLOSED
+        holder = f" (held by {outcome.holder})" if outcome.holder else ""
+        raise _error(_REFUSAL_STATUS[refusal], f"{action} refused: {refusal.value}{holder}")
     return _json(view)
+
+
+async def claim(request: web.Request) -> web.Response:
+    """接单: the first one wins; the others get 409 with the holder's name."""
+    return await _staff_action(request, "claim", None)
+
+
+async def reply(request: web.Request) -> web.Response:
+    """回复: the holder's words to the resident (customer-service or template message)."""
+    return await _staff_action(request, "reply", "text")
+
+
+async def resolve(request: web.Request) -> web.Response:
+    """办结: the work is done; the satisfaction callback is scheduled with it."""
+    return await _staff_action(request, "resolve", "note")
 
 
 async def list_alerts(request: web.Request) -> web.Response:
@@ -181,7 +211,7 @@ async def acknowledge_alert(request: web.Request) -> web.Response:
 
     def apply() -> dict | None:
         with store.transaction() as session:
-            alert = acknowledge(session, alert_id, _staff_name(body, role))
+            alert = acknowledge(session, alert_id, f"staff:{_staff_of(body, role).name}")
             return alert_view(alert, rules) if alert else None
 
     view = await asyncio.to_thread(apply)
@@ -228,6 +258,8 @@ async def retry_job(request: web.Request) -> web.Response:
 ROUTES = [
     web.get("/api/tickets", list_tickets),
     web.get("/api/tickets/{number}", get_ticket),
+    web.post("/api/tickets/{number}/claim", claim),
+    web.post("/api/tickets/{number}/reply", reply),
     web.post("/api/tickets/{number}/resolve", resolve),
     web.get("/api/alerts", list_alerts),
     web.post("/api/alerts/{alert_id}/ack", acknowledge_alert),

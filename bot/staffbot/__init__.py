@@ -1,0 +1,1 @@
+"""The Telegram staff bot: escalated cases as cards, claim/reply/resolve, live relay."""
