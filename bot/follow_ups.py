@@ -41,9 +41,14 @@ def on_opened(session: Session, rules: ProjectRules, ticket: Ticket, now: dateti
 
 
 def on_resolved(session: Session, rules: ProjectRules, ticket: Ticket, now: datetime) -> None:
-    """The satisfaction callback for this completion, and a check that it happened in time."""
-    if ticket.kind not in (TicketKind.REPAIR.value, TicketKind.COMPLAINT.value):
-        return
+    """The satisfaction callback for this completion, and a check that it happened in time.
+
+    Repairs and complaints always get one; so does an enquiry a staff member took over.
+    """
+    handled_by_staff = ticket.kind == TicketKind.ENQUIRY.value and ticket.assignee_id is not None
+    if ticket.resident_id is None or not (
+            ticket.kind in (TicketKind.REPAIR.value, TicketKind.COMPLAINT.value) or handled_by_staff):
+        return  # praise, suggestions and answered questions need no callback; a group case has no resident
     resolved_at = ticket.resolved_at or now
     ticket.callback_due_at = callback_due_at(resolved_at, rules)
     stamp = resolved_at.isoformat()

@@ -92,8 +92,11 @@ class FakeTelegram:
 
     async def _api_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         extra: dict[str, Any] = {}
-        if params.get("reply_markup"):
-            extra["reply_markup"] = params["reply_markup"]
+        markup = params.get("reply_markup") or {}
+        if "inline_keyboard" in markup:  # like Telegram, a message carries only inline keyboards
+            extra["reply_markup"] = markup
+        if markup.get("force_reply"):
+            extra["_force_reply"] = True  # recorded for the tests, not part of Telegram's message
         message = self._message(int(params["chat_id"]), str(params["text"]), BOT_USER, **extra)
         self.sent.append(message)
         return message
@@ -111,12 +114,14 @@ class FakeTelegram:
 
     def press(self, who: dict[str, Any], message: dict[str, Any], data: str) -> str:
         query_id = f"cq{self._next_update}"
+        original = {k: v for k, v in message.items() if not k.startswith("_")}
         self._push("callback_query", {"id": query_id, "from": who, "chat_instance": "staff-chat", "data": data,
-                                      "message": message})
+                                      "message": original})
         return query_id
 
     def reply(self, who: dict[str, Any], to: dict[str, Any], text: str) -> None:
-        self._push("message", self._message(to["chat"]["id"], text, who, reply_to_message=to))
+        original = {k: v for k, v in to.items() if not k.startswith("_")}
+        self._push("message", self._message(to["chat"]["id"], text, who, reply_to_message=original))
 
     def command(self, who: dict[str, Any], text: str, chat_id: int = STAFF_CHAT) -> None:
         command = text.split()[0]
