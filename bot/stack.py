@@ -94,6 +94,10 @@ def start_worker(env: dict[str, str], log_dir: Path | None = None) -> Service:
     return _spawn("worker", [sys.executable, "-m", "bot", "worker"], "", env, log_dir)
 
 
+def start_staffbot(env: dict[str, str], log_dir: Path | None = None) -> Service:
+    return _spawn("staffbot", [sys.executable, "-m", "bot", "staffbot"], "", env, log_dir)
+
+
 def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | None = None) -> Service:
     argv = [sys.executable, "-m", "bot", "serve", "--host", host, "--port", str(port)]
     return _spawn("gateway", argv, f"http://{host}:{port}/healthz", env, log_dir)
@@ -144,23 +148,31 @@ def run_stack(settings: Settings) -> int:
         services.append(start_rasa(model, settings.rasa_port, endpoints, env, log_dir))
         services.append(start_gateway(settings.gateway_host, settings.gateway_port, env, log_dir))
         services.append(start_worker(env, log_dir))
+        telegram = bool(env.get("TELEGRAM_BOT_TOKEN") and env.get("STAFF_CHAT_ID"))
+        if telegram:
+            services.append(start_staffbot(env, log_dir))
         for service in services:
             wait_until_healthy(service, timeout=240)
-        print(
-            "\n物业客服助手 is running:\n"
-            f"  WeChat simulator  http://{settings.gateway_host}:{settings.gateway_port}/dev/simulator  <- start here\n"
-            f"  gateway        http://{settings.gateway_host}:{settings.gateway_port}/  (health: /healthz, WeChat: /wechat)\n"
-            f"  staff API      http://{settings.gateway_host}:{settings.gateway_port}/api/tickets"
-            f"  (Authorization: Bearer {env['STAFF_API_TOKEN']})\n"
-            f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook\n"
-            f"  action server  http://127.0.0.1:{settings.action_port}/health\n"
-            "  worker         callbacks, progress updates, SLA checks (python -m bot worker)\n"
-            f"  ticket store   {settings.database_url}\n"
-            f"  logs           {log_dir}/\n"
-            "Try: curl -s localhost:%d/webhooks/rest/webhook -d '{\"sender\":\"demo\",\"message\":\"我要报修\"}'\n"
-            "Press Ctrl-C to stop." % settings.rasa_port,
-            flush=True,
-        )
+        host, port = settings.gateway_host, settings.gateway_port
+        staff_bot = (f"Telegram, posting cases to chat {env['STAFF_CHAT_ID']}" if telegram
+                     else "off (set TELEGRAM_BOT_TOKEN and STAFF_CHAT_ID); escalations wait in /api/alerts")
+        lines = [
+            "",
+            "物业客服助手 is running:",
+            f"  WeChat simulator  http://{host}:{port}/dev/simulator  <- start here",
+            f"  gateway        http://{host}:{port}/  (health: /healthz, WeChat: /wechat)",
+            f"  staff API      http://{host}:{port}/api/tickets  (Authorization: Bearer {env['STAFF_API_TOKEN']})",
+            f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook",
+            f"  action server  http://127.0.0.1:{settings.action_port}/health",
+            "  worker         callbacks, progress updates, SLA checks (python -m bot worker)",
+            f"  staff bot      {staff_bot}",
+            f"  ticket store   {settings.database_url}",
+            f"  logs           {log_dir}/",
+            f"Try: curl -s localhost:{settings.rasa_port}/webhooks/rest/webhook "
+            "-d '{\"sender\":\"demo\",\"message\":\"我要报修\"}'",
+            "Press Ctrl-C to stop.",
+        ]
+        print("\n".join(lines), flush=True)
         while all(service.process.poll() is None for service in services):
             time.sleep(1)
         dead = [s.name for s in services if s.process.poll() is not None]

@@ -160,3 +160,28 @@ async def test_overdue_cases_resolve_and_the_alert_and_job_queues(api, rules, sq
     _, body = await get(api, "/api/alerts", AGENT)
     assert alert["id"] not in [a["id"] for a in body["alerts"]]
     store.dispose()
+
+
+async def test_without_telegram_escalations_wait_in_the_staff_api_and_can_be_worked(api, rules, sqlite_url):
+    from bot.store import TicketStore
+    from bot.tickets import request_human
+
+    store = TicketStore(sqlite_url)
+    with store.transaction() as s:
+        number = request_human(s, rules, openid="oNoTelegram1", context="居民原话：转人工", channel="wechat").number
+    store.dispose()
+    _, body = await get(api, "/api/alerts", AGENT)
+    [alert] = [a for a in body["alerts"] if a["ticket"] == number]
+    assert alert["reason"] == "human_request"
+    # The web console works it through the same rules: claim (first wins), reply, resolve.
+    status, view = await post(api, f"/api/tickets/{number}/claim", AGENT, {"staff": "zhao"})
+    assert status == 200 and view["assignee"] == "zhao" and view["status"] == "accepted"
+    status, body = await post(api, f"/api/tickets/{number}/claim", AGENT, {"staff": "qian"})
+    assert status == 409 and "held by zhao" in body["error"]
+    assert (await post(api, f"/api/tickets/{number}/reply", AGENT, {"staff": "qian", "text": "您好"}))[0] == 409
+    assert (await post(api, f"/api/tickets/{number}/reply", AGENT, {"staff": "zhao"}))[0] == 400
+    status, view = await post(api, f"/api/tickets/{number}/reply", AGENT, {"staff": "zhao", "text": "您好，请讲"})
+    assert status == 200 and view["events"][-1]["action"] == "staff_reply"
+    assert (await post(api, f"/api/tickets/{number}/claim", AGENT, {}))[0] == 400  # who are you?
+    status, view = await post(api, f"/api/tickets/{number}/resolve", AGENT, {"staff": "zhao", "note": "已电话解答"})
+    assert status == 200 and view["status"] == "resolved" and view["callback_due_at"]
