@@ -44,16 +44,18 @@ class AssistantClient:
         if not await self._action_server_up():
             raise AssistantUnavailable("action server unreachable")
         payload = {"sender": sender, "message": text, "metadata": metadata or {}}
+        answers = await self._post(f"{self.rasa_url}/webhooks/rest/webhook", payload)
+        return [str(item["text"]) for item in answers if item.get("text")]
+
+    async def _post(self, url: str, payload: dict[str, Any], params: dict[str, str] | None = None) -> Any:
         try:
-            async with self.http.post(f"{self.rasa_url}/webhooks/rest/webhook", json=payload,
-                                      timeout=self.timeout) as response:
+            async with self.http.post(url, json=payload, params=params, timeout=self.timeout) as response:
                 if response.status >= 500:
                     raise AssistantUnavailable(f"Rasa answered HTTP {response.status}")
                 response.raise_for_status()
-                answers = await response.json()
+                return await response.json()
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
             raise AssistantUnavailable(f"Rasa unreachable: {exc.__class__.__name__}") from exc
-        return [str(item["text"]) for item in answers if item.get("text")]
 
     async def trigger_intent(self, sender: str, intent: str, entities: dict[str, Any]) -> list[str]:
         """Inject an external intent into the resident's conversation; returns what the bot said.
@@ -64,13 +66,5 @@ class AssistantClient:
         if not await self._action_server_up():
             raise AssistantUnavailable("action server unreachable")
         url = f"{self.rasa_url}/conversations/{quote(sender, safe='')}/trigger_intent"
-        try:
-            async with self.http.post(url, json={"name": intent, "entities": entities},
-                                      params={"output_channel": "collector"}, timeout=self.timeout) as response:
-                if response.status >= 500:
-                    raise AssistantUnavailable(f"Rasa answered HTTP {response.status}")
-                response.raise_for_status()
-                body = await response.json()
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
-            raise AssistantUnavailable(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+        body = await self._post(url, {"name": intent, "entities": entities}, {"output_channel": "collector"})
         return [str(item["text"]) for item in body.get("messages") or [] if item.get("text")]

@@ -15,7 +15,7 @@ from typing import Awaitable, Callable
 
 from sqlalchemy import select
 
-from bot import alerts, replies, surveys
+from bot import alerts, escalation, replies, surveys
 from bot.assistant import AssistantClient
 from bot.clock import to_local
 from bot.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH
@@ -61,6 +61,19 @@ def _notice_values(ticket: Ticket | None, rules: ProjectRules, now: datetime) ->
     else:
         values.update(number="", kind="满意度调查", status="", summary="年度满意度调查")
     return values
+
+
+async def _deliver_or_alert(ctx: Context, notice: Notice, now: datetime, what: str) -> None:
+    """Deliver; when WeChat cannot reach the resident at all, staff are asked to phone them."""
+    try:
+        await deliver(ctx.api, ctx.store, ctx.rules, notice, now)
+    except NotDeliverable as exc:
+        def unreachable() -> None:
+            with ctx.store.transaction() as session:
+                ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
+                alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=ticket, key=f"{notice.key}:unreachable",
+                                   now=now, detail=f"{what} cannot reach the resident ({exc}); please call them")
+        await asyncio.to_thread(unreachable)
 
 
 # --- surveys ------------------------------------------------------------------------
@@ -217,15 +230,7 @@ async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
     notice = await asyncio.to_thread(load)
     if notice is None:
         return
-    try:
-        await deliver(ctx.api, ctx.store, ctx.rules, notice, now)
-    except NotDeliverable as exc:
-        def unreachable() -> None:
-            with ctx.store.transaction() as session:
-                alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=session.get(Ticket, job.ticket_id),
-                                   key=f"progress:{job.ticket_id}:{sequence}:unreachable", now=now,
-                                   detail=f"progress update cannot reach the resident ({exc}); please call them")
-        await asyncio.to_thread(unreachable)
+    await _deliver_or_alert(ctx, notice, now, "the progress update")
     await asyncio.to_thread(schedule_next)
 
 
@@ -263,8 +268,6 @@ async def sla_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
 
 async def unclaimed_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
     """An escalated case nobody claimed: announce it again, and past the limit tell the project head."""
-    from bot import escalation
-
     sequence = int(job.payload.get("sequence", 1))
     since = datetime.fromisoformat(str(job.payload.get("since")))
 
@@ -306,17 +309,8 @@ async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None
                           values=values, ticket_id=job.ticket_id)
 
     notice = await asyncio.to_thread(load)
-    if notice is None:
-        return
-    try:
-        await deliver(ctx.api, ctx.store, ctx.rules, notice, now)
-    except NotDeliverable as exc:
-        def unreachable() -> None:
-            with ctx.store.transaction() as session:
-                alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=session.get(Ticket, job.ticket_id),
-                                   key=f"{job.idempotency_key}:unreachable", now=now,
-                                   detail=f"a staff reply cannot reach the resident ({exc}); please call them")
-        await asyncio.to_thread(unreachable)
+    if notice is not None:
+        await _deliver_or_alert(ctx, notice, now, "a staff member's message")
 
 
 Handler = Callable[[Context, ClaimedJob, datetime], Awaitable[None]]

@@ -255,27 +255,29 @@ async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await message.reply_text(f"已发送给居民（{number}）。")
 
 
-async def on_mine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    bot = _bot(context)
+async def _staff_or_refuse(update: Update, bot: StaffBot) -> Staff | None:
     staff = bot.staff_of(update.effective_user)
     if staff is None:
         await update.effective_message.reply_text("您不在值班名单中，无权查看。")
-        return
-    await update.effective_message.reply_text(await asyncio.to_thread(bot.listing, staff))
+    return staff
+
+
+async def on_mine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    bot = _bot(context)
+    staff = await _staff_or_refuse(update, bot)
+    if staff is not None:
+        await update.effective_message.reply_text(await asyncio.to_thread(bot.listing, staff))
 
 
 async def on_unclaimed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = _bot(context)
-    if bot.staff_of(update.effective_user) is None:
-        await update.effective_message.reply_text("您不在值班名单中，无权查看。")
-        return
-    await update.effective_message.reply_text(await asyncio.to_thread(bot.listing, None))
+    if await _staff_or_refuse(update, bot) is not None:
+        await update.effective_message.reply_text(await asyncio.to_thread(bot.listing, None))
 
 
 async def on_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = _bot(context)
-    if bot.staff_of(update.effective_user) is None:
-        await update.effective_message.reply_text("您不在值班名单中，无权查看。")
+    if await _staff_or_refuse(update, bot) is None:
         return
     if not context.args:
         await update.effective_message.reply_text("用法：/ticket 工单号，例如 /ticket BX20261126-0001")
