@@ -87,30 +87,37 @@ def _end_sessions(session: Session, ticket: Ticket, by: str, now: datetime) -> l
     return list(open_ones)
 
 
-def claim(session: Session, rules: ProjectRules, number: str, staff: Staff, *, channel: str,
-          now: datetime | None = None) -> Outcome:
-    """接单. Atomic: the UPDATE only matches while nobody holds the case."""
-    now = now or utcnow()
-    ticket = _ticket(session, number)
-    if ticket is None:
-        return Outcome(number, False, Refusal.NO_SUCH_TICKET)
-    if TicketStatus(ticket.status) not in OPEN_STATUSES:
-        return Outcome(ticket.number, False, Refusal.CLOSED)
+def _take(session: Session, rules: ProjectRules, ticket: Ticket, staff: Staff, *, channel: str,
+          now: datetime) -> bool:
+    """Make `staff` the holder if nobody is. Atomic: the UPDATE only matches an unheld case."""
     won = session.execute(
         update(Ticket).where(Ticket.id == ticket.id, Ticket.assignee_id.is_(None))
         .values(assignee_id=staff.id[:64], assignee=staff.name[:64], claimed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
     session.refresh(ticket)
-    if not won:
+    if won:
+        add_event(session, ticket, actor=f"staff:{staff.name}", channel=channel, action="claimed", content=staff.id,
+                  result="claimed", now=now)
+        if TicketStatus(ticket.status) is TicketStatus.NEW:
+            transition(session, ticket, TicketStatus.ACCEPTED, rules=rules, actor=f"staff:{staff.name}",
+                       channel=channel, now=now)
+    return won
+
+
+def claim(session: Session, rules: ProjectRules, number: str, staff: Staff, *, channel: str,
+          now: datetime | None = None) -> Outcome:
+    """接单: the first staff member wins; the resident is now talking to them (live relay)."""
+    now = now or utcnow()
+    ticket = _ticket(session, number)
+    if ticket is None:
+        return Outcome(number, False, Refusal.NO_SUCH_TICKET)
+    if TicketStatus(ticket.status) not in OPEN_STATUSES:
+        return Outcome(ticket.number, False, Refusal.CLOSED)
+    if not _take(session, rules, ticket, staff, channel=channel, now=now):
         if ticket.assignee_id == staff.id:
             return Outcome(ticket.number, True, holder=ticket.assignee)  # a second click by the holder
         return Outcome(ticket.number, False, Refusal.TAKEN, holder=ticket.assignee)
-    add_event(session, ticket, actor=f"staff:{staff.name}", channel=channel, action="claimed", content=staff.id,
-              result="claimed", now=now)
-    if TicketStatus(ticket.status) is TicketStatus.NEW:
-        transition(session, ticket, TicketStatus.ACCEPTED, rules=rules, actor=f"staff:{staff.name}",
-                   channel=channel, now=now)
     resident = ticket.resident
     if resident is not None and resident.openid:
         previous = active_session(session, resident.openid)
@@ -152,11 +159,9 @@ def resolve(session: Session, rules: ProjectRules, number: str, staff: Staff, no
     """办结: the work is done; the resident goes back to the assistant and the callback is scheduled."""
     now = now or utcnow()
     ticket = _ticket(session, number)
-    if ticket is not None and ticket.assignee_id is None:
-        claimed = claim(session, rules, number, staff, channel=channel, now=now)  # resolving unclaimed = taking it
-        if not claimed.done:
-            return claimed
-        session.refresh(ticket)
+    if ticket is not None and ticket.assignee_id is None and TicketStatus(ticket.status) in OPEN_STATUSES:
+        # Resolving a case nobody held makes you its holder (no live session: it is done).
+        _take(session, rules, ticket, staff, channel=channel, now=now)
     refused = _held_by(ticket, number, staff)
     if refused is not None:
         return refused

@@ -90,7 +90,7 @@ async def test_asking_for_a_person_midway_stops_the_form_and_hands_over_what_was
     assert len(tickets(wired)) == 1 and ticket.number in again.messages[0]["text"]
     with wired.transaction() as s:
         actions = s.execute(select(TicketEvent.action).join(Ticket).where(Ticket.number == ticket.number)).scalars()
-        assert list(actions) == ["created", "asked_again"]
+        assert list(actions) == ["created", "escalated", "asked_again"]
 
 
 async def test_low_confidence_offers_the_likeliest_requests_in_words_the_resident_can_type_back():

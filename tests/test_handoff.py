@@ -91,15 +91,32 @@ def test_resolving_ends_the_session_and_schedules_the_callback(store, rules):
         number = open_repair_ticket(s, rules, openid="oHand2", description="厨房水管爆了", room="2栋1单元101",
                                     visit_time=None, channel="wechat", now=NOON).number
     with store.transaction() as s:
+        assert handoff.claim(s, rules, number, WANG, channel="telegram", now=NOON).done
+        assert handoff.resolve(s, rules, number, LI, "我来办结", channel="telegram").refusal is Refusal.NOT_HOLDER
         assert handoff.resolve(s, rules, number, WANG, "已更换水管", channel="telegram", now=NOON).done
-        assert handoff.resolve(s, rules, number, LI, "再办结", channel="telegram").refusal is Refusal.NOT_HOLDER
     with store.transaction() as s:
         ticket = s.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
         assert ticket.status == "resolved" and ticket.assignee == "王磊"
-        kinds = [j.kind for j in s.execute(select(Job).where(Job.ticket_id == ticket.id)).scalars()]
-        assert queue.SATISFACTION_CALLBACK in kinds
+        jobs = s.execute(select(Job).where(Job.ticket_id == ticket.id).order_by(Job.id)).scalars().all()
+        assert queue.SATISFACTION_CALLBACK in [j.kind for j in jobs]
+        told = [j.payload["text"] for j in jobs if j.kind == queue.RESIDENT_MESSAGE]
+        assert len(told) == 2 and "已接手" in told[0] and "本次人工服务结束" in told[1]
         assert s.execute(select(HumanSession)).scalar_one().ended_at is not None
         assert handoff.route_resident_message(s, "oHand2", "谢谢", channel="wechat") is False
+
+
+def test_resolving_an_unheld_case_takes_it_without_a_live_session(store, rules):
+    with store.transaction() as s:
+        number = open_repair_ticket(s, rules, openid="oHand3", description="门禁卡刷不开", room="2栋1单元102",
+                                    visit_time=None, channel="wechat", now=NOON).number
+    with store.transaction() as s:
+        assert handoff.resolve(s, rules, number, WANG, "已重新写卡", channel="console", now=NOON).done
+    with store.transaction() as s:
+        ticket = s.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
+        assert (ticket.status, ticket.assignee) == ("resolved", "王磊")
+        assert s.execute(select(HumanSession)).scalars().all() == []
+        assert not [j for j in s.execute(select(Job).where(Job.ticket_id == ticket.id)).scalars()
+                    if j.kind == queue.RESIDENT_MESSAGE]
 
 
 def test_three_households_about_the_same_noise_become_one_group_case(store, rules):
