@@ -89,6 +89,7 @@ async def test_repair_done_callback_two_points_reopens_the_case(stack: WeChatSta
     # The resident's next message is read as the answer, though the model would call it a complaint.
     answer = await stack.say(openid, "2分，没修好")
     assert "重新打开" in answer and ticket.number in answer
+    print(f"\n[worker → 客服消息] {question}\n[居民] 2分，没修好\n[助手] {answer}")
     [ticket] = stack.tickets_of(openid)
     assert ticket.status == "reopened"
     with stack.live.store.transaction() as s:
@@ -109,8 +110,11 @@ async def test_scores_then_a_comment_close_the_case(stack: WeChatStack, rules):
     openid = "oWxCallback0002"
     ticket = await repaired(stack, openid)
     await run_worker(stack, due_of(stack, ticket, queue.SATISFACTION_CALLBACK) + timedelta(minutes=1), rules)
-    assert "谢谢您的评分" in await stack.say(openid, "5 5 4")
-    assert "已办结" in await stack.say(openid, "师傅很专业，谢谢")
+    scored = await stack.say(openid, "5 5 4")
+    assert "谢谢您的评分" in scored
+    closed = await stack.say(openid, "师傅很专业，谢谢")
+    assert "已办结" in closed
+    print(f"\n[居民] 5 5 4\n[助手] {scored}\n[居民] 师傅很专业，谢谢\n[助手] {closed}")
     [ticket] = stack.tickets_of(openid)
     assert ticket.status == "closed"
     with stack.live.store.transaction() as s:
