@@ -278,8 +278,8 @@ def survey_closed_thanks(number: str | None) -> str:
 def survey_reopened(ticket: Ticket, rules: ProjectRules) -> str:
     due = format_local(ticket.due_at, rules)
     when = f"，并在 {due} 前给您答复" if due else ""
-    return (f"非常抱歉这次没能让您满意。工单 {ticket.number} 已重新打开，我们已通知负责的同事，"
-            f"他会尽快联系您了解情况、重新处理{when}。处理好后我们会再来回访，直到您满意为止。")
+    return (f"非常抱歉这次没能让您满意。工单 {ticket.number} 已重新打开，负责的同事会尽快联系您"
+            f"了解情况、重新处理{when}。处理好后我们会再来回访，直到您满意为止。")
 
 
 def survey_recorded() -> str:
