@@ -123,3 +123,16 @@ async def test_commands_list_my_cases_unclaimed_ones_and_show_a_ticket(telegram,
     assert "接单人 王磊" in view["text"] and "138****5678" in view["text"]
     fake.command(STRANGER, f"/ticket {mine}")
     await fake.wait_for_sent(lambda m: m["text"] == "您不在值班名单中，无权查看。")
+
+
+async def test_a_forged_button_is_refused_politely(telegram, rules):
+    fake, store = telegram
+    with store.transaction() as s:
+        number = request_human(s, rules, openid="oTgResident1", context="转人工", channel="wechat").number
+    card = await card_for(fake, number)
+    answer = await fake.wait_for_answer(fake.press(WANG, card, "delete:everything"))
+    assert answer["text"] == "无法识别的操作。"
+    answer = await fake.wait_for_answer(fake.press(WANG, card, "claim:BX19990101-0001"))
+    assert answer["text"] == "没有找到工单 BX19990101-0001"
+    with store.transaction() as s:
+        assert s.execute(select(Ticket).where(Ticket.number == number)).scalar_one().assignee_id is None

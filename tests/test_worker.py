@@ -282,3 +282,22 @@ def test_a_claimed_job_is_leased_to_its_worker(store, rules):
     again = queue.claim_due(store, "w2", MON_10 + timedelta(minutes=6))
     assert sorted(j.id for j in again) == sorted(j.id for j in claimed)
     assert all(j.attempts == 2 for j in again)
+
+
+async def test_callback_waits_for_a_down_assistant_and_sends_nothing_meanwhile(store, rules, wechat):
+    from bot.tickets import resolve_ticket
+
+    api, url = wechat
+    with store.transaction() as s:
+        ticket = open_repair_ticket(s, rules, openid="oRasaDown1", description="阳台灯不亮", room="3栋",
+                                    visit_time=None, channel="wechat", now=WED_10)
+        resolve_ticket(s, rules, ticket, actor="staff:wang", channel="console", note="换了灯泡", now=WED_10)
+        ticket_id = ticket.id
+    callback_at = WED_10 + timedelta(hours=2)
+    async with aiohttp.ClientSession() as http:
+        # The assistant (Rasa and the action server) is unreachable: the job fails and waits.
+        assert await worker_for(store, rules, http, url, callback_at).run_due() == {"failed": 1}
+    [job] = [j for j in jobs_of(store, ticket_id) if j.kind == queue.SATISFACTION_CALLBACK]
+    assert job.status == "pending" and job.attempts == 1 and "unreachable" in job.last_error
+    assert job.due_at == callback_at + timedelta(minutes=1)
+    assert api.messages == [] and api.templates == []
