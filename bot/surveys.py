@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot import alerts
 from bot.chinese import to_simplified
 from bot.clock import utcnow
-from bot.models import Resident, Survey, SurveyScore, SurveyStatus, Ticket, TicketKind, TicketStatus
+from bot.models import Resident, Survey, SurveyScore, SurveyStatus, Ticket, TicketStatus
 from bot.rules import ProjectRules
 
 CALLBACK = "callback"
@@ -333,9 +333,6 @@ def campaign_summary(session: Session, campaign: str) -> CampaignSummary:
         no_answer=sum(1 for s in surveys if s.status == SurveyStatus.NO_ANSWER.value),
         verdicts=verdicts, averages=averages)
 
-
-def kind_of(survey: Survey) -> TicketKind | None:
-    return TicketKind(survey.ticket.kind) if survey.ticket is not None else None
 
 
 def start_campaign(session: Session, rules: ProjectRules, campaign: str, *, per_minute: int,
