@@ -204,6 +204,20 @@ def route_resident_message(session: Session, openid: str, text: str, *, channel:
     return None
 
 
+def route_resident_picture(session: Session, openid: str, picture_url: str, *, channel: str,
+                           now: datetime | None = None) -> bool:
+    """A photo sent while a staff member holds the case goes to them too. True when relayed."""
+    now = now or utcnow()
+    live = active_session(session, openid)
+    if live is None:
+        return False
+    ticket = live.ticket
+    add_event(session, ticket, actor="resident", channel=channel, action="evidence", content=picture_url,
+              result=f"relayed to {live.staff_name}", now=now)
+    _tell_staff(session, ticket, f"staff:{live.staff_id}", f"【{ticket.number}】居民发来一张图片：{picture_url}", now)
+    return True
+
+
 # --- staff views ---------------------------------------------------------------------------
 
 

@@ -210,3 +210,21 @@ async def test_binding_against_the_roster(gateway, tmp_path, room_phone, expecte
             assert resident.bound_at is None and resident.room is None
             follow_up = s.execute(select(Ticket).where(Ticket.kind == "enquiry")).scalar_one()
             assert follow_up.number in push.reply and "13812345678" not in follow_up.description
+
+
+async def test_messages_and_photos_of_a_held_case_go_to_the_staff_member(gateway, rules):
+    """Live relay at the gateway: no call to the (here unreachable) assistant, no automatic answer."""
+    from bot import handoff
+    from bot.models import StaffOutbox
+    from bot.tickets import request_human
+
+    with gateway.store.transaction() as s:
+        number = request_human(s, rules, openid="oHeld1", context="转人工", channel="wechat").number
+        handoff.claim(s, rules, number, handoff.Staff("tg:1001", "王磊"), channel="telegram")
+    assert (await gateway.servers().push(gateway.http, text_xml("oHeld1", "我家电话13812345678"))).reply is None
+    assert (await gateway.servers().push(gateway.http, image_xml("oHeld1", "http://pic/leak.jpg"))).reply is None
+    with gateway.store.transaction() as s:
+        relayed = [r.text for r in s.execute(select(StaffOutbox).order_by(StaffOutbox.id)).scalars()]
+    assert relayed == [f"【{number}】居民：我家电话138****5678", f"【{number}】居民发来一张图片：http://pic/leak.jpg"]
+    # 结束人工 hands the resident back to the assistant, with an answer.
+    assert "智能助手" in (await gateway.servers().push(gateway.http, text_xml("oHeld1", "结束人工"))).reply

@@ -18,7 +18,7 @@ from wechatpy.messages import BaseMessage
 
 from bot import inbound, replies
 from bot.assistant import AssistantClient, AssistantUnavailable
-from bot.handoff import route_resident_message
+from bot.handoff import route_resident_message, route_resident_picture
 from bot.clock import utcnow
 from bot.models import InboundStatus
 from bot.privacy import mask_openid
@@ -254,9 +254,11 @@ class ConversationService:
             return replies.binding_mismatch(result.follow_up_number or "")
         return replies.binding_unknown_room(result.follow_up_number or "")
 
-    def _attach_image(self, turn: Turn) -> str:
+    def _attach_image(self, turn: Turn) -> str | None:
         media = turn.media or {}
         with self.store.transaction() as session:
+            if route_resident_picture(session, turn.openid, str(media.get("pic_url") or ""), channel=CHANNEL):
+                return None  # the staff member holding the case sees it; no automatic answer
             ticket = attach_evidence(session, turn.openid, picture_url=str(media.get("pic_url") or ""),
                                      media_id=str(media.get("media_id") or ""), channel=CHANNEL)
             number = ticket.number if ticket else None
