@@ -258,3 +258,27 @@ async def test_unbound_resident_is_asked_for_the_room(wired):
     events = await ValidateRepairForm().run(
         CollectingDispatcher(), tracker("客厅灯不亮", intent="report_repair", slots={"requested_slot": None}), DOMAIN)
     assert "room" not in slot_events(events)
+
+
+async def test_a_late_survey_answer_outside_the_form_finds_the_open_survey(wired, rules):
+    """Rasa's session expired before the resident answered: the survey_answer intent still lands."""
+    from actions.survey import ActionAnswerSurvey
+    from bot import surveys
+    from bot.tickets import open_repair_ticket, resolve_ticket
+
+    with wired.transaction() as s:
+        ticket = open_repair_ticket(s, rules, openid=OPENID, description="厨房灯不亮", room="3栋2单元501",
+                                    visit_time=None, channel="wechat")
+        resolve_ticket(s, rules, ticket, actor="staff:wang", channel="console", note="换了灯管")
+        survey = surveys.callback_survey_for(s, ticket, ticket.resolved_at.isoformat(), ticket.resolved_at)
+        survey.status, survey.sent_at = "sent", ticket.resolved_at
+        number = ticket.number
+    dispatcher = CollectingDispatcher()
+    await ActionAnswerSurvey().run(dispatcher, tracker("4分，挺好的", intent="survey_answer"), DOMAIN)
+    assert "已办结" in dispatcher.messages[0]["text"] and number in dispatcher.messages[0]["text"]
+    with wired.transaction() as s:
+        assert s.execute(select(Ticket.status).where(Ticket.number == number)).scalar_one() == "closed"
+    # Another resident's "5分" finds no survey of theirs: thanked, nothing changed.
+    dispatcher = CollectingDispatcher()
+    await ActionAnswerSurvey().run(dispatcher, tracker("5分", intent="survey_answer", sender="oSomebodyElse"), DOMAIN)
+    assert "谢谢" in dispatcher.messages[0]["text"]
