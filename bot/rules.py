@@ -48,6 +48,9 @@ class FollowUpRules:
     job_max_attempts: int = 6
     job_backoff_seconds: int = 60
     job_backoff_max_seconds: int = 3600
+    # The raw WeChat message logs (inbound/outbound) are purged after this many days; the
+    # case record (ticket events) is kept — it is the household's file (一户一档).
+    message_log_retention_days: int = 180
 
     def is_quiet(self, local: time) -> bool:
         if self.quiet_start <= self.quiet_end:
@@ -135,6 +138,7 @@ def _follow_up(raw: dict[str, Any]) -> FollowUpRules:
         job_max_attempts=int(raw.get("job_max_attempts", d.job_max_attempts)),
         job_backoff_seconds=int(raw.get("job_backoff_seconds", d.job_backoff_seconds)),
         job_backoff_max_seconds=int(raw.get("job_backoff_max_seconds", d.job_backoff_max_seconds)),
+        message_log_retention_days=int(raw.get("message_log_retention_days", d.message_log_retention_days)),
     )
 
 

@@ -301,3 +301,42 @@ async def test_callback_waits_for_a_down_assistant_and_sends_nothing_meanwhile(s
     assert job.status == "pending" and job.attempts == 1 and "unreachable" in job.last_error
     assert job.due_at == callback_at + timedelta(minutes=1)
     assert api.messages == [] and api.templates == []
+
+
+async def test_old_message_logs_are_purged_daily_and_case_records_kept(store, rules, wechat):
+    from bot import inbound
+    from bot.models import InboundMessage
+    from bot.scheduler.handlers import schedule_daily
+
+    _api, url = wechat
+    long_ago, recent = WED_10 - timedelta(days=200), WED_10 - timedelta(days=2)
+    for key, when in (("old", long_ago), ("new", recent)):
+        stored = inbound.record_inbound(store, dedupe_key=key, openid="oLogs1", msg_type="text", event=None,
+                                        content="我家电话13812345678", media=None, now=when)
+        with store.transaction() as s:
+            s.add(OutboundMessage(openid="oLogs1", inbound_id=stored.id if key == "new" else None, content="您好",
+                                  created_at=when, status="sent"))
+    ticket_id = open_complaint(store, rules, "oLogs1", now=long_ago, chatted=long_ago)
+    schedule_daily(store, rules, WED_10)
+    schedule_daily(store, rules, WED_10 + timedelta(minutes=5))  # the same day: still one job
+    with store.transaction() as s:
+        [job] = s.execute(select(Job).where(Job.kind == queue.MESSAGE_LOG_RETENTION)).scalars().all()
+        assert job.due_at == datetime(2026, 11, 25, 19, 30)  # 03:30 the next morning, Shanghai
+    async with aiohttp.ClientSession() as http:
+        await worker_for(store, rules, http, url, job.due_at).run_due()
+    with store.transaction() as s:
+        assert [m.dedupe_key for m in s.execute(select(InboundMessage)).scalars()] == ["new"]
+        # (the worker's own attempts for the old complaint are new rows, written at job time)
+        assert [m.created_at for m in s.execute(select(OutboundMessage)).scalars() if m.created_at < WED_10] == [recent]
+        assert s.get(Ticket, ticket_id).events[0].action == "created"  # the case record stays
+
+
+async def test_a_late_worker_sends_one_progress_update_not_a_burst(store, rules, wechat):
+    api, url = wechat
+    ticket_id = open_complaint(store, rules, "oLate1", chatted=WED_10 + timedelta(days=20))
+    async with aiohttp.ClientSession() as http:
+        # The worker was down for three weeks; the complaint is still open.
+        await worker_for(store, rules, http, url, WED_10 + timedelta(days=21)).run_due()
+    assert len(api.texts_to("oLate1")) == 1
+    pending = [j for j in jobs_of(store, ticket_id) if j.kind == queue.PROGRESS_UPDATE and j.status == "pending"]
+    assert len(pending) == 1 and pending[0].due_at > WED_10 + timedelta(days=21)

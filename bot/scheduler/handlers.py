@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
 from sqlalchemy import select
@@ -222,7 +222,9 @@ async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
     def schedule_next() -> None:
         with ctx.store.transaction() as session:
             ticket = session.get(Ticket, job.ticket_id)
-            due = next_progress_update_at(ticket.created_at, job.due_at, ctx.rules)
+            # Counted from when this update actually went out: a worker that was down catches
+            # up with one update, not a burst of overdue ones.
+            due = next_progress_update_at(ticket.created_at, max(job.due_at, now), ctx.rules)
             queue.enqueue(session, kind=queue.PROGRESS_UPDATE, due_at=due, key=f"progress:{ticket.id}:{sequence + 1}",
                           now=now, ticket_id=ticket.id, payload={"sequence": sequence + 1},
                           max_attempts=ctx.rules.follow_up.job_max_attempts)
@@ -313,6 +315,43 @@ async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None
         await _deliver_or_alert(ctx, notice, now, "a staff member's message")
 
 
+async def message_log_retention(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    """Purge raw WeChat message logs past their retention; the case records are kept."""
+    from sqlalchemy import delete
+
+    from bot.models import InboundMessage, OutboundMessage
+
+    cutoff = now - timedelta(days=ctx.rules.follow_up.message_log_retention_days)
+
+    def purge() -> tuple[int, int]:
+        with ctx.store.transaction() as session:
+            outbound = session.execute(delete(OutboundMessage).where(OutboundMessage.created_at < cutoff)
+                                       .execution_options(synchronize_session=False)).rowcount
+            old_inbound = select(InboundMessage.id).where(InboundMessage.received_at < cutoff)
+            # Outbound rows may point at inbound ones; keep the inbound row while any newer push refers to it.
+            referenced = select(OutboundMessage.inbound_id).where(OutboundMessage.inbound_id.is_not(None))
+            inbound = session.execute(delete(InboundMessage).where(InboundMessage.id.in_(old_inbound),
+                                                                   InboundMessage.id.not_in(referenced))
+                                      .execution_options(synchronize_session=False)).rowcount
+            return inbound or 0, outbound or 0
+
+    inbound, outbound = await asyncio.to_thread(purge)
+    log.info("message logs older than %s purged: %d inbound, %d outbound", cutoff.date().isoformat(), inbound,
+             outbound)
+
+
+def schedule_daily(store: TicketStore, rules: ProjectRules, now: datetime) -> None:
+    """Make sure today's housekeeping job exists (one per local day, whichever worker gets there first)."""
+    local = to_local(now, rules.timezone)
+    at = local.replace(hour=3, minute=30, second=0, microsecond=0)  # a quiet hour
+    if at < local:
+        at = at + timedelta(days=1)
+    with store.transaction() as session:
+        queue.enqueue(session, kind=queue.MESSAGE_LOG_RETENTION, due_at=at.astimezone(timezone.utc).replace(tzinfo=None),
+                      key=f"{queue.MESSAGE_LOG_RETENTION}:{at.date().isoformat()}", now=now,
+                      max_attempts=rules.follow_up.job_max_attempts)
+
+
 Handler = Callable[[Context, ClaimedJob, datetime], Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {
@@ -324,4 +363,5 @@ HANDLERS: dict[str, Handler] = {
     queue.SLA_CHECK: sla_check,
     queue.UNCLAIMED_CHECK: unclaimed_check,
     queue.RESIDENT_MESSAGE: resident_message,
+    queue.MESSAGE_LOG_RETENTION: message_log_retention,
 }

@@ -32,6 +32,7 @@ SURVEY_CLOSE = "survey_close"
 ANNUAL_SURVEY = "annual_survey"
 UNCLAIMED_CHECK = "unclaimed_check"
 RESIDENT_MESSAGE = "resident_message"  # a staff member's words to a resident
+MESSAGE_LOG_RETENTION = "message_log_retention"  # daily purge of old raw message logs
 
 DEFAULT_LEASE = timedelta(minutes=5)
 

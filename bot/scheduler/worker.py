@@ -20,7 +20,7 @@ from bot.clock import utcnow
 from bot.config import Settings
 from bot.rules import ProjectRules
 from bot.scheduler import queue
-from bot.scheduler.handlers import HANDLERS, Context, Deferred
+from bot.scheduler.handlers import HANDLERS, Context, Deferred, schedule_daily
 from bot.store import TicketStore
 from bot.wechat.api import WeChatApi
 
@@ -40,6 +40,7 @@ class Worker:
         self.clock = clock
         self.batch = batch
         self.stopping = asyncio.Event()
+        self._housekeeping_checked: datetime | None = None
 
     async def run_job(self, job: queue.ClaimedJob) -> str:
         store, rules, now = self.ctx.store, self.ctx.rules, self.clock()
@@ -74,10 +75,18 @@ class Worker:
                 counts[result] = counts.get(result, 0) + 1
         return counts
 
+    async def schedule_housekeeping(self) -> None:
+        """Once per hour at most: make sure the next daily housekeeping job is queued."""
+        hour = self.clock().replace(minute=0, second=0, microsecond=0)
+        if hour != self._housekeeping_checked:
+            await asyncio.to_thread(schedule_daily, self.ctx.store, self.ctx.rules, self.clock())
+            self._housekeeping_checked = hour
+
     async def run_forever(self, poll_interval: float = POLL_INTERVAL) -> None:
         log.info("worker %s started (poll every %.1f s)", self.name, poll_interval)
         while not self.stopping.is_set():
             try:
+                await self.schedule_housekeeping()
                 await self.run_due()
             except Exception:  # noqa: BLE001 - e.g. the database is briefly down: try again
                 log.exception("worker round failed; retrying in %.0f s", poll_interval * 5)
