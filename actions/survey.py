@@ -32,16 +32,16 @@ def _survey_id(tracker: Tracker) -> Optional[int]:
 
 def _labels(survey_id: Optional[int]) -> List[str]:
     with runtime.get_store().transaction() as session:
-        survey = session.get(Survey, survey_id) if survey_id else None
-        if survey is None:
-            return [label for _key, label in surveys.CALLBACK_DIMENSIONS]
-        return surveys.dimension_labels(survey, runtime.get_rules())
+        return surveys.dimension_labels(session.get(Survey, survey_id) if survey_id else None, runtime.get_rules())
 
 
 def _dimensions(survey_id: Optional[int]) -> List[str]:
     with runtime.get_store().transaction() as session:
-        survey = session.get(Survey, survey_id) if survey_id else None
-        return list(survey.dimensions) if survey is not None else [k for k, _l in surveys.CALLBACK_DIMENSIONS]
+        return surveys.dimension_keys(session.get(Survey, survey_id) if survey_id else None)
+
+
+def _forget_survey() -> List[EventType]:
+    return [SlotSet("survey_id", None)] + [SlotSet(slot, None) for slot in SURVEY_SLOTS]
 
 
 class ActionStartSurvey(Action):
@@ -53,8 +53,7 @@ class ActionStartSurvey(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
         survey_id = next(tracker.get_latest_entity_values("survey_id"), None)
-        return [SlotSet("survey_id", str(survey_id) if survey_id is not None else None)] + \
-            [SlotSet(slot, None) for slot in SURVEY_SLOTS]
+        return _forget_survey() + [SlotSet("survey_id", str(survey_id) if survey_id is not None else None)]
 
 
 class ActionAskSurveyReply(Action):
@@ -72,9 +71,8 @@ class ActionAskSurveyReply(Action):
         with runtime.get_store().transaction() as session:
             survey = session.get(Survey, survey_id) if survey_id else None
             rules = runtime.get_rules()
-            labels = surveys.dimension_labels(survey, rules) if survey else \
-                [label for _k, label in surveys.CALLBACK_DIMENSIONS]
-            text = replies.survey_prompt(survey.ticket if survey else None, labels, rules)
+            text = replies.survey_prompt(survey.ticket if survey else None, surveys.dimension_labels(survey, rules),
+                                         rules)
         dispatcher.utter_message(text=text)
         return []
 
@@ -125,11 +123,10 @@ class ActionSubmitSurvey(Action):
                   domain: Dict[Text, Any]) -> List[EventType]:
         reply = str(tracker.get_slot("survey_reply") or "")
         comment = str(tracker.get_slot("survey_comment") or "")
-        text = reply if comment in ("", NO_COMMENT) else f"{reply}\n{comment}"
-        done = [SlotSet("survey_id", None)] + [SlotSet(slot, None) for slot in SURVEY_SLOTS]
-        answer_survey(dispatcher, tracker, _survey_id(tracker), reply,
-                      extra_comment="" if comment in ("", NO_COMMENT) else comment, full_text=text)
-        return done
+        comment = "" if comment == NO_COMMENT else comment
+        answer_survey(dispatcher, tracker, _survey_id(tracker), reply, extra_comment=comment,
+                      full_text=f"{reply}\n{comment}" if comment else reply)
+        return _forget_survey()
 
 
 class ActionAnswerSurvey(Action):
@@ -153,7 +150,7 @@ class ActionEndSurvey(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        events: List[EventType] = [SlotSet("survey_id", None)] + [SlotSet(s, None) for s in SURVEY_SLOTS]
+        events = _forget_survey()
         if (tracker.active_loop or {}).get("name") == "survey_form":
             events = [ActiveLoop(None), SlotSet("requested_slot", None)] + events
         return events
@@ -169,12 +166,8 @@ def answer_survey(dispatcher: CollectingDispatcher, tracker: Tracker, survey_id:
             if survey is None or survey.resident is None or survey.resident.openid != openid:
                 dispatcher.utter_message(text=replies.survey_recorded())
                 return
-            answer = surveys.parse_answer(reply, survey.dimensions, rules.follow_up.dissatisfied_max_score)
-            if extra_comment:
-                answer = surveys.Answer(answer.scores, answer.overall, answer.verdict,
-                                        "；".join(c for c in (answer.comment, extra_comment) if c))
-            if not answer.understood and not answer.comment:
-                answer = surveys.Answer(comment=reply.strip())
+            answer = surveys.read_reply(reply, survey.dimensions, rules.follow_up.dissatisfied_max_score,
+                                        extra_comment)
             outcome = surveys.record_answer(session, rules, survey, answer, text=full_text,
                                             channel=input_channel(tracker))
             ticket = survey.ticket

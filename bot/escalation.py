@@ -22,7 +22,7 @@ from bot.models import Priority, Ticket, TicketKind, TicketStatus
 from bot.rooms import parse_room
 from bot.rules import ProjectRules
 from bot.scheduler import queue
-from bot.sla import SPECIAL_GROUP_TAGS
+from bot.sla import SPECIAL_GROUP_TAGS, deadline_missed
 
 HUMAN_REQUEST = "human_request"
 EMERGENCY_REPAIR = "emergency_repair"
@@ -90,6 +90,52 @@ def on_case_opened(session: Session, rules: ProjectRules, ticket: Ticket, now: d
         group_complaints(session, rules, ticket, now)
     if kind in (TicketKind.REPAIR, TicketKind.COMPLAINT) and is_special_group(ticket):
         escalate(session, rules, ticket, SPECIAL_GROUP, f"special-group resident: {summary}", now)
+
+
+def chase_unclaimed(session: Session, rules: ProjectRules, ticket: Ticket, *, sequence: int, since: datetime,
+                    now: datetime) -> None:
+    """An escalated case still nobody's: announce it again, and past the limit tell the project head."""
+    if ticket.assignee_id is not None or TicketStatus(ticket.status) not in OPEN_STATUSES:
+        return
+    waited = int((now - since).total_seconds() // 60)
+    head_after = unclaimed_delay(rules, ticket, rules.escalation.unclaimed_head_minutes)
+    if now - since >= head_after:
+        escalate(session, rules, ticket, UNCLAIMED_HEAD, f"{ticket.number} unclaimed for {waited} min", now)
+        return
+    alerts.raise_alert(session, reason=UNCLAIMED, ticket=ticket, key=f"{UNCLAIMED}:{ticket.id}:{sequence}", now=now,
+                       detail=f"{ticket.number} still unclaimed after {waited} min")
+    step = unclaimed_delay(rules, ticket, rules.escalation.unclaimed_reannounce_minutes)
+    queue.enqueue(session, kind=queue.UNCLAIMED_CHECK, due_at=min(now + step, since + head_after),
+                  key=f"unclaimed:{ticket.id}:{sequence + 1}", now=now, ticket_id=ticket.id,
+                  payload={"sequence": sequence + 1, "since": since.isoformat()},
+                  max_attempts=rules.follow_up.job_max_attempts)
+
+
+def check_deadline(session: Session, rules: ProjectRules, ticket: Ticket, *, deadline: str, due_at: datetime,
+                   resolved_at: str | None, now: datetime) -> None:
+    """At a deadline (due / final / callback): alert staff if the case has not met it."""
+    from bot.models import Survey
+    from bot.replies import format_local
+
+    local_due = format_local(due_at, rules)
+    if deadline == "callback":
+        sent = session.execute(select(Survey.id).where(
+            Survey.ticket_id == ticket.id, Survey.campaign == f"resolved:{resolved_at}",
+            Survey.sent_at.is_not(None))).first()
+        if sent is None and deadline_missed(ticket, deadline):
+            alerts.raise_alert(session, reason=alerts.CALLBACK_MISSED, ticket=ticket,
+                               key=f"sla:{ticket.id}:callback:{resolved_at}", now=now,
+                               detail=f"no satisfaction callback for {ticket.number} by {local_due}; "
+                                      "please call the resident")
+        return
+    current = ticket.due_at if deadline == "due" else ticket.final_due_at
+    if current != due_at or not deadline_missed(ticket, deadline):
+        return  # met, or the deadline moved (reopened) and has its own check
+    what = {"due": "deadline", "final": "hard limit"}.get(deadline, deadline)
+    alerts.raise_alert(session, reason=alerts.SLA_BREACH, ticket=ticket,
+                       key=f"sla:{ticket.id}:{deadline}:{due_at.isoformat()}", now=now,
+                       detail=f"{ticket.number} ({ticket.kind}, {ticket.priority or '-'}) missed its {what} "
+                              f"{local_due}; status {ticket.status}")
 
 
 # --- 群诉 -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bot.models import Priority, Ticket, TicketKind
 from bot.rules import ProjectRules
 from bot.scheduler import queue
-from bot.sla import callback_due_at, callback_send_at, next_progress_update_at
+from bot.sla import callback_due_at, callback_send_at, compute_due_at, next_progress_update_at
 
 
 def _enqueue(session: Session, rules: ProjectRules, ticket: Ticket, kind: str, due_at: datetime, key: str,
@@ -60,8 +60,6 @@ def on_resolved(session: Session, rules: ProjectRules, ticket: Ticket, now: date
 
 def on_reopened(session: Session, rules: ProjectRules, ticket: Ticket, now: datetime) -> None:
     """A reopened case gets a fresh deadline of its kind, counted from now."""
-    from bot.sla import compute_due_at
-
     tags = ticket.resident.tags if ticket.resident is not None else ()
     priority = Priority(ticket.priority) if ticket.priority else None
     ticket.due_at = compute_due_at(TicketKind(ticket.kind), priority, now, rules, tags or ())

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot import replies
 from bot.clock import utcnow
-from bot.lifecycle import OPEN_STATUSES
+from bot.lifecycle import OPEN_STATUS_VALUES, OPEN_STATUSES
 from bot.models import HumanSession, StaffOutbox, Ticket, TicketStatus
 from bot.privacy import redact_text
 from bot.rules import ProjectRules
@@ -175,6 +175,22 @@ def resolve(session: Session, rules: ProjectRules, number: str, staff: Staff, no
     return Outcome(ticket.number, True, holder=staff.name)
 
 
+CLAIM, REPLY, RESOLVE = "claim", "reply", "resolve"
+ACTIONS = (CLAIM, REPLY, RESOLVE)
+
+
+def perform(session: Session, rules: ProjectRules, action: str, number: str, staff: Staff, text: str = "", *,
+            channel: str) -> Outcome:
+    """One staff action by name (the staff bot's buttons, the staff API's routes)."""
+    if action == CLAIM:
+        return claim(session, rules, number, staff, channel=channel)
+    if action == REPLY:
+        return reply(session, rules, number, staff, text, channel=channel)
+    if action == RESOLVE:
+        return resolve(session, rules, number, staff, text, channel=channel)
+    raise ValueError(f"unknown staff action {action!r}")
+
+
 # --- the resident's side ------------------------------------------------------------------
 
 
@@ -223,7 +239,7 @@ def route_resident_picture(session: Session, openid: str, picture_url: str, *, c
 
 def cases_held_by(session: Session, staff: Staff, limit: int = 30) -> Sequence[Ticket]:
     return session.execute(
-        select(Ticket).where(Ticket.assignee_id == staff.id, Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+        select(Ticket).where(Ticket.assignee_id == staff.id, Ticket.status.in_(OPEN_STATUS_VALUES))
         .order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.id).limit(limit)
     ).scalars().all()
 
@@ -235,7 +251,7 @@ def unclaimed_escalated(session: Session, limit: int = 30) -> Sequence[Ticket]:
     escalated = select(StaffAlert.ticket_id).where(StaffAlert.ticket_id.is_not(None))
     return session.execute(
         select(Ticket).where(Ticket.assignee_id.is_(None), Ticket.id.in_(escalated),
-                             Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+                             Ticket.status.in_(OPEN_STATUS_VALUES))
         .order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.id).limit(limit)
     ).scalars().all()
 

@@ -22,6 +22,7 @@ TRANSITIONS: dict[S, frozenset[S]] = {
 }
 
 OPEN_STATUSES: frozenset[S] = frozenset({S.NEW, S.ACCEPTED, S.IN_PROGRESS, S.REOPENED})
+OPEN_STATUS_VALUES: tuple[str, ...] = tuple(sorted(s.value for s in OPEN_STATUSES))  # for SQL IN (...)
 # Nobody has started work yet: residents may cancel these, and a waiting request is reused.
 NOT_STARTED: frozenset[S] = frozenset({S.NEW, S.ACCEPTED})
 RESIDENT_CANCELLABLE: frozenset[S] = NOT_STARTED

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -15,12 +15,11 @@ from bot.models import OutboundMessage, Resident, Ticket
 from bot.privacy import mask_openid
 from bot.rules import ProjectRules, TemplateMessage
 from bot.store import TicketStore
-from bot.wechat.api import OUT_OF_WINDOW, WeChatApi, WeChatApiError
+from bot.wechat.api import CUSTOMER_SERVICE_WINDOW, OUT_OF_WINDOW, WeChatApi, WeChatApiError
 from bot.wechat.protocol import split_for_wechat
 
 log = logging.getLogger(__name__)
 
-CUSTOMER_SERVICE_WINDOW = timedelta(hours=48)
 TEMPLATE_FIELD_MAX = 20  # WeChat's limit for thing/character fields; longer values are refused
 SYSTEM = "system"
 
@@ -75,12 +74,10 @@ def _record(store: TicketStore, notice: Notice, *, key: str | None, content: str
     from bot.tickets import add_event
 
     with store.transaction() as session:
-        if status == "sent" and key is not None:
-            session.add(OutboundMessage(openid=notice.openid, content=content, created_at=now, status=status,
-                                        ticket_id=notice.ticket_id, via=via, idempotency_key=key))
-        else:  # failed attempts are kept too, without the key (it marks a delivered notice)
-            session.add(OutboundMessage(openid=notice.openid, content=content, created_at=now, status=status,
-                                        error=error, ticket_id=notice.ticket_id, via=via))
+        # Failed attempts are kept too, without the key: the key marks a delivered message.
+        session.add(OutboundMessage(openid=notice.openid, content=content, created_at=now, status=status, error=error,
+                                    ticket_id=notice.ticket_id, via=via,
+                                    idempotency_key=key if status == "sent" else None))
         if notice.ticket_id is not None:
             ticket = session.get(Ticket, notice.ticket_id)
             add_event(session, ticket, actor=SYSTEM, channel="wechat", action="notified", content=content,
@@ -107,10 +104,10 @@ async def deliver(api: WeChatApi, store: TicketStore, rules: ProjectRules, notic
                 await asyncio.to_thread(_record, store, notice, key=key, content=part, via="custom",
                                         status="sent", error=None, now=now)
             return "custom"
-        except WeChatApiError as exc:
+        except Exception as exc:  # every attempt is recorded, whatever failed
             await asyncio.to_thread(_record, store, notice, key=None, content=notice.text, via="custom",
-                                    status="failed", error=str(exc), now=now)
-            if exc.errcode != OUT_OF_WINDOW:
+                                    status="failed", error=f"{exc.__class__.__name__}: {exc}", now=now)
+            if not (isinstance(exc, WeChatApiError) and exc.errcode == OUT_OF_WINDOW):
                 raise
             log.info("%s is outside the customer-service window; trying a template", mask_openid(notice.openid))
     template = rules.templates.get(notice.template)
@@ -125,7 +122,7 @@ async def deliver(api: WeChatApi, store: TicketStore, rules: ProjectRules, notic
         await api.send_template(notice.openid, template.template_id, data, template.url)
     except Exception as exc:
         await asyncio.to_thread(_record, store, notice, key=None, content=summary, via="template", status="failed",
-                                error=str(exc), now=now)
+                                error=f"{exc.__class__.__name__}: {exc}", now=now)
         raise
     await asyncio.to_thread(_record, store, notice, key=notice.key, content=summary, via="template", status="sent",
                             error=None, now=now)

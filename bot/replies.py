@@ -20,6 +20,14 @@ KIND_LABELS_ZH = {
     TicketKind.PRAISE: "表扬",
 }
 
+PRIORITY_LABELS_ZH = {
+    Priority.EMERGENCY: "紧急",
+    Priority.NORMAL: "一般",
+    Priority.MAJOR: "重大",
+    Priority.URGENT: "紧急",
+    Priority.GENERAL: "一般",
+}
+
 # First-aid advice for emergencies, keyed by words in the description.
 _SAFETY_TIPS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("燃气", "煤气", "漏气"), "请立即关闭燃气总阀、打开门窗通风，不要开关电器或使用明火，并尽快离开室内。"),

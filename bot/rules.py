@@ -39,7 +39,9 @@ class FollowUpRules:
     # No messages to residents at night, unless the callback deadline would be missed.
     quiet_start: time = time(21, 30)
     quiet_end: time = time(8, 0)
-    # A resident in the middle of a conversation is not interrupted; try again this much later.
+    # A resident who wrote within the busy window is in a conversation: not interrupted,
+    # the callback tries again this much later.
+    busy_window_minutes: int = 10
     busy_defer_minutes: int = 15
     survey_reminder_hours: int = 24
     survey_close_hours: int = 48
@@ -131,6 +133,7 @@ def _follow_up(raw: dict[str, Any]) -> FollowUpRules:
         callback_delay_minutes=int(raw.get("callback_delay_minutes", d.callback_delay_minutes)),
         quiet_start=_time(raw.get("quiet_start"), d.quiet_start),
         quiet_end=_time(raw.get("quiet_end"), d.quiet_end),
+        busy_window_minutes=int(raw.get("busy_window_minutes", d.busy_window_minutes)),
         busy_defer_minutes=int(raw.get("busy_defer_minutes", d.busy_defer_minutes)),
         survey_reminder_hours=int(raw.get("survey_reminder_hours", d.survey_reminder_hours)),
         survey_close_hours=int(raw.get("survey_close_hours", d.survey_close_hours)),

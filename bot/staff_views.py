@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.clock import to_local, to_utc_naive, utcnow
-from bot.lifecycle import OPEN_STATUSES
+from bot.lifecycle import OPEN_STATUS_VALUES
 from bot.models import Job, Resident, StaffAlert, Ticket, TicketEvent, TicketStatus
 from bot.privacy import mask_name, mask_openid, mask_phone, redact_text
 from bot.rules import ProjectRules
@@ -93,7 +93,7 @@ def search_tickets(session: Session, *, kind: str | None = None, status: str | N
         # Any deadline in the past; deadline_missed then drops those that were met.
         stmt = stmt.where(or_(Ticket.due_at < overdue_at, Ticket.final_due_at < overdue_at,
                               Ticket.callback_due_at < overdue_at),
-                          Ticket.status.in_([s.value for s in OPEN_STATUSES] + [TicketStatus.RESOLVED.value]))
+                          Ticket.status.in_(OPEN_STATUS_VALUES + (TicketStatus.RESOLVED.value,)))
     if kind:
         stmt = stmt.where(Ticket.kind == kind)
     if status:

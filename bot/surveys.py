@@ -37,7 +37,7 @@ _DIMENSION_WORDS: dict[str, tuple[str, ...]] = {
     "efficiency": ("效率",),
     "facilities": ("设施", "设备"),
 }
-OPEN_STATUSES = (SurveyStatus.SENT.value, SurveyStatus.REMINDED.value)
+AWAITING_ANSWER = (SurveyStatus.SENT.value, SurveyStatus.REMINDED.value)
 
 _DISSATISFIED = ("不满意", "不太满意", "不怎么满意", "很差", "太差", "差评", "没修好", "没有修好", "还没好",
                  "没解决", "没有解决", "不行", "糟糕", "敷衍", "又坏", "还是坏", "还在漏", "垃圾", "失望")
@@ -165,55 +165,71 @@ def is_nothing_more(text: str) -> bool:
     return bool(_NOTHING_MORE.match(_normalise(text)))
 
 
+def read_reply(reply: str, dimensions: Sequence[str], dissatisfied_max: int, extra_comment: str = "") -> Answer:
+    """A resident's whole survey reply: the answer message, and a comment given when asked for one.
+
+    A reply that could not be read is kept whole as the comment, for staff to read.
+    """
+    answer = parse_answer(reply, dimensions, dissatisfied_max)
+    if extra_comment:
+        answer = Answer(answer.scores, answer.overall, answer.verdict,
+                        "；".join(c for c in (answer.comment, extra_comment) if c))
+    if not answer.understood and not answer.comment:
+        answer = Answer(comment=reply.strip())
+    return answer
+
+
 # --- the survey's life ------------------------------------------------------------
 
 
-def _labels_for(survey: Survey, rules: ProjectRules) -> dict[str, str]:
+def _labels_for(survey: Survey | None, rules: ProjectRules) -> dict[str, str]:
     # The same key may read differently: a callback's "quality" is 处理质量, the annual one's 服务质量.
-    return dict(rules.annual_survey_dimensions) if survey.kind == ANNUAL else dict(CALLBACK_DIMENSIONS)
+    return dict(rules.annual_survey_dimensions) if survey is not None and survey.kind == ANNUAL \
+        else dict(CALLBACK_DIMENSIONS)
 
 
-def dimension_labels(survey: Survey, rules: ProjectRules) -> list[str]:
+def dimension_keys(survey: Survey | None) -> list[str]:
+    """The dimensions a survey asks about (a callback's, when the survey is unknown)."""
+    return list(survey.dimensions) if survey is not None else [key for key, _label in CALLBACK_DIMENSIONS]
+
+
+def dimension_labels(survey: Survey | None, rules: ProjectRules) -> list[str]:
     labels = _labels_for(survey, rules)
-    return [labels.get(key, key) for key in survey.dimensions or ()]
+    return [labels.get(key, key) for key in dimension_keys(survey)]
 
 
-def callback_survey_for(session: Session, ticket: Ticket, resolved_at: str, now: datetime) -> Survey:
-    """The callback survey for this completion of the ticket (one per completion)."""
+def _survey_for(session: Session, *, kind: str, resident_id: int, campaign: str, dimensions: list[str],
+                now: datetime, ticket: Ticket | None = None) -> Survey:
+    """The one survey of this kind, resident and campaign; created on first use."""
     existing = session.execute(
-        select(Survey).where(Survey.ticket_id == ticket.id, Survey.kind == CALLBACK,
-                             Survey.campaign == f"resolved:{resolved_at}")
+        select(Survey).where(Survey.kind == kind, Survey.resident_id == resident_id, Survey.campaign == campaign)
     ).scalar_one_or_none()
     if existing is not None:
         return existing
-    survey = Survey(kind=CALLBACK, ticket=ticket, resident_id=ticket.resident_id, campaign=f"resolved:{resolved_at}",
-                    dimensions=[key for key, _label in CALLBACK_DIMENSIONS], status=SurveyStatus.SCHEDULED.value,
-                    created_at=now)
-    session.add(survey)
-    session.flush()
-    return survey
-
-
-def annual_survey_for(session: Session, rules: ProjectRules, resident: Resident, campaign: str,
-                      now: datetime) -> Survey:
-    existing = session.execute(
-        select(Survey).where(Survey.resident_id == resident.id, Survey.kind == ANNUAL, Survey.campaign == campaign)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return existing
-    survey = Survey(kind=ANNUAL, resident=resident, campaign=campaign,
-                    dimensions=[key for key, _label in rules.annual_survey_dimensions],
+    survey = Survey(kind=kind, ticket=ticket, resident_id=resident_id, campaign=campaign, dimensions=dimensions,
                     status=SurveyStatus.SCHEDULED.value, created_at=now)
     session.add(survey)
     session.flush()
     return survey
 
 
+def callback_survey_for(session: Session, ticket: Ticket, resolved_at: str, now: datetime) -> Survey:
+    """The callback survey for this completion of the ticket (one per completion)."""
+    return _survey_for(session, kind=CALLBACK, resident_id=ticket.resident_id, campaign=f"resolved:{resolved_at}",
+                       dimensions=dimension_keys(None), now=now, ticket=ticket)
+
+
+def annual_survey_for(session: Session, rules: ProjectRules, resident: Resident, campaign: str,
+                      now: datetime) -> Survey:
+    return _survey_for(session, kind=ANNUAL, resident_id=resident.id, campaign=campaign,
+                       dimensions=[key for key, _label in rules.annual_survey_dimensions], now=now)
+
+
 def open_survey_of(session: Session, openid: str) -> Survey | None:
     """The survey waiting for this resident's answer, newest first."""
     return session.execute(
         select(Survey).join(Resident, Survey.resident_id == Resident.id)
-        .where(Resident.openid == openid, Survey.status.in_(OPEN_STATUSES))
+        .where(Resident.openid == openid, Survey.status.in_(AWAITING_ANSWER))
         .order_by(Survey.sent_at.desc(), Survey.id.desc()).limit(1)
     ).scalar_one_or_none()
 
@@ -224,7 +240,7 @@ def record_answer(session: Session, rules: ProjectRules, survey: Survey, answer:
     from bot.tickets import RESIDENT, add_event, transition
 
     now = now or utcnow()
-    if survey.status not in OPEN_STATUSES:
+    if survey.status not in AWAITING_ANSWER:
         return Outcome.RECORDED
     for key, score in answer.scores.items():
         session.add(SurveyScore(survey_id=survey.id, dimension=key, score=score))
@@ -274,7 +290,7 @@ def close_unanswered(session: Session, rules: ProjectRules, survey: Survey, now:
     """No answer after the reminder: the survey is closed as 'no answer', and so is its case."""
     from bot.tickets import transition
 
-    if survey.status not in OPEN_STATUSES:
+    if survey.status not in AWAITING_ANSWER:
         return False
     survey.status = SurveyStatus.NO_ANSWER.value
     ticket = survey.ticket

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.clock import to_local, utcnow
-from bot.lifecycle import NOT_STARTED, OPEN_STATUSES, RESIDENT_CANCELLABLE, check_transition
+from bot.lifecycle import NOT_STARTED, OPEN_STATUS_VALUES, RESIDENT_CANCELLABLE, check_transition
 from bot.models import Priority, Resident, Ticket, TicketEvent, TicketKind, TicketStatus
 from bot.numbering import next_ticket_number
 from bot.rules import ProjectRules
@@ -214,7 +214,7 @@ def resolve_ticket(session: Session, rules: ProjectRules, ticket: Ticket, *, act
 def resident_tickets(session: Session, openid: str, *, open_only: bool = True) -> Sequence[Ticket]:
     stmt = select(Ticket).join(Resident).where(Resident.openid == openid)
     if open_only:
-        stmt = stmt.where(Ticket.status.in_([s.value for s in OPEN_STATUSES]))
+        stmt = stmt.where(Ticket.status.in_(OPEN_STATUS_VALUES))
     return session.execute(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc())).scalars().all()
 
 

@@ -79,14 +79,6 @@ class WorkCalendar:
                 remaining -= 1
         return moment
 
-    def working_days_between(self, start: date, end: date) -> int:
-        """Working days after `start` up to and including `end`."""
-        count, day = 0, start
-        while day < end:
-            day += timedelta(days=1)
-            count += self.is_working_day(day)
-        return count
-
 
 def _dates(values: Iterable[Any] | None) -> frozenset[date]:
     return frozenset(date.fromisoformat(str(v)) for v in values or ())

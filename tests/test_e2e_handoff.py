@@ -78,9 +78,9 @@ async def test_full_handoff_loop(stack: WeChatStack, telegram: FakeTelegram, rul
         return answer
 
     answer = await resident("我要找人工客服")
-    assert "工作人员" in answer or "人工" in answer
     [ticket] = stack.tickets_of(openid)
     number = ticket.number
+    assert number in answer and "工作人员会尽快联系您" in answer
 
     card = await telegram.wait_for_sent(lambda m: number in m["text"] and m.get("reply_markup"))
     log.append(f"员工群卡片：{card['text']}  [接单][回复][办结]")

@@ -340,3 +340,19 @@ async def test_a_late_worker_sends_one_progress_update_not_a_burst(store, rules,
     assert len(api.texts_to("oLate1")) == 1
     pending = [j for j in jobs_of(store, ticket_id) if j.kind == queue.PROGRESS_UPDATE and j.status == "pending"]
     assert len(pending) == 1 and pending[0].due_at > WED_10 + timedelta(days=21)
+
+
+async def test_a_down_wechat_api_is_a_recorded_failed_attempt(store, rules):
+    from tests.live import free_port
+
+    ticket_id = open_complaint(store, rules, "oApiDown1", chatted=MON_10)
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    async with aiohttp.ClientSession() as http:
+        await worker_for(store, rules, http, nowhere, MON_10 - timedelta(minutes=1)).run_due()  # the SLA check
+        # WeChat's API is unreachable: nothing was sent, the attempt is on the case, the job waits for its retry.
+        result = await worker_for(store, rules, http, nowhere, MON_10).run_due()
+    assert result == {"failed": 1}
+    with store.transaction() as s:
+        notified = [e.result for e in s.get(Ticket, ticket_id).events if e.action == "notified"]
+        assert len(notified) == 1 and notified[0].startswith("custom: failed (ClientConnectorError")
+        assert s.execute(select(OutboundMessage).where(OutboundMessage.status == "sent")).first() is None

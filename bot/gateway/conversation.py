@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from wechatpy.messages import BaseMessage
@@ -26,13 +25,12 @@ from bot.residents import BindOutcome, bind_resident, mentions_binding, note_con
 from bot.rules import ProjectRules
 from bot.store import TicketStore
 from bot.tickets import attach_evidence
-from bot.wechat.api import OUT_OF_WINDOW, WeChatApi, WeChatApiError
+from bot.wechat.api import CUSTOMER_SERVICE_WINDOW, OUT_OF_WINDOW, WeChatApi, WeChatApiError
 from bot.wechat.protocol import split_for_wechat
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "wechat"
-CUSTOMER_SERVICE_WINDOW = timedelta(hours=48)
 # Menu CLICK keys (configured in the official account's menu) and what they mean.
 MENU_UTTERANCES = {"MENU_REPAIR": "我要报修", "MENU_COMPLAINT": "我要投诉", "MENU_MY_TICKETS": "查询进度"}
 MENU_ENQUIRY = "MENU_ENQUIRY"

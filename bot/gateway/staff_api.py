@@ -124,7 +124,7 @@ async def _json_body(request: web.Request) -> dict:
     return body
 
 
-def _staff_of(body: dict, role: StaffRole) -> Staff:
+def _staff_of(body: dict) -> Staff:
     name = str(body.get("staff") or "").strip()[:48]
     if not name:
         raise _error(web.HTTPBadRequest, "say who you are: {\"staff\": \"your name\"}")
@@ -141,7 +141,7 @@ async def _staff_action(request: web.Request, action: str, text_field: str | Non
     rules, store = request.app[RULES], request.app[STORE]
     number = request.match_info["number"].upper()
     body = await _json_body(request)
-    staff = _staff_of(body, role)
+    staff = _staff_of(body)
     text = str(body.get(text_field) or "").strip() if text_field else ""
     if text_field and not text:
         raise _error(web.HTTPBadRequest, f"{text_field} is required")
@@ -149,12 +149,7 @@ async def _staff_action(request: web.Request, action: str, text_field: str | Non
 
     def apply() -> tuple[Outcome, dict | None]:
         with store.transaction() as session:
-            if action == "claim":
-                outcome = handoff.claim(session, rules, number, staff, channel="console")
-            elif action == "reply":
-                outcome = handoff.reply(session, rules, number, staff, text, channel="console")
-            else:
-                outcome = handoff.resolve(session, rules, number, staff, text, channel="console")
+            outcome = handoff.perform(session, rules, action, number, staff, text, channel="console")
             ticket = find_ticket(session, number) if outcome.done else None
             if ticket is not None:
                 session.flush()
@@ -174,17 +169,17 @@ async def _staff_action(request: web.Request, action: str, text_field: str | Non
 
 async def claim(request: web.Request) -> web.Response:
     """接单: the first one wins; the others get 409 with the holder's name."""
-    return await _staff_action(request, "claim", None)
+    return await _staff_action(request, handoff.CLAIM, None)
 
 
 async def reply(request: web.Request) -> web.Response:
     """回复: the holder's words to the resident (customer-service or template message)."""
-    return await _staff_action(request, "reply", "text")
+    return await _staff_action(request, handoff.REPLY, "text")
 
 
 async def resolve(request: web.Request) -> web.Response:
     """办结: the work is done; the satisfaction callback is scheduled with it."""
-    return await _staff_action(request, "resolve", "note")
+    return await _staff_action(request, handoff.RESOLVE, "note")
 
 
 async def list_alerts(request: web.Request) -> web.Response:
@@ -200,18 +195,22 @@ async def list_alerts(request: web.Request) -> web.Response:
     return _json({"count": len(items), "alerts": items})
 
 
+def _id(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError as exc:
+        raise _error(web.HTTPBadRequest, f"{name} must be a number") from exc
+
+
 async def acknowledge_alert(request: web.Request) -> web.Response:
-    role = role_of(request)
+    role_of(request)
     rules, store = request.app[RULES], request.app[STORE]
     body = await _json_body(request)
-    try:
-        alert_id = int(request.match_info["alert_id"])
-    except ValueError as exc:
-        raise _error(web.HTTPBadRequest, "alert ids are numbers") from exc
+    alert_id = _id(request, "alert_id")
 
     def apply() -> dict | None:
         with store.transaction() as session:
-            alert = acknowledge(session, alert_id, f"staff:{_staff_of(body, role).name}")
+            alert = acknowledge(session, alert_id, f"staff:{_staff_of(body).name}")
             return alert_view(alert, rules) if alert else None
 
     view = await asyncio.to_thread(apply)
@@ -238,10 +237,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def retry_job(request: web.Request) -> web.Response:
     role = role_of(request)
     rules, store = request.app[RULES], request.app[STORE]
-    try:
-        job_id = int(request.match_info["job_id"])
-    except ValueError as exc:
-        raise _error(web.HTTPBadRequest, "job ids are numbers") from exc
+    job_id = _id(request, "job_id")
     log.info("staff API: %s retries job %d", role.value, job_id)
 
     def apply() -> dict | None:

@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot import alerts, escalation, replies, surveys
 from bot.assistant import AssistantClient
-from bot.clock import to_local
+from bot.clock import to_local, to_utc_naive
 from bot.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH
-from bot.models import Resident, Survey, SurveyStatus, Ticket, TicketKind, TicketStatus
+from bot.models import InboundMessage, OutboundMessage, Resident, Survey, SurveyStatus, Ticket, TicketKind, TicketStatus
 from bot.notify import Notice, NotDeliverable, deliver
 from bot.rules import ProjectRules
 from bot.scheduler import queue
 from bot.scheduler.queue import ClaimedJob
-from bot.sla import deadline_missed, next_progress_update_at, outside_quiet_hours
+from bot.sla import next_progress_update_at, outside_quiet_hours
 from bot.store import TicketStore
 from bot.wechat.api import WeChatApi
 
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 OPEN_SURVEY_INTENT = "EXTERNAL_satisfaction_survey"
 CLOSE_SURVEY_INTENT = "EXTERNAL_survey_closed"
-# A resident who wrote within this many minutes is in a conversation: do not interrupt it.
-CHATTING = timedelta(minutes=10)
 
 
 @dataclass
@@ -52,9 +50,10 @@ class Deferred(Exception):
         self.until = until
 
 
-def _notice_values(ticket: Ticket | None, rules: ProjectRules, now: datetime) -> dict[str, str]:
+def _notice_values(ticket: Ticket | None, rules: ProjectRules, now: datetime, title: str) -> dict[str, str]:
+    """What a template message's fields may use (see `wechat_templates` in the project file)."""
     local = to_local(now, rules.timezone)
-    values = {"project": rules.name, "time": f"{local:%Y-%m-%d %H:%M}", "title": "服务回访"}
+    values = {"project": rules.name, "time": f"{local:%Y-%m-%d %H:%M}", "title": title}
     if ticket is not None:
         values.update(number=ticket.number, kind=replies.KIND_LABELS_ZH[TicketKind(ticket.kind)],
                       status=STATUS_LABELS_ZH[TicketStatus(ticket.status)], summary=ticket.description)
@@ -63,10 +62,11 @@ def _notice_values(ticket: Ticket | None, rules: ProjectRules, now: datetime) ->
     return values
 
 
-async def _deliver_or_alert(ctx: Context, notice: Notice, now: datetime, what: str) -> None:
-    """Deliver; when WeChat cannot reach the resident at all, staff are asked to phone them."""
+async def _deliver_or_alert(ctx: Context, notice: Notice, now: datetime, what: str) -> bool:
+    """Deliver; when WeChat cannot reach the resident at all, staff are asked to phone them. True when sent."""
     try:
         await deliver(ctx.api, ctx.store, ctx.rules, notice, now)
+        return True
     except NotDeliverable as exc:
         def unreachable() -> None:
             with ctx.store.transaction() as session:
@@ -74,6 +74,7 @@ async def _deliver_or_alert(ctx: Context, notice: Notice, now: datetime, what: s
                 alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=ticket, key=f"{notice.key}:unreachable",
                                    now=now, detail=f"{what} cannot reach the resident ({exc}); please call them")
         await asyncio.to_thread(unreachable)
+        return False
 
 
 # --- surveys ------------------------------------------------------------------------
@@ -86,7 +87,8 @@ async def _open_survey(ctx: Context, survey_id: int, now: datetime) -> None:
             survey = session.get(Survey, survey_id)
             if survey.status not in (SurveyStatus.SCHEDULED.value, SurveyStatus.SENT.value):
                 return None
-            return survey.resident.openid, survey.ticket_id, _notice_values(survey.ticket, ctx.rules, now)
+            title = "服务回访" if survey.ticket_id else "年度满意度调查"
+            return survey.resident.openid, survey.ticket_id, _notice_values(survey.ticket, ctx.rules, now, title)
 
     loaded = await asyncio.to_thread(load)
     if loaded is None:
@@ -95,23 +97,15 @@ async def _open_survey(ctx: Context, survey_id: int, now: datetime) -> None:
     said = await ctx.assistant.trigger_intent(openid, OPEN_SURVEY_INTENT, {"survey_id": str(survey_id)})
     if not said:
         raise RuntimeError("the assistant opened the survey but asked nothing")
-    values["title"] = "服务回访" if ticket_id else "年度满意度调查"
-    try:
-        await deliver(ctx.api, ctx.store, ctx.rules,
-                      Notice(openid, "\n\n".join(said), key=f"survey:{survey_id}:question", template="survey",
-                             values=values, ticket_id=ticket_id), now)
-    except NotDeliverable as exc:
-        await asyncio.to_thread(_unreachable, ctx, survey_id, str(exc), now)
-        return
-    await asyncio.to_thread(_survey_sent, ctx, survey_id, now)
+    notice = Notice(openid, "\n\n".join(said), key=f"survey:{survey_id}:question", template="survey",
+                    values=values, ticket_id=ticket_id)
+    sent = await _deliver_or_alert(ctx, notice, now, "the satisfaction survey")
+    await asyncio.to_thread(_survey_sent if sent else _survey_undeliverable, ctx, survey_id, now)
 
 
-def _unreachable(ctx: Context, survey_id: int, why: str, now: datetime) -> None:
+def _survey_undeliverable(ctx: Context, survey_id: int, _now: datetime) -> None:
     with ctx.store.transaction() as session:
-        survey = session.get(Survey, survey_id)
-        survey.status = SurveyStatus.CANCELLED.value
-        alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=survey.ticket, key=f"survey:{survey_id}:unreachable",
-                           detail=f"survey cannot reach the resident on WeChat ({why}); please call them", now=now)
+        session.get(Survey, survey_id).status = SurveyStatus.CANCELLED.value  # staff phone instead
 
 
 def _survey_sent(ctx: Context, survey_id: int, now: datetime) -> None:
@@ -139,7 +133,8 @@ async def satisfaction_callback(ctx: Context, job: ClaimedJob, now: datetime) ->
                 return None  # reopened, closed or answered since: this callback is moot
             last = ticket.resident.last_message_at
             later = now + timedelta(minutes=ctx.rules.follow_up.busy_defer_minutes)
-            if last is not None and now - last < CHATTING and (ticket.callback_due_at is None
+            chatting = timedelta(minutes=ctx.rules.follow_up.busy_window_minutes)
+            if last is not None and now - last < chatting and (ticket.callback_due_at is None
                                                                or later <= ticket.callback_due_at):
                 raise Deferred(later, "resident is in a conversation")
             return surveys.callback_survey_for(session, ticket, stamp, now).id
@@ -170,7 +165,7 @@ async def survey_reminder(ctx: Context, job: ClaimedJob, now: datetime) -> None:
                 return None
             return Notice(survey.resident.openid, replies.survey_reminder(survey.ticket),
                           key=f"survey:{survey.id}:reminder", template="survey",
-                          values=_notice_values(survey.ticket, ctx.rules, now), ticket_id=survey.ticket_id)
+                          values=_notice_values(survey.ticket, ctx.rules, now, "服务回访"), ticket_id=survey.ticket_id)
 
     def reminded() -> None:
         with ctx.store.transaction() as session:
@@ -217,7 +212,7 @@ async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
                 return None
             return Notice(ticket.resident.openid, replies.progress_update(ticket, ctx.rules),
                           key=f"progress:{ticket.id}:{sequence}", template="progress",
-                          values=_notice_values(ticket, ctx.rules, now), ticket_id=ticket.id)
+                          values=_notice_values(ticket, ctx.rules, now, "进展通知"), ticket_id=ticket.id)
 
     def schedule_next() -> None:
         with ctx.store.transaction() as session:
@@ -237,62 +232,23 @@ async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
 
 
 async def sla_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
-    deadline = str(job.payload.get("deadline", "due"))
-
     def check() -> None:
         with ctx.store.transaction() as session:
             ticket = session.get(Ticket, job.ticket_id)
-            if ticket is None:
-                return
-            local_due = replies.format_local(job.due_at, ctx.rules)
-            if deadline == "callback":
-                stamp = job.payload.get("resolved_at")
-                sent = session.execute(select(Survey.id).where(
-                    Survey.ticket_id == ticket.id, Survey.campaign == f"resolved:{stamp}",
-                    Survey.sent_at.is_not(None))).first()
-                if sent is None and deadline_missed(ticket, deadline):
-                    alerts.raise_alert(session, reason=alerts.CALLBACK_MISSED, ticket=ticket,
-                                       key=f"sla:{ticket.id}:callback:{stamp}", now=now,
-                                       detail=f"no satisfaction callback for {ticket.number} by {local_due}; "
-                                              "please call the resident")
-                return
-            current = ticket.due_at if deadline == "due" else ticket.final_due_at
-            if current != job.due_at or not deadline_missed(ticket, deadline):
-                return  # met, or the deadline moved (reopened) and has its own check
-            what = {"due": "deadline", "final": "hard limit"}.get(deadline, deadline)
-            alerts.raise_alert(session, reason=alerts.SLA_BREACH, ticket=ticket,
-                               key=f"sla:{ticket.id}:{deadline}:{job.due_at.isoformat()}", now=now,
-                               detail=f"{ticket.number} ({ticket.kind}, {ticket.priority or '-'}) missed its {what} "
-                                      f"{local_due}; status {ticket.status}")
+            if ticket is not None:
+                escalation.check_deadline(session, ctx.rules, ticket, deadline=str(job.payload.get("deadline", "due")),
+                                          due_at=job.due_at, resolved_at=job.payload.get("resolved_at"), now=now)
 
     await asyncio.to_thread(check)
 
 
 async def unclaimed_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
-    """An escalated case nobody claimed: announce it again, and past the limit tell the project head."""
-    sequence = int(job.payload.get("sequence", 1))
-    since = datetime.fromisoformat(str(job.payload.get("since")))
-
     def check() -> None:
-        rules = ctx.rules
         with ctx.store.transaction() as session:
             ticket = session.get(Ticket, job.ticket_id)
-            if ticket is None or ticket.assignee_id is not None or TicketStatus(ticket.status) not in OPEN_STATUSES:
-                return
-            waited = int((now - since).total_seconds() // 60)
-            head_after = escalation.unclaimed_delay(rules, ticket, rules.escalation.unclaimed_head_minutes)
-            if now - since >= head_after:
-                escalation.escalate(session, rules, ticket, escalation.UNCLAIMED_HEAD,
-                                    f"{ticket.number} unclaimed for {waited} min", now)
-                return
-            alerts.raise_alert(session, reason=escalation.UNCLAIMED, ticket=ticket, now=now,
-                               key=f"{escalation.UNCLAIMED}:{ticket.id}:{sequence}",
-                               detail=f"{ticket.number} still unclaimed after {waited} min")
-            step = escalation.unclaimed_delay(rules, ticket, rules.escalation.unclaimed_reannounce_minutes)
-            queue.enqueue(session, kind=queue.UNCLAIMED_CHECK, due_at=min(now + step, since + head_after),
-                          key=f"unclaimed:{ticket.id}:{sequence + 1}", now=now, ticket_id=ticket.id,
-                          payload={"sequence": sequence + 1, "since": since.isoformat()},
-                          max_attempts=rules.follow_up.job_max_attempts)
+            if ticket is not None:
+                escalation.chase_unclaimed(session, ctx.rules, ticket, sequence=int(job.payload.get("sequence", 1)),
+                                           since=datetime.fromisoformat(str(job.payload["since"])), now=now)
 
     await asyncio.to_thread(check)
 
@@ -305,10 +261,8 @@ async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None
             openid = str(job.payload.get("openid") or (ticket.resident.openid if ticket and ticket.resident else ""))
             if not openid:
                 return None
-            values = _notice_values(ticket, ctx.rules, now)
-            values["title"] = "客服回复"
             return Notice(openid, str(job.payload["text"]), key=job.idempotency_key, template="staff_reply",
-                          values=values, ticket_id=job.ticket_id)
+                          values=_notice_values(ticket, ctx.rules, now, "客服回复"), ticket_id=job.ticket_id)
 
     notice = await asyncio.to_thread(load)
     if notice is not None:
@@ -317,10 +271,6 @@ async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None
 
 async def message_log_retention(ctx: Context, job: ClaimedJob, now: datetime) -> None:
     """Purge raw WeChat message logs past their retention; the case records are kept."""
-    from sqlalchemy import delete
-
-    from bot.models import InboundMessage, OutboundMessage
-
     cutoff = now - timedelta(days=ctx.rules.follow_up.message_log_retention_days)
 
     def purge() -> tuple[int, int]:
@@ -347,7 +297,7 @@ def schedule_daily(store: TicketStore, rules: ProjectRules, now: datetime) -> No
     if at < local:
         at = at + timedelta(days=1)
     with store.transaction() as session:
-        queue.enqueue(session, kind=queue.MESSAGE_LOG_RETENTION, due_at=at.astimezone(timezone.utc).replace(tzinfo=None),
+        queue.enqueue(session, kind=queue.MESSAGE_LOG_RETENTION, due_at=to_utc_naive(at),
                       key=f"{queue.MESSAGE_LOG_RETENTION}:{at.date().isoformat()}", now=now,
                       max_attempts=rules.follow_up.job_max_attempts)
 

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.models import Job, JobStatus
+from bot.alerts import JOB_PARKED, raise_alert
+from bot.models import Job, JobStatus, Ticket
 from bot.rules import FollowUpRules
 from bot.store import TicketStore
 from bot.upsert import insert_once
@@ -135,9 +136,6 @@ def backoff(attempts: int, rules: FollowUpRules) -> timedelta:
 def fail(store: TicketStore, job_id: int, worker: str, error: str, now: datetime,
          rules: FollowUpRules) -> bool:
     """Record a failed attempt: retry later with backoff, or park it. True when parked."""
-    from bot.alerts import JOB_PARKED, raise_alert
-    from bot.models import Ticket
-
     with store.transaction() as session:
         job = _owned(session, job_id, worker)
         if job is None:

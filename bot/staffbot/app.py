@@ -150,11 +150,7 @@ class StaffBot:
 
     def act(self, action: str, number: str, staff: Staff, text: str = "") -> Outcome:
         with self.store.transaction() as session:
-            if action == cards.CLAIM:
-                return handoff.claim(session, self.rules, number, staff, channel=CHANNEL)
-            if action == cards.REPLY:
-                return handoff.reply(session, self.rules, number, staff, text, channel=CHANNEL)
-            return handoff.resolve(session, self.rules, number, staff, text, channel=CHANNEL)
+            return handoff.perform(session, self.rules, action, number, staff, text, channel=CHANNEL)
 
     def view(self, number: str) -> str | None:
         with self.store.transaction() as session:
@@ -198,14 +194,14 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer("无法识别的操作。")
         return
     action, number = parsed
-    if action == cards.CLAIM:
+    if action == handoff.CLAIM:
         await on_claim(query, bot, staff, number)
     else:
         await ask_for_text(query, bot, staff, action, number)
 
 
 async def on_claim(query, bot: StaffBot, staff: Staff, number: str) -> None:  # type: ignore[no-untyped-def]
-    outcome = await asyncio.to_thread(bot.act, cards.CLAIM, number, staff)
+    outcome = await asyncio.to_thread(bot.act, handoff.CLAIM, number, staff)
     if not outcome.done:
         await query.answer(refusal_text(outcome), show_alert=True)
         return
@@ -215,10 +211,10 @@ async def on_claim(query, bot: StaffBot, staff: Staff, number: str) -> None:  # 
 
 async def ask_for_text(query, bot: StaffBot, staff: Staff, action: str, number: str) -> None:  # type: ignore[no-untyped-def]
     holder = await asyncio.to_thread(bot.holder_of, number)
-    if action == cards.REPLY and holder != staff.id:
+    if action == handoff.REPLY and holder != staff.id:
         await query.answer("请先接单再回复。" if holder is None else "只有接单人可以回复。", show_alert=True)
         return
-    if action == cards.RESOLVE and holder not in (None, staff.id):
+    if action == handoff.RESOLVE and holder not in (None, staff.id):
         await query.answer("只有接单人可以办结。", show_alert=True)
         return
     ticket_id = await asyncio.to_thread(bot.ticket_id, number)
@@ -226,7 +222,7 @@ async def ask_for_text(query, bot: StaffBot, staff: Staff, action: str, number: 
         await query.answer(f"没有找到工单 {number}", show_alert=True)
         return
     await query.answer()
-    prompt = (f"请直接回复本条消息，输入要发给居民的话（{number}）。" if action == cards.REPLY
+    prompt = (f"请直接回复本条消息，输入要发给居民的话（{number}）。" if action == handoff.REPLY
               else f"请直接回复本条消息，写明处理结果，即办结 {number}。")
     message = await query.message.reply_text(prompt, reply_markup=ForceReply(selective=True))
     await asyncio.to_thread(bot.link, message, ticket_id, f"ask_{action}", staff)
@@ -245,11 +241,11 @@ async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await message.reply_text("您不在值班名单中，无权操作。")
         return
     number, purpose = target
-    action = cards.RESOLVE if purpose == "ask_resolve" else cards.REPLY
+    action = handoff.RESOLVE if purpose == "ask_resolve" else handoff.REPLY
     outcome = await asyncio.to_thread(bot.act, action, number, staff, message.text or "")
     if not outcome.done:
         await message.reply_text(refusal_text(outcome))
-    elif action == cards.RESOLVE:
+    elif action == handoff.RESOLVE:
         await message.reply_text(f"工单 {number} 已办结，居民已回到智能助手，满意度回访已安排。")
     else:
         await message.reply_text(f"已发送给居民（{number}）。")

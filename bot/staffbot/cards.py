@@ -4,15 +4,13 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.escalation import REASON_LABELS_ZH
+from bot.handoff import ACTIONS, CLAIM, REPLY, RESOLVE
 from bot.lifecycle import STATUS_LABELS_ZH
-from bot.models import StaffAlert, Ticket, TicketKind, TicketStatus
+from bot.models import Priority, StaffAlert, Ticket, TicketKind, TicketStatus
 from bot.privacy import mask_phone, redact_text
-from bot.replies import KIND_LABELS_ZH, format_local
+from bot.replies import KIND_LABELS_ZH, PRIORITY_LABELS_ZH, format_local
 from bot.rules import ProjectRules
 
-PRIORITY_LABELS_ZH = {"emergency": "紧急", "normal": "一般", "major": "重大", "urgent": "紧急", "general": "一般"}
-
-CLAIM, REPLY, RESOLVE = "claim", "reply", "resolve"
 
 
 def card_keyboard(number: str) -> InlineKeyboardMarkup:
@@ -25,7 +23,7 @@ def card_keyboard(number: str) -> InlineKeyboardMarkup:
 
 def parse_button(data: str | None) -> tuple[str, str] | None:
     action, _, number = (data or "").partition(":")
-    return (action, number) if action in (CLAIM, REPLY, RESOLVE) and number else None
+    return (action, number) if action in ACTIONS and number else None
 
 
 def _summary(text: str, limit: int = 120) -> str:
@@ -35,7 +33,7 @@ def _summary(text: str, limit: int = 120) -> str:
 
 def ticket_lines(ticket: Ticket, rules: ProjectRules) -> list[str]:
     kind = KIND_LABELS_ZH[TicketKind(ticket.kind)]
-    priority = PRIORITY_LABELS_ZH.get(ticket.priority or "", "")
+    priority = PRIORITY_LABELS_ZH[Priority(ticket.priority)] if ticket.priority else ""
     phone = mask_phone(ticket.resident.phone) if ticket.resident is not None and ticket.resident.phone else "未登记"
     lines = [
         f"工单：{ticket.number}（{kind}{' · ' + priority if priority else ''}）",

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 TOKEN_ERRORS = {40001, 40014, 42001}  # invalid / expired access token
 OUT_OF_WINDOW = 45015  # the resident's last message is more than 48 h old
+# Customer-service messages reach a resident only this long after their last message.
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=48)
 
 
 class WeChatApiError(Exception):
