@@ -89,18 +89,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         migrate.upgrade(url)
         yield url
         return
-    admin = request.getfixturevalue("postgres_server")
-    name, url = _create_postgres_database(admin)
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        _drop_postgres_database(admin, name)
+    yield request.getfixturevalue("postgres_database_url")
 
 
 @pytest.fixture
 def postgres_database_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database (for tests about PostgreSQL behaviour itself)."""
+    """A fresh, migrated PostgreSQL database (also alone, for tests about PostgreSQL itself)."""
     name, url = _create_postgres_database(postgres_server)
     try:
         migrate.upgrade(url)
