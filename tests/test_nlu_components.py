@@ -68,3 +68,89 @@ def test_reconcile_component_rewrites_message_entities():
         {"entity": "room", "start": 0, "end": 6, "value": "A座1803", "extractor": "RegexEntityExtractor"}]})
     [processed] = ReconcileEntities().process([message])
     assert [e["value"] for e in processed.get("entities")] == ["A座1803"]
+
+
+# --- CharNgramIntentBlend: the linear character n-gram model blended with DIET ---------
+
+def _blend_component(tmp_path, **config):
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+
+    from bot.nlu.intent_blend import CharNgramIntentBlend
+
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("ngram_blend")
+    context = ExecutionContext(GraphSchema({}), "test")
+    return CharNgramIntentBlend, storage, resource, context, CharNgramIntentBlend.create(
+        {**CharNgramIntentBlend.get_default_config(), **config}, storage, resource, context)
+
+
+BLEND_TRAINING = {
+    "report_repair": ["电梯坏了", "楼道灯不亮", "水管漏水了", "厨房下水道堵了", "门禁坏了打不开", "路灯坏了好几天"],
+    "thank": ["谢谢", "多谢了", "谢谢你们", "太感谢了", "辛苦了谢谢", "谢啦"],
+    "greet": ["你好", "在吗", "您好", "有人吗", "哈喽", "早上好"],
+}
+
+
+def _tokenised(text: str, intent: str | None = None) -> Message:
+    import jieba
+    from rasa.nlu.tokenizers.tokenizer import Token
+
+    data = {TEXT: text}
+    if intent:
+        data["intent"] = intent
+    message = Message(data=data)
+    tokens, offset = [], 0
+    for word in jieba.lcut(text):
+        tokens.append(Token(word, offset))
+        offset += len(word)
+    message.set("text_tokens", tokens)
+    return message
+
+
+def test_blend_learns_from_characters_and_survives_persisting(tmp_path):
+    cls, storage, resource, context, component = _blend_component(tmp_path)
+    examples = [_tokenised(text, intent) for intent, texts in BLEND_TRAINING.items() for text in texts]
+    component.train(TrainingData(examples))
+    # No DIET ranking on the message: the linear model answers alone. 电灯坏啦 was never
+    # seen, but shares characters with the repairs.
+    unseen = [_tokenised("电灯坏啦"), _tokenised("谢谢啦"), _tokenised("在不在")]
+    component.process(unseen)
+    assert [m.get("intent")["name"] for m in unseen] == ["report_repair", "thank", "greet"]
+
+    loaded = cls.load(component.config, storage, resource, context)
+    before = component.probabilities([_tokenised("电梯又坏了")])
+    after = loaded.probabilities([_tokenised("电梯又坏了")])
+    assert loaded.classes == component.classes and abs(before - after).max() < 1e-12
+    # Plain JSON and NumPy arrays: nothing executable is stored with the model.
+    with storage.read_from(resource) as directory:
+        assert sorted(p.name for p in directory.iterdir()) == ["ngram_intent.json", "ngram_intent.npz"]
+
+
+def test_blend_averages_with_diets_ranking_by_weight(tmp_path):
+    cls, storage, resource, context, component = _blend_component(tmp_path, blend_weight=0.25)
+    component.train(TrainingData([_tokenised(t, i) for i, ts in BLEND_TRAINING.items() for t in ts]))
+    message = _tokenised("谢谢")
+    own = dict(zip(component.classes, component.probabilities([message])[0].tolist()))
+    # DIET (wrongly) sure it is a greeting, and knowing an intent the linear model lacks.
+    diet = [{"name": "greet", "confidence": 0.7}, {"name": "affirm", "confidence": 0.3}]
+    message.set("intent", {"name": "greet", "confidence": 0.7})
+    message.set("intent_ranking", diet)
+    component.process([message])
+    ranking = {row["name"]: row["confidence"] for row in message.get("intent_ranking")}
+    assert abs(ranking["greet"] - (0.25 * own["greet"] + 0.75 * 0.7)) < 1e-9
+    assert abs(ranking["thank"] - 0.25 * own["thank"]) < 1e-9
+    assert abs(ranking["affirm"] - 0.75 * 0.3) < 1e-9
+    assert message.get("intent") == {"name": max(ranking, key=ranking.get), "confidence": max(ranking.values())}
+    assert abs(sum(ranking.values()) - 1.0) < 1e-9
+
+
+def test_untrained_blend_passes_diets_answer_through(tmp_path):
+    cls, storage, resource, context, component = _blend_component(tmp_path)
+    component.train(TrainingData([_tokenised("谢谢", "thank")]))  # one intent: nothing to learn
+    loaded = cls.load(component.config, storage, resource, context)
+    message = _tokenised("谢谢")
+    message.set("intent", {"name": "thank", "confidence": 0.9})
+    loaded.process([message])
+    assert message.get("intent") == {"name": "thank", "confidence": 0.9}
