@@ -45,35 +45,24 @@ def main() -> int:
     threshold = fallback["threshold"] if args.threshold is None else args.threshold
     ambiguity = fallback["ambiguity_threshold"] if args.ambiguity is None else args.ambiguity
 
-    import jieba
+    from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
     from rasa.shared.nlu.training_data.loading import load_data
     from rasa.shared.nlu.training_data.message import Message
     from rasa.shared.nlu.training_data.training_data import TrainingData
-    from rasa.nlu.tokenizers.tokenizer import Token
     from sklearn.metrics import f1_score
 
     from bot.chinese import to_simplified
     from bot.nlu.intent_blend import CharNgramIntentBlend
 
-    jieba.setLogLevel(logging.WARNING)
-    for dictionary in sorted((PROJECT_ROOT / "project" / "jieba").iterdir()):
-        jieba.load_userdict(str(dictionary))
-
     examples = load_data(str(PROJECT_ROOT / "data" / "nlu")).intent_examples
     diet = {row["index"]: {k: v for k, v in row["ranking"].items() if k != "nlu_fallback"}
             for row in json.loads(args.rankings.read_text(encoding="utf-8"))}
 
-    def tokenised(example) -> Message:
-        text = to_simplified(example.get("text"))
-        message = Message(data={"text": text, "intent": example.get("intent")})
-        tokens, offset = [], 0
-        for word in jieba.lcut(text):
-            tokens.append(Token(word, offset))
-            offset += len(word)
-        message.set("text_tokens", tokens)
-        return message
-
-    messages = [tokenised(example) for example in examples]
+    tokenizer = JiebaTokenizer({**JiebaTokenizer.get_default_config(),
+                                "dictionary_path": str(PROJECT_ROOT / "project" / "jieba")}, None, None)
+    messages = [Message(data={"text": to_simplified(example.get("text")), "intent": example.get("intent")})
+                for example in examples]
+    tokenizer.process(messages)
     own: dict[int, dict[str, float]] = {}
     for train_index, test_index in folds(examples, args.folds):
         overrides = {key: float(value) for key, value in (item.split("=", 1) for item in args.set)}

@@ -6,6 +6,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.chinese import to_simplified
+from bot.config import PROJECT_ROOT
 from bot.nlu.entities import ReconcileEntities, reconcile
 from bot.nlu.traditional import TraditionalToSimplified
 from bot.rooms import normalise_room
@@ -94,18 +95,12 @@ BLEND_TRAINING = {
 
 
 def _tokenised(text: str, intent: str | None = None) -> Message:
-    import jieba
-    from rasa.nlu.tokenizers.tokenizer import Token
+    """A message as the blend sees it in the pipeline: after the project's jieba tokenizer."""
+    from rasa.nlu.tokenizers.jieba_tokenizer import JiebaTokenizer
 
-    data = {TEXT: text}
-    if intent:
-        data["intent"] = intent
-    message = Message(data=data)
-    tokens, offset = [], 0
-    for word in jieba.lcut(text):
-        tokens.append(Token(word, offset))
-        offset += len(word)
-    message.set("text_tokens", tokens)
+    message = Message(data={TEXT: text, **({"intent": intent} if intent else {})})
+    config = {**JiebaTokenizer.get_default_config(), "dictionary_path": str(PROJECT_ROOT / "project" / "jieba")}
+    JiebaTokenizer(config, None, None).process([message])
     return message
 
 
