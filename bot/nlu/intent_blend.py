@@ -7,8 +7,9 @@ differently-biased opinion that does not depend on segmentation being right. Pla
 DIETClassifier, it rewrites `intent` and `intent_ranking` as a weighted average of the two
 probability distributions, so FallbackClassifier (after it) judges the blended confidence.
 
-The blend weight and the n-gram settings were chosen by 5-fold cross-validation on the
-training data only (scripts/compare_nlu_configs.py); the held-out set played no part.
+The blend weight, C and the fallback thresholds in config.yml were chosen together by
+5-fold cross-validation on the training data only (scripts/crossval_nlu.py, then
+scripts/sweep_blend_weight.py); the held-out set played no part.
 
 The model is persisted as plain JSON and a NumPy archive (vocabularies, idf weights,
 coefficients), not a pickle: loading a model never executes code from it.
