@@ -22,7 +22,7 @@ from bot.models import Priority, Ticket, TicketKind, TicketStatus
 from bot.rooms import parse_room
 from bot.rules import ProjectRules
 from bot.scheduler import queue
-from bot.sla import SPECIAL_GROUP_TAGS, deadline_missed
+from bot.sla import deadline_missed, in_special_group
 
 HUMAN_REQUEST = "human_request"
 EMERGENCY_REPAIR = "emergency_repair"
@@ -54,11 +54,12 @@ REASON_LABELS_ZH = {
 
 
 def is_special_group(ticket: Ticket) -> bool:
-    return bool(ticket.resident is not None and SPECIAL_GROUP_TAGS.intersection(ticket.resident.tags or ()))
+    return ticket.resident is not None and in_special_group(ticket.resident.tags)
 
 
 def unclaimed_delay(rules: ProjectRules, ticket: Ticket, minutes: int) -> timedelta:
-    factor = rules.escalation.special_group_factor if is_special_group(ticket) else 1.0
+    # The same priority factor as their deadlines (sla.special_group_factor).
+    factor = rules.sla.special_group_factor if is_special_group(ticket) else 1.0
     return timedelta(minutes=minutes * factor)
 
 

@@ -70,8 +70,6 @@ class EscalationRules:
     # An escalated case nobody claimed is announced again, then goes to the project head.
     unclaimed_reannounce_minutes: int = 15
     unclaimed_head_minutes: int = 60
-    # Special-group residents (独居老人 …): those times are multiplied by this.
-    special_group_factor: float = 0.5
     # Problem categories for grouping complaints: topic -> words.
     complaint_topics: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -152,7 +150,6 @@ def _escalation(raw: dict[str, Any]) -> EscalationRules:
         group_complaint_window_hours=int(raw.get("group_complaint_window_hours", d.group_complaint_window_hours)),
         unclaimed_reannounce_minutes=int(raw.get("unclaimed_reannounce_minutes", d.unclaimed_reannounce_minutes)),
         unclaimed_head_minutes=int(raw.get("unclaimed_head_minutes", d.unclaimed_head_minutes)),
-        special_group_factor=float(raw.get("special_group_factor", d.special_group_factor)),
         complaint_topics=tuple((str(topic), tuple(str(w) for w in words or ()))
                                for topic, words in (raw.get("complaint_topics") or {}).items()),
     )

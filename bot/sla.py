@@ -40,8 +40,13 @@ def compute_due_at(kind: TicketKind, priority: Priority | None, created_at: date
     return to_utc_naive(_shorten_for(resident_tags, rules, created_local, due_local))
 
 
+def in_special_group(resident_tags: Iterable[str] | None) -> bool:
+    """空巢/独居老人, 残疾人, 智力障碍人员: their cases get priority everywhere."""
+    return bool(SPECIAL_GROUP_TAGS.intersection(resident_tags or ()))
+
+
 def _shorten_for(resident_tags: Iterable[str], rules: ProjectRules, start: datetime, end: datetime) -> datetime:
-    if SPECIAL_GROUP_TAGS.intersection(resident_tags) and rules.sla.special_group_factor < 1:
+    if in_special_group(resident_tags) and rules.sla.special_group_factor < 1:
         return start + (end - start) * rules.sla.special_group_factor
     return end
 

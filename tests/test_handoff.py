@@ -164,7 +164,11 @@ def test_unclaimed_special_group_case_is_chased_twice_as_fast(store, rules, tmp_
         reasons = [a.reason for a in s.execute(select(StaffAlert).where(StaffAlert.ticket_id == ticket.id)).scalars()]
         assert reasons == ["special_group"]
         check = s.execute(select(Job).where(Job.ticket_id == ticket.id, Job.kind == queue.UNCLAIMED_CHECK)).scalar_one()
-        assert check.due_at == NOON + timedelta(minutes=rules.escalation.unclaimed_reannounce_minutes / 2)
+        # One priority factor for special groups: their deadline and the chasing of their case.
+        factor = rules.sla.special_group_factor
+        assert factor == 0.5
+        assert check.due_at == NOON + timedelta(minutes=rules.escalation.unclaimed_reannounce_minutes * factor)
+        assert ticket.due_at == NOON + timedelta(hours=rules.sla.general_repair_hours * factor)
 
 
 async def test_unclaimed_case_is_announced_again_then_sent_to_the_project_head(store, rules):
