@@ -3,13 +3,20 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Text
+from typing import TYPE_CHECKING, Any, Callable, Optional, Text, TypeVar
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.privacy import mask_openid
+from bot.cases import context
+from bot.cases.context import StoreUnavailable
+from bot.core.privacy import mask_openid
+from bot.core.rules import ProjectRules
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # Messages that name a request but say nothing about it ("我要报修").
@@ -74,6 +81,21 @@ def first_value(value: Any) -> Any:
     return value
 
 
-def apologise_store_failure(dispatcher: CollectingDispatcher, tracker: Tracker, what: Text) -> None:
-    log.exception("store failure while %s for resident %s", what, mask_openid(resident_id(tracker)))
-    dispatcher.utter_message(response="utter_store_unavailable")
+def project_rules() -> ProjectRules:
+    return context.get_rules()
+
+
+def with_store(dispatcher: CollectingDispatcher, tracker: Tracker, what: Text,
+               work: Callable[["Session", ProjectRules], T]) -> Optional[T]:
+    """Run `work` in one transaction of the ticket store.
+
+    When the store fails, nothing of the work is kept, the resident hears a short apology
+    (utter_store_unavailable) and the result is None; `work` itself returns a value.
+    """
+    try:
+        with context.unit_of_work() as session:
+            return work(session, context.get_rules())
+    except StoreUnavailable:
+        log.exception("store failure while %s for resident %s", what, mask_openid(resident_id(tracker)))
+        dispatcher.utter_message(response="utter_store_unavailable")
+        return None

@@ -1,25 +1,28 @@
 """Complaint (投诉) form: what happened, where, what the resident wants; then open the ticket."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import TYPE_CHECKING, Any, Dict, List, Text, Tuple
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import (
-    apologise_store_failure,
     extract_case_text,
     first_value,
     input_channel,
     is_substantive,
     resident_id,
+    with_store,
 )
-from bot import replies, runtime
-from bot.rooms import normalise_room
-from bot.tickets import open_complaint_ticket
+from bot.core import replies
+from bot.core.rooms import normalise_room
+from bot.cases.tickets import open_complaint_ticket
+from bot.core.rules import ProjectRules
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 COMPLAINT_SLOTS = ("complaint_description", "complaint_location", "complaint_demand")
 _ANSWER_INTENTS = frozenset({"file_complaint", "report_repair", "inform", "affirm", "deny", "out_of_scope",
@@ -66,27 +69,26 @@ class ActionSubmitComplaintForm(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        rules = runtime.get_rules()
         location = tracker.get_slot("complaint_location")
         room = normalise_room(location)
         description = tracker.get_slot("complaint_description") or ""
         if location and not room and location != "不涉及":
             description = f"{description}\n地点：{location}"
         reset = [SlotSet(slot, None) for slot in COMPLAINT_SLOTS]
-        try:
-            with runtime.get_store().transaction() as session:
-                ticket = open_complaint_ticket(
-                    session, rules,
-                    openid=resident_id(tracker),
-                    description=description,
-                    demand=tracker.get_slot("complaint_demand"),
-                    room=room,
-                    channel=input_channel(tracker),
-                )
-                message = replies.complaint_confirmation(ticket, rules)
-                number = ticket.number
-        except SQLAlchemyError:
-            apologise_store_failure(dispatcher, tracker, "opening a complaint ticket")
+        def open_ticket(session: Session, rules: ProjectRules) -> Tuple[str, str]:
+            ticket = open_complaint_ticket(
+                session, rules,
+                openid=resident_id(tracker),
+                description=description,
+                demand=tracker.get_slot("complaint_demand"),
+                room=room,
+                channel=input_channel(tracker),
+            )
+            return replies.complaint_confirmation(ticket, rules), ticket.number
+
+        opened = with_store(dispatcher, tracker, "opening a complaint ticket", open_ticket)
+        if opened is None:
             return reset
+        message, number = opened
         dispatcher.utter_message(text=message)
         return reset + [SlotSet("last_ticket_number", number)]

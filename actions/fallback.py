@@ -12,8 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.replies import INTENT_CHOICES_ZH, did_you_mean
-
+from bot.core.replies import INTENT_CHOICES_ZH, did_you_mean
 MAX_CHOICES = 2
 
 

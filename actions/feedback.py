@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Dict, List, Text
+from typing import TYPE_CHECKING, Any, Dict, List, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy.exc import SQLAlchemyError
 
-from actions.common import apologise_store_failure, input_channel, latest_text, resident_id
-from bot import replies, runtime
-from bot.models import TicketKind
-from bot.tickets import record_feedback
+from actions.common import input_channel, latest_text, resident_id, with_store
+from bot.core import replies
+from bot.core.kinds import TicketKind
+from bot.cases.tickets import record_feedback
+from bot.core.rules import ProjectRules
 
-
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 class _RecordFeedback(Action, ABC):
     kind: TicketKind
 
@@ -24,16 +25,15 @@ class _RecordFeedback(Action, ABC):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        rules = runtime.get_rules()
-        try:
-            with runtime.get_store().transaction() as session:
-                ticket = record_feedback(session, rules, kind=self.kind, openid=resident_id(tracker),
-                                         text=latest_text(tracker), channel=input_channel(tracker))
-                message = replies.feedback_confirmation(ticket, rules)
-                number = ticket.number
-        except SQLAlchemyError:
-            apologise_store_failure(dispatcher, tracker, f"recording {self.kind.value}")
+        def record(session: Session, rules: ProjectRules) -> Tuple[str, str]:
+            ticket = record_feedback(session, rules, kind=self.kind, openid=resident_id(tracker),
+                                     text=latest_text(tracker), channel=input_channel(tracker))
+            return replies.feedback_confirmation(ticket, rules), ticket.number
+
+        recorded = with_store(dispatcher, tracker, f"recording {self.kind.value}", record)
+        if recorded is None:
             return []
+        message, number = recorded
         dispatcher.utter_message(text=message)
         return [SlotSet("last_ticket_number", number)]
 

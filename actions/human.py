@@ -1,19 +1,21 @@
 """A resident asks for a person (转人工): staff get a case with what was said so far."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import TYPE_CHECKING, Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy.exc import SQLAlchemyError
 
-from actions.common import apologise_store_failure, input_channel, latest_text, resident_id
+from actions.common import input_channel, latest_text, resident_id, project_rules, with_store
 from actions.forms import FORM_SLOTS, leave_form
-from bot import replies, runtime
-from bot.clock import utcnow
-from bot.tickets import request_human
+from bot.core import replies
+from bot.core.clock import utcnow
+from bot.cases.tickets import request_human
+from bot.core.rules import ProjectRules
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 _SLOT_LABELS = {"repair_description": "报修内容", "room": "房号", "visit_time": "上门时间",
                 "complaint_description": "投诉内容", "complaint_location": "地点", "complaint_demand": "诉求"}
 
@@ -37,16 +39,15 @@ class ActionRequestHuman(Action):
         form = (tracker.active_loop or {}).get("name")
         # The form stops either way: from here a person takes the case.
         left: List[EventType] = leave_form(form) if form else []
-        rules = runtime.get_rules()
         now = utcnow()
-        try:
-            with runtime.get_store().transaction() as session:
-                ticket = request_human(session, rules, openid=resident_id(tracker),
-                                       context=conversation_context(tracker), channel=input_channel(tracker),
-                                       now=now)
-                number = ticket.number
-        except SQLAlchemyError:
-            apologise_store_failure(dispatcher, tracker, "recording a request for a person")
+
+        def ask_for_a_person(session: Session, rules: ProjectRules) -> str:
+            ticket = request_human(session, rules, openid=resident_id(tracker),
+                                   context=conversation_context(tracker), channel=input_channel(tracker), now=now)
+            return ticket.number
+
+        number = with_store(dispatcher, tracker, "recording a request for a person", ask_for_a_person)
+        if number is None:
             return left
-        dispatcher.utter_message(text=replies.human_requested(number, rules, now))
+        dispatcher.utter_message(text=replies.human_requested(number, project_rules(), now))
         return left + [SlotSet("last_ticket_number", number)]

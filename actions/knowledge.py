@@ -9,9 +9,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import latest_text
-from bot import replies, runtime
-
+from actions.common import latest_text, project_rules
+from bot.core import replies
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +27,7 @@ class ActionAnswerFaq(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        rules = runtime.get_rules()
+        rules = project_rules()
         topic = selected_faq_topic(tracker)
         answer = rules.knowledge.answer(topic) if topic else None
         if answer is None:
@@ -44,7 +43,7 @@ class ActionReferOutOfScope(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        knowledge = runtime.get_rules().knowledge
+        knowledge = project_rules().knowledge
         referral = knowledge.referral_for(latest_text(tracker))
         if referral is not None:
             dispatcher.utter_message(text=replies.referral(referral.department, referral.contact))

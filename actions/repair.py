@@ -1,30 +1,35 @@
 """Repair (报修) form: what is broken, where, and when to visit; then open the ticket."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import TYPE_CHECKING, Any, Dict, List, Text, Tuple
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-from sqlalchemy.exc import SQLAlchemyError
 
 from actions.common import (
-    apologise_store_failure,
     extract_case_text,
     first_value,
     input_channel,
     is_substantive,
     latest_text,
     resident_id,
+    project_rules,
     value_before_this_turn,
+    with_store,
 )
-from bot import replies, runtime
-from bot.models import Priority
-from bot.residents import bound_resident
-from bot.rooms import corrected_room, normalise_room
-from bot.tickets import open_repair_ticket
-from bot.triage import repair_priority
+from bot.core import replies
+from bot.core.kinds import Priority
+from bot.cases import context
+from bot.cases.context import StoreUnavailable
+from bot.cases.residents import bound_room
+from bot.core.rules import ProjectRules
+from bot.core.rooms import corrected_room, normalise_room
+from bot.cases.tickets import open_repair_ticket
+from bot.core.triage import repair_priority
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 REPAIR_SLOTS = ("repair_description", "room", "visit_time")
 # Intents that answer the form's question; anything else is not a slot value.
@@ -39,7 +44,7 @@ class ValidateRepairForm(FormValidationAction):
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
         description = tracker.get_slot("repair_description") or ""
-        if description and repair_priority(description, runtime.get_rules().triage) is Priority.EMERGENCY:
+        if description and repair_priority(description, project_rules().triage) is Priority.EMERGENCY:
             # Nobody waits for an appointment in an emergency: we come now.
             return [slot for slot in domain_slots if slot != "visit_time"]
         return domain_slots
@@ -54,10 +59,9 @@ class ValidateRepairForm(FormValidationAction):
         if tracker.get_slot("room") or tracker.get_slot("requested_slot") is not None:
             return {}
         try:
-            with runtime.get_store().transaction() as session:
-                resident = bound_resident(session, resident_id(tracker))
-                room = resident.room if resident else None
-        except SQLAlchemyError:
+            with context.unit_of_work() as session:
+                room = bound_room(session, resident_id(tracker))
+        except StoreUnavailable:
             return {}  # we simply ask for the room
         return {"room": room} if room else {}
 
@@ -104,22 +108,22 @@ class ActionSubmitRepairForm(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        rules = runtime.get_rules()
-        try:
-            with runtime.get_store().transaction() as session:
-                ticket = open_repair_ticket(
-                    session, rules,
-                    openid=resident_id(tracker),
-                    description=tracker.get_slot("repair_description") or "",
-                    room=tracker.get_slot("room"),
-                    visit_time=tracker.get_slot("visit_time"),
-                    channel=input_channel(tracker),
-                )
-                message = replies.repair_confirmation(ticket, rules)
-                number = ticket.number
-        except SQLAlchemyError:
-            apologise_store_failure(dispatcher, tracker, "opening a repair ticket")
-            return [SlotSet(slot, None) for slot in REPAIR_SLOTS]
+        def open_ticket(session: Session, rules: ProjectRules) -> Tuple[str, str]:
+            ticket = open_repair_ticket(
+                session, rules,
+                openid=resident_id(tracker),
+                description=tracker.get_slot("repair_description") or "",
+                room=tracker.get_slot("room"),
+                visit_time=tracker.get_slot("visit_time"),
+                channel=input_channel(tracker),
+            )
+            return replies.repair_confirmation(ticket, rules), ticket.number
+
+        reset: List[EventType] = [SlotSet(slot, None) for slot in REPAIR_SLOTS]
+        opened = with_store(dispatcher, tracker, "opening a repair ticket", open_ticket)
+        if opened is None:
+            return reset
+        message, number = opened
         dispatcher.utter_message(text=message)
-        return [SlotSet(slot, None) for slot in REPAIR_SLOTS] + [SlotSet("last_ticket_number", number)]
+        return reset + [SlotSet("last_ticket_number", number)]
 

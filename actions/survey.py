@@ -3,17 +3,19 @@ intent, answered in the resident's next message(s), recorded by `bot.surveys`.""
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-from sqlalchemy.exc import SQLAlchemyError
+from actions.common import input_channel, latest_intent, latest_text, project_rules, resident_id, with_store
+from bot.core import replies
+from bot.cases import context, surveys
+from bot.core.rules import ProjectRules
 
-from actions.common import apologise_store_failure, input_channel, latest_intent, latest_text, resident_id
-from bot import replies, runtime, surveys
-from bot.models import Survey
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,13 @@ def _survey_id(tracker: Tracker) -> Optional[int]:
 
 
 def _labels(survey_id: Optional[int]) -> List[str]:
-    with runtime.get_store().transaction() as session:
-        return surveys.dimension_labels(session.get(Survey, survey_id) if survey_id else None, runtime.get_rules())
+    with context.unit_of_work() as session:
+        return surveys.dimension_labels(surveys.survey_by_id(session, survey_id), project_rules())
 
 
 def _dimensions(survey_id: Optional[int]) -> List[str]:
-    with runtime.get_store().transaction() as session:
-        return surveys.dimension_keys(session.get(Survey, survey_id) if survey_id else None)
+    with context.unit_of_work() as session:
+        return surveys.dimension_keys(surveys.survey_by_id(session, survey_id))
 
 
 def _forget_survey() -> List[EventType]:
@@ -68,9 +70,9 @@ class ActionAskSurveyReply(Action):
         if latest_intent(tracker) != OPEN_INTENT:
             dispatcher.utter_message(text=replies.survey_ask_again(_labels(survey_id)))
             return []
-        with runtime.get_store().transaction() as session:
-            survey = session.get(Survey, survey_id) if survey_id else None
-            rules = runtime.get_rules()
+        with context.unit_of_work() as session:
+            survey = surveys.survey_by_id(session, survey_id)
+            rules = project_rules()
             text = replies.survey_prompt(survey.ticket if survey else None, surveys.dimension_labels(survey, rules),
                                          rules)
         dispatcher.utter_message(text=text)
@@ -96,7 +98,7 @@ class ValidateSurveyForm(FormValidationAction):
         if value is None:  # a reset by action_start_survey, not an answer
             return {"survey_reply": None}
         text = str(value).strip()
-        rules = runtime.get_rules()
+        rules = project_rules()
         answer = surveys.parse_answer(text, _dimensions(_survey_id(tracker)), rules.follow_up.dissatisfied_max_score)
         if not answer.understood and not tracker.get_slot("survey_attempts"):
             return {"survey_reply": None, "survey_attempts": 1.0}  # asked again, once
@@ -158,28 +160,25 @@ class ActionEndSurvey(Action):
 
 def answer_survey(dispatcher: CollectingDispatcher, tracker: Tracker, survey_id: Optional[int], reply: str, *,
                   extra_comment: str, full_text: str) -> None:
-    rules = runtime.get_rules()
     openid = resident_id(tracker)
-    try:
-        with runtime.get_store().transaction() as session:
-            survey = session.get(Survey, survey_id) if survey_id else surveys.open_survey_of(session, openid)
-            if survey is None or survey.resident is None or survey.resident.openid != openid:
-                dispatcher.utter_message(text=replies.survey_recorded())
-                return
-            answer = surveys.read_reply(reply, survey.dimensions, rules.follow_up.dissatisfied_max_score,
-                                        extra_comment)
-            outcome = surveys.record_answer(session, rules, survey, answer, text=full_text,
-                                            channel=input_channel(tracker))
-            ticket = survey.ticket
-            if outcome is surveys.Outcome.REOPENED and ticket is not None:
-                message = replies.survey_reopened(ticket, rules)
-            elif outcome is surveys.Outcome.CLOSED:
-                message = replies.survey_closed_thanks(ticket.number if ticket else None)
-            elif not answer.understood:
-                message = replies.survey_unclear_recorded()
-            else:
-                message = replies.survey_recorded()
-    except SQLAlchemyError:
-        apologise_store_failure(dispatcher, tracker, "recording a survey answer")
-        return
-    dispatcher.utter_message(text=message)
+
+    def record(session: Session, rules: ProjectRules) -> str:
+        """What to tell the resident."""
+        survey = surveys.survey_by_id(session, survey_id) if survey_id else surveys.open_survey_of(session, openid)
+        if survey is None or survey.resident is None or survey.resident.openid != openid:
+            return replies.survey_recorded()
+        answer = surveys.read_reply(reply, survey.dimensions, rules.follow_up.dissatisfied_max_score, extra_comment)
+        outcome = surveys.record_answer(session, rules, survey, answer, text=full_text,
+                                        channel=input_channel(tracker))
+        ticket = survey.ticket
+        if outcome is surveys.Outcome.REOPENED and ticket is not None:
+            return replies.survey_reopened(ticket, rules)
+        if outcome is surveys.Outcome.CLOSED:
+            return replies.survey_closed_thanks(ticket.number if ticket else None)
+        if not answer.understood:
+            return replies.survey_unclear_recorded()
+        return replies.survey_recorded()
+
+    message = with_store(dispatcher, tracker, "recording a survey answer", record)
+    if message is not None:
+        dispatcher.utter_message(text=message)

@@ -8,11 +8,10 @@ from typing import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot import migrate
-from bot.config import PROJECT_ROOT
-from bot.rules import ProjectRules, load_rules
-from bot.store import TicketStore
-
+from bot.db import migrate
+from bot.settings import PROJECT_ROOT
+from bot.core.rules import ProjectRules, load_rules
+from bot.db.store import TicketStore
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
@@ -124,8 +123,8 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
 
     Started once per test session; tests keep apart by using their own sender ids.
     """
-    from bot.model_cache import ensure_model
-    from bot.stack import start_action_server, start_rasa, wait_until_healthy, write_endpoints
+    from bot.app.model_cache import ensure_model
+    from bot.app.stack import start_action_server, start_rasa, wait_until_healthy, write_endpoints
     from tests.live import LiveStack, free_port
 
     workdir = tmp_path_factory.mktemp("live")

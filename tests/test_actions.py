@@ -16,12 +16,12 @@ from actions.complaint import ActionSubmitComplaintForm, ValidateComplaintForm
 from actions.feedback import ActionRecordPraise, ActionRecordSuggestion
 from actions.repair import ActionSubmitRepairForm, ValidateRepairForm
 from actions.status import ActionCheckStatus
-from bot import runtime
-from bot.config import PROJECT_ROOT
-from bot.models import Ticket, TicketStatus
-from bot.store import TicketStore
-from bot.tickets import transition
-
+from bot.cases import context as runtime
+from bot.settings import PROJECT_ROOT
+from bot.db.models import Ticket
+from bot.core.kinds import TicketStatus
+from bot.db.store import TicketStore
+from bot.cases.tickets import transition
 DOMAIN: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
 OPENID = "oTestResident0001"
 
@@ -236,8 +236,7 @@ async def test_complaint_without_a_place_does_not_borrow_the_home_room(wired):
 
 
 async def test_bound_resident_gets_the_room_prefilled(wired, rules, tmp_path):
-    from bot.residents import bind_resident, import_roster
-
+    from bot.cases.residents import bind_resident, import_roster
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone\n7号楼1202,周七,13655556666\n", encoding="utf-8")
     with wired.transaction() as s:
@@ -263,9 +262,8 @@ async def test_unbound_resident_is_asked_for_the_room(wired):
 async def test_a_late_survey_answer_outside_the_form_finds_the_open_survey(wired, rules):
     """Rasa's session expired before the resident answered: the survey_answer intent still lands."""
     from actions.survey import ActionAnswerSurvey
-    from bot import surveys
-    from bot.tickets import open_repair_ticket, resolve_ticket
-
+    from bot.cases import surveys
+    from bot.cases.tickets import open_repair_ticket, resolve_ticket
     with wired.transaction() as s:
         ticket = open_repair_ticket(s, rules, openid=OPENID, description="厨房灯不亮", room="3栋2单元501",
                                     visit_time=None, channel="wechat")

@@ -14,9 +14,9 @@ from actions.fallback import ActionDefaultAskAffirmation
 from actions.human import ActionRequestHuman
 from actions.knowledge import ActionAnswerFaq, ActionReferOutOfScope
 from actions.repair import ValidateRepairForm
-from bot import runtime
-from bot.knowledge import parse_knowledge
-from bot.models import Ticket, TicketEvent
+from bot.cases import context as runtime
+from bot.core.knowledge import parse_knowledge
+from bot.db.models import Ticket, TicketEvent
 from tests.test_actions import DOMAIN, slot_events, tickets, tracker
 
 

@@ -4,13 +4,11 @@ from datetime import date, datetime, timedelta
 
 import yaml
 
-from bot.config import PROJECT_ROOT
-from bot.models import Priority, TicketKind
-from bot.rules import parse_rules
-from bot.sla import callback_send_at, compute_due_at, compute_final_due_at, next_progress_update_at
-from bot.workdays import WorkCalendar, official_years
-
-
+from bot.settings import PROJECT_ROOT
+from bot.core.kinds import Priority, TicketKind
+from bot.core.rules import parse_rules
+from bot.core.sla import callback_send_at, compute_due_at, compute_final_due_at, next_progress_update_at
+from bot.core.workdays import WorkCalendar, official_years
 def raw_rules() -> dict:
     with open(PROJECT_ROOT / "project" / "default.yml", encoding="utf-8") as handle:
         return yaml.safe_load(handle)
@@ -59,7 +57,7 @@ def test_beyond_the_official_data_falls_back_to_weekdays_and_the_company_file(tm
     project_file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     rules = parse_rules(raw, tmp_path)
     tuesday = datetime.combine(wednesday - timedelta(days=1), datetime.min.time()).replace(hour=10)
-    with caplog.at_level(logging.WARNING, logger="bot.workdays"):
+    with caplog.at_level(logging.WARNING, logger="bot.core.workdays"):
         # Tue -> (Wed off) Thu, Fri, (Sat make-up) -> 3 working days end on Saturday.
         assert rules.calendar.add_working_days(tuesday, 3) == tuesday + timedelta(days=4)
         assert rules.calendar.add_working_days(tuesday, 4) == tuesday + timedelta(days=6)  # Sun off -> Mon

@@ -12,10 +12,10 @@ from typing import AsyncIterator
 import pytest
 from sqlalchemy import select
 
-from bot.clock import to_local
-from bot.config import PROJECT_ROOT
-from bot.models import Job, StaffAlert, Survey, SurveyScore, Ticket
-from bot.scheduler import queue
+from bot.core.clock import to_local
+from bot.settings import PROJECT_ROOT
+from bot.db.models import Job, StaffAlert, Survey, SurveyScore, Ticket
+from bot.db import queue
 from tests.test_e2e_wechat import WeChatStack, _stack
 from tests.wechat_fakes import APP_ID, APP_SECRET
 

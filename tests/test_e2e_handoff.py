@@ -11,15 +11,16 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.assistant import AssistantClient
-from bot.clock import utcnow
-from bot.config import Settings
-from bot.models import Job, Ticket
-from bot.scheduler import queue
-from bot.scheduler.handlers import Context
-from bot.scheduler.worker import Worker
-from bot.staffbot.app import create_application, serve
-from bot.wechat.api import WeChatApi
+from bot.assistant.client import AssistantClient
+from bot.core.clock import utcnow
+from bot.settings import Settings
+from bot.db.models import Job, Ticket
+from bot.db import queue
+from bot.channels.wechat.delivery import WeChatResidentChannel
+from bot.worker.handlers import Context
+from bot.worker.loop import Worker
+from bot.channels.telegram.app import create_application, serve
+from bot.channels.wechat.api import WeChatApi
 from tests.telegram_fakes import BOT_TOKEN, STAFF_CHAT, FakeTelegram, user
 from tests.test_e2e_wechat import WeChatStack, _stack
 from tests.wechat_fakes import APP_ID, APP_SECRET
@@ -54,7 +55,8 @@ async def run_worker(stack: WeChatStack, rules) -> None:
     """The real worker code, on the real clock, once (what `python -m bot worker` does each round)."""
     async with aiohttp.ClientSession() as http:
         ctx = Context(stack.live.store, rules,
-                      WeChatApi(http, stack.live.store, stack.api_url, APP_ID, APP_SECRET),
+                      WeChatResidentChannel(WeChatApi(http, stack.live.store, stack.api_url, APP_ID, APP_SECRET),
+                                            stack.live.store, rules),
                       AssistantClient(http, stack.live.rasa_url, stack.live.actions_url))
         await Worker(ctx, "e2e-worker", clock=utcnow).run_due()
 

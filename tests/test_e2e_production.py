@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot import migrate
-from bot.config import PROJECT_ROOT
-from bot.model_cache import ensure_model
-from bot.stack import start_action_server, start_rasa, wait_until_healthy
-from bot.store import TicketStore
+from bot.db import migrate
+from bot.settings import PROJECT_ROOT
+from bot.app.model_cache import ensure_model
+from bot.app.stack import start_action_server, start_rasa, wait_until_healthy
+from bot.db.store import TicketStore
 from tests.conftest import _create_postgres_database, _drop_postgres_database
 from tests.live import LiveStack, free_port
 

@@ -13,8 +13,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.gateway.app import create_app
-from bot.models import InboundMessage, OutboundMessage, Resident, Ticket
+from bot.app.gateway import create_app
+from bot.db.models import InboundMessage, OutboundMessage, Resident, Ticket
 from tests.live import LiveStack
 from tests.test_wechat_gateway import gateway_settings
 from tests.wechat_fakes import FakeWeChatApi, RasaProxy, WeChatServers, event_xml, new_msg_id, text_xml, voice_xml

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.config import Settings
-from bot.gateway.app import create_app
+from bot.settings import Settings
+from bot.app.gateway import create_app
 from tests.live import free_port
 
 

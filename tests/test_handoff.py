@@ -6,13 +6,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot import handoff
-from bot.handoff import Refusal, Staff
-from bot.models import HumanSession, Job, StaffAlert, StaffOutbox, Ticket
-from bot.scheduler import queue
-from bot.store import TicketStore
-from bot.tickets import open_complaint_ticket, open_repair_ticket, request_human
-
+from bot.cases import handoff
+from bot.cases.handoff import Refusal, Staff
+from bot.db.models import HumanSession, Job, StaffAlert, StaffOutbox, Ticket
+from bot.db import queue
+from bot.db.store import TicketStore
+from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, request_human
 NOON = datetime(2026, 11, 26, 4, 0)
 WANG, LI = Staff("tg:1001", "王磊"), Staff("tg:1002", "李娜")
 
@@ -151,13 +150,12 @@ def test_complaints_outside_the_window_do_not_group(store, rules):
 
 
 def test_unclaimed_special_group_case_is_chased_twice_as_fast(store, rules, tmp_path):
-    from bot.residents import import_roster
-
+    from bot.cases.residents import import_roster
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone,tags\n1栋1单元101,老王,13911112222,独居老人\n", encoding="utf-8")
     with store.transaction() as s:
         import_roster(s, roster)
-        from bot.residents import bind_resident
+        from bot.cases.residents import bind_resident
         bind_resident(s, rules, openid="oElder1", room="1栋1单元101", phone="13911112222", channel="wechat")
         ticket = open_repair_ticket(s, rules, openid="oElder1", description="卧室灯不亮", room="1栋1单元101",
                                     visit_time=None, channel="wechat", now=NOON)

@@ -5,13 +5,11 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.chinese import to_simplified
-from bot.config import PROJECT_ROOT
+from bot.core.chinese import to_simplified
+from bot.settings import PROJECT_ROOT
 from bot.nlu.entities import ReconcileEntities, reconcile
 from bot.nlu.traditional import TraditionalToSimplified
-from bot.rooms import normalise_room
-
-
+from bot.core.rooms import normalise_room
 def test_traditional_text_becomes_simplified_and_simplified_stays():
     assert to_simplified("電梯壞了，快來人修") == "电梯坏了，快来人修"
     assert to_simplified("我要報修，廚房漏水") == "我要报修，厨房漏水"
@@ -79,7 +77,6 @@ def _blend_component(tmp_path, **config):
     from rasa.engine.storage.resource import Resource
 
     from bot.nlu.intent_blend import CharNgramIntentBlend
-
     storage = LocalModelStorage(tmp_path)
     resource = Resource("ngram_blend")
     context = ExecutionContext(GraphSchema({}), "test")

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.chinese import to_simplified
-from bot.config import PROJECT_ROOT
-from bot.rooms import normalise_room
-from bot.rules import load_rules
-
+from bot.core.chinese import to_simplified
+from bot.settings import PROJECT_ROOT
+from bot.core.rooms import normalise_room
+from bot.core.rules import load_rules
 ANNOTATION = re.compile(r"\[([^\]]+)\](?:\((\w+)\)|\{([^}]*)\})")
 HELDOUT = PROJECT_ROOT / "tests" / "nlu" / "heldout.yml"
 

@@ -1,6 +1,4 @@
-from bot.privacy import mask_name, mask_openid, mask_phone, mask_room, redact_text
-
-
+from bot.core.privacy import mask_name, mask_openid, mask_phone, mask_room, redact_text
 def test_masks_hide_the_identifying_part():
     assert mask_phone("13812345678") == "138****5678"
     assert mask_name("王小明") == "王**"

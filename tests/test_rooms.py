@@ -1,8 +1,6 @@
 import pytest
 
-from bot.rooms import normalise_room
-
-
+from bot.core.rooms import normalise_room
 @pytest.mark.parametrize("text,expected", [
     ("3栋2单元501", "3栋2单元501"),
     ("3幢2单元501室", "3栋2单元501"),

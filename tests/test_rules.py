@@ -4,12 +4,11 @@ from datetime import datetime, timedelta
 import pytest
 import yaml
 
-from bot.config import PROJECT_ROOT
-from bot.models import Priority, TicketKind
-from bot.rules import parse_rules
-from bot.sla import compute_due_at
-from bot.triage import complaint_tier, repair_priority
-
+from bot.settings import PROJECT_ROOT
+from bot.core.kinds import Priority, TicketKind
+from bot.core.rules import parse_rules
+from bot.core.sla import compute_due_at
+from bot.core.triage import complaint_tier, repair_priority
 FRIDAY_10_LOCAL_AS_UTC = datetime(2026, 11, 27, 2, 0)  # Fri 10:00 Asia/Shanghai
 
 

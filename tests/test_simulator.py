@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot import migrate
-from bot.config import PROJECT_ROOT, Settings
-from bot.gateway.app import create_app
-from bot.gateway.simulator import SimulatorRefused
-from bot.stack import DEV_WECHAT
+from bot.db import migrate
+from bot.settings import PROJECT_ROOT, Settings
+from bot.app.gateway import create_app
+from bot.channels.wechat.simulator import SimulatorRefused
+from bot.app.stack import DEV_WECHAT
 from tests.live import free_port
 
 

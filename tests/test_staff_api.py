@@ -11,25 +11,27 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot import migrate
-from bot.config import PROJECT_ROOT, Settings
-from bot.gateway.app import create_app
-from bot.models import Resident, TicketStatus
-from bot.residents import bind_resident, import_roster
-from bot.tickets import open_complaint_ticket, open_repair_ticket, transition
-
+from bot.db import migrate
+from bot.settings import PROJECT_ROOT, Settings
+from bot.app.gateway import create_app
+from bot.db.models import Resident
+from bot.core.kinds import TicketStatus
+from bot.cases.residents import bind_resident, import_roster
+from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, transition
 AGENT, MANAGER = "agent-token", "manager-token"
 NOON = datetime(2026, 11, 25, 4, 0)
+# The API's "now" (naive UTC): two days after NOON. The repair opened at NOON is overdue then,
+# the complaint opened on the 27th is not; the real date never matters.
+API_NOW = datetime(2026, 11, 27, 6, 0)
 
 
 @pytest.fixture
 async def api(sqlite_url, rules, tmp_path):
     migrate.upgrade(sqlite_url)
     settings = Settings(database_url=sqlite_url, staff_api_token=AGENT, staff_api_manager_token=MANAGER)
-    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    server = TestServer(create_app(settings, rules, clock=lambda: API_NOW), host="127.0.0.1")
     await server.start_server()
-    from bot.store import TicketStore
-
+    from bot.db.store import TicketStore
     store = TicketStore(sqlite_url)
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone\n3栋2单元501,王小明,13812345678\n", encoding="utf-8")
@@ -100,8 +102,7 @@ def test_roster_import_command(tmp_path, sqlite_url):
     result = subprocess.run([sys.executable, "-m", "bot", "residents", "import", str(bad)], cwd=PROJECT_ROOT,
                             env=env, capture_output=True, text=True)
     assert result.returncode == 1 and "line 2" in result.stderr
-    from bot.store import TicketStore
-
+    from bot.db.store import TicketStore
     store = TicketStore(sqlite_url)
     with store.transaction() as s:
         rows = s.execute(select(Resident).order_by(Resident.room)).scalars().all()
@@ -117,11 +118,10 @@ async def post(http, path, token=None, body=None):
 
 
 async def test_overdue_cases_resolve_and_the_alert_and_job_queues(api, rules, sqlite_url):
-    from bot.alerts import JOB_PARKED, raise_alert
-    from bot.models import Job, Ticket
-    from bot.scheduler import queue
-    from bot.store import TicketStore
-
+    from bot.cases.alerts import JOB_PARKED, raise_alert
+    from bot.db.models import Job, Ticket
+    from bot.db import queue
+    from bot.db.store import TicketStore
     store = TicketStore(sqlite_url)
     long_ago = datetime(2026, 10, 1, 2, 0)
     with store.transaction() as s:
@@ -163,9 +163,8 @@ async def test_overdue_cases_resolve_and_the_alert_and_job_queues(api, rules, sq
 
 
 async def test_without_telegram_escalations_wait_in_the_staff_api_and_can_be_worked(api, rules, sqlite_url):
-    from bot.store import TicketStore
-    from bot.tickets import request_human
-
+    from bot.db.store import TicketStore
+    from bot.cases.tickets import request_human
     store = TicketStore(sqlite_url)
     with store.transaction() as s:
         number = request_human(s, rules, openid="oNoTelegram1", context="居民原话：转人工", channel="wechat").number

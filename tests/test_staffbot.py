@@ -9,11 +9,11 @@ from typing import AsyncIterator
 import pytest
 from sqlalchemy import select
 
-from bot.config import Settings
-from bot.models import StaffAlert, Ticket
-from bot.residents import bind_resident, import_roster
-from bot.staffbot.app import create_application, serve
-from bot.tickets import open_complaint_ticket, open_repair_ticket, request_human
+from bot.settings import Settings
+from bot.db.models import StaffAlert, Ticket
+from bot.cases.residents import bind_resident, import_roster
+from bot.channels.telegram.app import create_application, serve
+from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, request_human
 from tests.telegram_fakes import BOT_TOKEN, HEAD_CHAT, STAFF_CHAT, FakeTelegram, user
 
 WANG, LI, STRANGER = user(1001, "王磊"), user(1002, "李娜"), user(6666, "路人")
@@ -93,7 +93,7 @@ async def test_an_unauthorised_press_changes_nothing(telegram, rules, caplog):
     with store.transaction() as s:
         number = request_human(s, rules, openid="oTgResident1", context="居民原话：找人工", channel="wechat").number
     card = await card_for(fake, number)
-    with caplog.at_level(logging.WARNING, logger="bot.staffbot.app"):
+    with caplog.at_level(logging.WARNING, logger="bot.channels.telegram.app"):
         for action in ("claim", "resolve", "reply"):
             answer = await fake.wait_for_answer(fake.press(STRANGER, card, f"{action}:{number}"))
             assert "无权" in answer["text"] and answer.get("show_alert") is True

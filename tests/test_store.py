@@ -9,9 +9,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
-from bot.lifecycle import IllegalTransition
-from bot.models import Base, Priority, Resident, Ticket, TicketCounter, TicketEvent, TicketKind, TicketStatus
-from bot.tickets import (
+from bot.core.lifecycle import IllegalTransition
+from bot.db.models import Base, Resident, Ticket, TicketCounter, TicketEvent
+from bot.core.kinds import Priority, TicketKind, TicketStatus
+from bot.cases.tickets import (
     TicketNotCancellable,
     cancel_by_resident,
     open_complaint_ticket,

@@ -6,13 +6,13 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import surveys
-from bot.models import Job, StaffAlert, Survey, SurveyScore, Ticket, TicketStatus
-from bot.residents import bind_resident, import_roster
-from bot.scheduler import queue
-from bot.surveys import Verdict, parse_answer
-from bot.tickets import open_repair_ticket, resolve_ticket
-
+from bot.cases import surveys
+from bot.db.models import Job, StaffAlert, Survey, SurveyScore, Ticket
+from bot.core.kinds import TicketStatus
+from bot.cases.residents import bind_resident, import_roster
+from bot.db import queue
+from bot.cases.surveys import Verdict, parse_answer
+from bot.cases.tickets import open_repair_ticket, resolve_ticket
 CALLBACK = [key for key, _label in surveys.CALLBACK_DIMENSIONS]
 NOON = datetime(2026, 11, 26, 4, 0)
 
@@ -121,7 +121,7 @@ def test_annual_campaign_is_rate_limited_resumable_and_summarised(store, rules, 
         for n in range(4):  # the fifth household never bound WeChat
             bind_resident(s, rules, openid=f"oAnnual{n}", room=f"1栋1单元{100 + n}", phone=f"1380000{n:04d}",
                           channel="wechat")
-        from bot.models import Resident
+        from bot.db.models import Resident
         for resident in s.execute(select(Resident).where(Resident.openid.is_not(None))).scalars():
             resident.subscribed = True
         assert surveys.start_campaign(s, rules, "2026", per_minute=2, now=NOON) == (4, 0)
@@ -130,7 +130,7 @@ def test_annual_campaign_is_rate_limited_resumable_and_summarised(store, rules, 
         assert surveys.start_campaign(s, rules, "2026", per_minute=2, now=NOON) == (0, 4)
         dues = sorted(j.due_at for j in s.execute(select(Job).where(Job.kind == queue.ANNUAL_SURVEY)).scalars())
         assert dues == [NOON + timedelta(seconds=30 * n) for n in range(4)]
-        from bot.models import Resident
+        from bot.db.models import Resident
         for n, reply in enumerate(["5 5 4 4", "2 3 3 3", "满意"]):
             resident = s.execute(select(Resident).where(Resident.openid == f"oAnnual{n}")).scalar_one()
             survey = surveys.annual_survey_for(s, rules, resident, "2026", NOON)
@@ -150,11 +150,10 @@ def test_campaign_commands_schedule_once_and_summarise(tmp_path, sqlite_url, rul
     import subprocess
     import sys
 
-    from bot import migrate
-    from bot.config import PROJECT_ROOT
-    from bot.models import Resident
-    from bot.store import TicketStore
-
+    from bot.db import migrate
+    from bot.settings import PROJECT_ROOT
+    from bot.db.models import Resident
+    from bot.db.store import TicketStore
     migrate.upgrade(sqlite_url)
     store = TicketStore(sqlite_url)
     roster = tmp_path / "roster.csv"
@@ -182,8 +181,7 @@ def test_campaign_commands_schedule_once_and_summarise(tmp_path, sqlite_url, rul
 
 
 def test_a_handled_complaint_gets_its_callback_too(store, rules):
-    from bot.tickets import open_complaint_ticket
-
+    from bot.cases.tickets import open_complaint_ticket
     with store.transaction() as s:
         ticket = open_complaint_ticket(s, rules, openid="oComplaintCb", description="楼道灯坏了一周没人管",
                                        demand="尽快修好", room="3栋", channel="wechat", now=NOON)

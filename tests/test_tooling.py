@@ -5,10 +5,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bot.config import PROJECT_ROOT
-from bot.model_cache import TRAINING_INPUTS, fingerprint
-
-
+from bot.settings import PROJECT_ROOT
+from bot.app.model_cache import TRAINING_INPUTS, fingerprint
 def test_missing_python310_is_named_clearly(tmp_path: Path):
     shutil.copytree(PROJECT_ROOT / "scripts", tmp_path / "scripts")
     shutil.copy(PROJECT_ROOT / "requirements.lock", tmp_path)

@@ -6,8 +6,8 @@ import asyncio
 import aiohttp
 import pytest
 
-from bot.store import TicketStore
-from bot.wechat.api import WeChatApi, WeChatApiError
+from bot.db.store import TicketStore
+from bot.channels.wechat.api import WeChatApi, WeChatApiError
 from tests.wechat_fakes import APP_ID, APP_SECRET, FakeWeChatApi
 
 

@@ -12,13 +12,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
-from bot import migrate
-from bot.config import Settings
-from bot.gateway.app import create_app
-from bot.models import InboundMessage, Resident, Ticket
-from bot.store import TicketStore
-from bot.tickets import open_repair_ticket
-from bot.wechat.protocol import sign
+from bot.db import migrate
+from bot.settings import Settings
+from bot.app.gateway import create_app
+from bot.db.models import InboundMessage, Resident, Ticket
+from bot.db.store import TicketStore
+from bot.cases.tickets import open_repair_ticket
+from bot.channels.wechat.protocol import sign
 from tests.live import free_port
 from tests.wechat_fakes import (
     AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, WeChatServers, event_xml, image_xml, location_xml,
@@ -192,8 +192,7 @@ async def test_menu_enquiry_click_lists_topics(gateway):
     ("9栋9单元909 13812345678", "没有找到这个房号"),
 ])
 async def test_binding_against_the_roster(gateway, tmp_path, room_phone, expected):
-    from bot.residents import import_roster
-
+    from bot.cases.residents import import_roster
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone,tags\n3-2-501,王小明,13812345678,独居老人\n", encoding="utf-8")
     with gateway.store.transaction() as s:
@@ -214,10 +213,9 @@ async def test_binding_against_the_roster(gateway, tmp_path, room_phone, expecte
 
 async def test_messages_and_photos_of_a_held_case_go_to_the_staff_member(gateway, rules):
     """Live relay at the gateway: no call to the (here unreachable) assistant, no automatic answer."""
-    from bot import handoff
-    from bot.models import StaffOutbox
-    from bot.tickets import request_human
-
+    from bot.cases import handoff
+    from bot.db.models import StaffOutbox
+    from bot.cases.tickets import request_human
     with gateway.store.transaction() as s:
         number = request_human(s, rules, openid="oHeld1", context="转人工", channel="wechat").number
         handoff.claim(s, rules, number, handoff.Staff("tg:1001", "王磊"), channel="telegram")

@@ -14,15 +14,17 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.assistant import AssistantClient
-from bot.config import PROJECT_ROOT
-from bot.models import Job, JobStatus, OutboundMessage, StaffAlert, Ticket, TicketStatus
-from bot.rules import TemplateMessage
-from bot.scheduler import queue
-from bot.scheduler.handlers import Context
-from bot.scheduler.worker import Worker
-from bot.tickets import open_complaint_ticket, open_repair_ticket, transition
-from bot.wechat.api import WeChatApi
+from bot.assistant.client import AssistantClient
+from bot.settings import PROJECT_ROOT
+from bot.db.models import Job, JobStatus, OutboundMessage, StaffAlert, Ticket
+from bot.core.kinds import TicketStatus
+from bot.core.rules import TemplateMessage
+from bot.db import queue
+from bot.channels.wechat.delivery import WeChatResidentChannel
+from bot.worker.handlers import Context
+from bot.worker.loop import Worker
+from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, transition
+from bot.channels.wechat.api import WeChatApi
 from tests.wechat_fakes import APP_ID, APP_SECRET, FakeWeChatApi
 
 WED_10 = datetime(2026, 11, 25, 2, 0)  # Wed 25 Nov 2026 10:00 Shanghai, as naive UTC
@@ -39,7 +41,8 @@ async def wechat() -> AsyncIterator[tuple[FakeWeChatApi, str]]:
 
 
 def worker_for(store, rules, http, api_url: str, now: datetime, name: str = "test-worker") -> Worker:
-    ctx = Context(store, rules, WeChatApi(http, store, api_url, APP_ID, APP_SECRET, timeout=3),
+    ctx = Context(store, rules, WeChatResidentChannel(WeChatApi(http, store, api_url, APP_ID, APP_SECRET, timeout=3),
+                                                        store, rules),
                   # No survey jobs here: an assistant nobody listens on would refuse them.
                   AssistantClient(http, "http://127.0.0.1:9", "http://127.0.0.1:9"))
     return Worker(ctx, name, clock=lambda: now)
@@ -208,8 +211,7 @@ async def run_worker(env: dict[str, str], *args: str) -> asyncio.subprocess.Proc
 
 @pytest.mark.postgres
 async def test_two_workers_racing_on_postgresql_deliver_each_job_once(postgres_database_url, rules, wechat):
-    from bot.store import TicketStore
-
+    from bot.db.store import TicketStore
     database_url = postgres_database_url
     api, url = wechat
     store = TicketStore(database_url)
@@ -285,8 +287,7 @@ def test_a_claimed_job_is_leased_to_its_worker(store, rules):
 
 
 async def test_callback_waits_for_a_down_assistant_and_sends_nothing_meanwhile(store, rules, wechat):
-    from bot.tickets import resolve_ticket
-
+    from bot.cases.tickets import resolve_ticket
     api, url = wechat
     with store.transaction() as s:
         ticket = open_repair_ticket(s, rules, openid="oRasaDown1", description="阳台灯不亮", room="3栋",
@@ -304,10 +305,9 @@ async def test_callback_waits_for_a_down_assistant_and_sends_nothing_meanwhile(s
 
 
 async def test_old_message_logs_are_purged_daily_and_case_records_kept(store, rules, wechat):
-    from bot import inbound
-    from bot.models import InboundMessage
-    from bot.scheduler.handlers import schedule_daily
-
+    from bot.channels.wechat import inbound
+    from bot.db.models import InboundMessage
+    from bot.worker.handlers import schedule_daily
     _api, url = wechat
     long_ago, recent = WED_10 - timedelta(days=200), WED_10 - timedelta(days=2)
     for key, when in (("old", long_ago), ("new", recent)):

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.wechat.simulate import (  # noqa: F401 - re-exported for the tests
+from bot.channels.wechat.simulate import (  # noqa: F401 - re-exported for the tests
     event_xml, image_xml, location_xml, new_msg_id, read_reply, signed_push, text_xml, video_xml, voice_xml,
 )
 

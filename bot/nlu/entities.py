@@ -22,9 +22,8 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.phones import normalise_phone
-from bot.rooms import normalise_room
-
+from bot.core.phones import normalise_phone
+from bot.core.rooms import normalise_room
 PATTERN_EXTRACTOR = "RegexEntityExtractor"
 RATINGS = frozenset("12345")
 

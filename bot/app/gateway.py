@@ -1,0 +1,111 @@
+"""Gateway application factory: WeChat push endpoint, staff API, health, dev simulator.
+
+The one place where the resident channel, the message router, the assistant client and
+the staff API meet: each is built here and handed what it needs.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import text
+
+from bot import staff_api
+from bot.app.services import assistant_client, wechat_api
+from bot.cases.routing import MessageRouter
+from bot.channels.wechat import routes as wechat_routes
+from bot.channels.wechat.conversation import ConversationService
+from bot.channels.wechat.keys import CONVERSATIONS, CREDENTIALS, HTTP
+from bot.channels.wechat.protocol import MAX_BODY_BYTES, WeChatCredentials
+from bot.core.clock import utcnow
+from bot.core.rules import ProjectRules, load_rules
+from bot.db.store import TicketStore
+from bot.settings import Settings
+from bot.staff_api.keys import StaffTokens
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", TicketStore)
+RULES = web.AppKey("rules", ProjectRules)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        def ping() -> None:
+            with request.app[STORE].transaction() as session:
+                session.execute(text("SELECT 1"))
+
+        await asyncio.to_thread(ping)
+        checks["store"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - report any store failure as unhealthy
+        log.warning("health check: store unavailable: %s", exc.__class__.__name__)
+        checks["store"] = "unavailable"
+    try:
+        async with request.app[HTTP].get(f"{request.app[SETTINGS].rasa_url}/status",
+                                         timeout=aiohttp.ClientTimeout(total=2)) as response:
+            checks["rasa"] = "ok" if response.status == 200 else f"http {response.status}"
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        checks["rasa"] = "unavailable"
+    # The gateway is healthy when its store works; Rasa being down is reported, not fatal:
+    # messages are stored, acknowledged and answered when it is back.
+    status = 200 if checks["store"] == "ok" else 503
+    return web.json_response({"status": "ok" if status == 200 else "degraded", "checks": checks}, status=status)
+
+
+async def index(_request: web.Request) -> web.Response:
+    return web.json_response({"service": "wuye-assistant gateway", "health": "/healthz", "wechat": "/wechat"})
+
+
+async def _retry_loop(service: ConversationService, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            answered = await service.retry_waiting()
+            if answered:
+                log.info("answered %d message(s) that waited for the assistant", answered)
+        except Exception:  # noqa: BLE001 - the loop must survive a bad round
+            log.exception("retry round failed")
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = app[STORE] = TicketStore(settings.database_url)
+    http = app[HTTP] = aiohttp.ClientSession()
+    staff_api.attach_store(app, store)
+    router = MessageRouter(store, app[RULES], assistant_client(http, settings))
+    service = ConversationService(store, router, wechat_api(http, store, settings), settings.passive_reply_budget)
+    app[CONVERSATIONS] = service
+    retry = asyncio.create_task(_retry_loop(service, settings.retry_interval))
+    yield
+    retry.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await retry
+    await service.drain()
+    await http.close()
+    store.dispose()
+
+
+def create_app(settings: Settings, rules: ProjectRules | None = None,
+               clock: Callable[[], datetime] = utcnow) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[RULES] = rules or load_rules(settings.project_config)
+    app[CREDENTIALS] = WeChatCredentials(settings.wechat_token, settings.wechat_app_id,
+                                         settings.wechat_encoding_aes_key)
+    app.cleanup_ctx.append(_resources)
+    app.add_routes([web.get("/", index), web.get("/healthz", healthz)])
+    app.add_routes(wechat_routes.ROUTES)
+    staff_api.install(app, rules=app[RULES], clock=clock,
+                      tokens=StaffTokens(settings.staff_api_token, settings.staff_api_manager_token))
+    if settings.is_development:
+        from bot.channels.wechat import simulator  # only ever loaded in development
+
+        simulator.install(app, settings)
+    return app

@@ -1,0 +1,51 @@
+"""Concrete services for the long-running processes: which channel reaches residents, which
+assistant answers them. The one place that knows WeChat and Rasa are what is behind the ports."""
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import datetime
+
+import aiohttp
+
+from bot.assistant.client import AssistantClient
+from bot.channels.wechat.api import WeChatApi
+from bot.channels.wechat.delivery import WeChatResidentChannel
+from bot.core.clock import utcnow
+from bot.core.rules import ProjectRules
+from bot.db.store import TicketStore
+from bot.settings import Settings
+from bot.worker.handlers import Context
+from bot.worker.loop import Worker, worker_name
+
+
+def wechat_api(http: aiohttp.ClientSession, store: TicketStore, settings: Settings) -> WeChatApi:
+    return WeChatApi(http, store, settings.wechat_api_base_url, settings.wechat_app_id, settings.wechat_app_secret)
+
+
+def assistant_client(http: aiohttp.ClientSession, settings: Settings) -> AssistantClient:
+    return AssistantClient(http, settings.rasa_url, settings.action_server_url)
+
+
+def worker_context(http: aiohttp.ClientSession, store: TicketStore, settings: Settings,
+                   rules: ProjectRules) -> Context:
+    residents = WeChatResidentChannel(wechat_api(http, store, settings), store, rules)
+    return Context(store, rules, residents, assistant_client(http, settings))
+
+
+async def run_worker(settings: Settings, rules: ProjectRules, *, once: bool, now: datetime | None) -> dict[str, int]:
+    """`python -m bot worker`: until SIGINT/SIGTERM, or one pass over what is due (`--once`)."""
+    store = TicketStore(settings.database_url)
+    async with aiohttp.ClientSession() as http:
+        worker = Worker(worker_context(http, store, settings, rules), worker_name(),
+                        clock=(lambda: now) if now else utcnow)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, worker.stopping.set)  # finish the job in hand, then stop
+        try:
+            if once:
+                return await worker.run_due()
+            await worker.run_forever()
+            return {}
+        finally:
+            store.dispose()

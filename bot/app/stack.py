@@ -1,0 +1,182 @@
+"""Start the local stack: action server, Rasa server and gateway, as child processes.
+
+Used by `make run` (python -m bot stack) and by the end-to-end tests, so both start the
+real servers the same way.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from bot.app.model_cache import assistant_python, ensure_model
+from bot.db import migrate
+from bot.settings import PROJECT_ROOT, Settings
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen
+    health_url: str
+    log_path: Path | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log:
+            self._log.close()
+
+
+def _spawn(name: str, argv: list[str], health_url: str, env: dict[str, str], log_dir: Path | None) -> Service:
+    log_file = None
+    log_path = None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{name}.log"
+        log_file = open(log_path, "ab")
+    process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log_file or None,
+                               stderr=subprocess.STDOUT if log_file else None)
+    return Service(name, process, health_url, log_path, log_file)
+
+
+def wait_until_healthy(service: Service, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    settle = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            hint = f" (see {service.log_path})" if service.log_path else ""
+            raise RuntimeError(f"{service.name} exited with code {service.process.returncode}{hint}")
+        if not service.health_url:
+            if time.monotonic() >= settle:  # no HTTP side (the worker): alive after a moment is healthy
+                return
+            time.sleep(0.2)
+            continue
+        try:
+            with urllib.request.urlopen(service.health_url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{service.name} not healthy at {service.health_url} after {timeout:.0f} s")
+
+
+def write_endpoints(path: Path, action_port: int) -> Path:
+    path.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n', encoding="utf-8")
+    return path
+
+
+def start_action_server(port: int, env: dict[str, str], log_dir: Path | None = None) -> Service:
+    argv = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+    return _spawn("actions", argv, f"http://127.0.0.1:{port}/health", env, log_dir)
+
+
+def start_rasa(model: Path, port: int, endpoints: Path, env: dict[str, str], log_dir: Path | None = None) -> Service:
+    argv = [str(assistant_python()), "-m", "rasa", "run", "--enable-api", "--model", str(model), "--port", str(port),
+            "--interface", "127.0.0.1", "--endpoints", str(endpoints), "--credentials",
+            str(PROJECT_ROOT / "credentials.yml")]
+    return _spawn("rasa", argv, f"http://127.0.0.1:{port}/status", env, log_dir)
+
+
+def start_worker(env: dict[str, str], log_dir: Path | None = None) -> Service:
+    return _spawn("worker", [sys.executable, "-m", "bot", "worker"], "", env, log_dir)
+
+
+def start_staffbot(env: dict[str, str], log_dir: Path | None = None) -> Service:
+    return _spawn("staffbot", [sys.executable, "-m", "bot", "staffbot"], "", env, log_dir)
+
+
+def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | None = None) -> Service:
+    argv = [sys.executable, "-m", "bot", "serve", "--host", host, "--port", str(port)]
+    return _spawn("gateway", argv, f"http://{host}:{port}/healthz", env, log_dir)
+
+
+# `make run` is the newcomer's development stack: the WeChat simulator stands in for
+# WeChat. These values are for that loopback setup only; production sets its own.
+DEV_WECHAT = {
+    "WUYE_ENV": "development",
+    "WECHAT_TOKEN": "dev-wechat-token",
+    "WECHAT_APP_ID": "wxdevsimulator00000",
+    "WECHAT_APP_SECRET": "dev-wechat-secret",
+    "WECHAT_ENCODING_AES_KEY": "DevelopmentOnlyKeyForTheWeChatSimulator0123",
+    "STAFF_API_TOKEN": "dev-staff-token",
+    "STAFF_API_MANAGER_TOKEN": "dev-manager-token",
+}
+
+
+def development_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ, DATABASE_URL=settings.database_url, PYTHONUNBUFFERED="1")
+    for key, value in DEV_WECHAT.items():
+        env.setdefault(key, value)
+    env.setdefault("WECHAT_API_BASE_URL", f"http://127.0.0.1:{settings.gateway_port}/dev/wechat-api")
+    env.setdefault("RASA_URL", f"http://127.0.0.1:{settings.rasa_port}")
+    env.setdefault("ACTION_SERVER_URL", f"http://127.0.0.1:{settings.action_port}")
+    return env
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_stack(settings: Settings) -> int:
+    """`make run`: bring everything up, print where to go, stop everything on Ctrl-C."""
+    migrate.upgrade(settings.database_url)
+    model = ensure_model()
+    log_dir = PROJECT_ROOT / "var" / "log"
+    env = development_env(settings)
+    endpoints = write_endpoints(PROJECT_ROOT / "var" / "endpoints.local.yml", settings.action_port)
+    services: list[Service] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    try:
+        services.append(start_action_server(settings.action_port, env, log_dir))
+        services.append(start_rasa(model, settings.rasa_port, endpoints, env, log_dir))
+        services.append(start_gateway(settings.gateway_host, settings.gateway_port, env, log_dir))
+        services.append(start_worker(env, log_dir))
+        telegram = bool(env.get("TELEGRAM_BOT_TOKEN") and env.get("STAFF_CHAT_ID"))
+        if telegram:
+            services.append(start_staffbot(env, log_dir))
+        for service in services:
+            wait_until_healthy(service, timeout=240)
+        host, port = settings.gateway_host, settings.gateway_port
+        staff_bot = (f"Telegram, posting cases to chat {env['STAFF_CHAT_ID']}" if telegram
+                     else "off (set TELEGRAM_BOT_TOKEN and STAFF_CHAT_ID); escalations wait in /api/alerts")
+        lines = [
+            "",
+            "物业客服助手 is running:",
+            f"  WeChat simulator  http://{host}:{port}/dev/simulator  <- start here",
+            f"  gateway        http://{host}:{port}/  (health: /healthz, WeChat: /wechat)",
+            f"  staff API      http://{host}:{port}/api/tickets  (Authorization: Bearer {env['STAFF_API_TOKEN']})",
+            f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook",
+            f"  action server  http://127.0.0.1:{settings.action_port}/health",
+            "  worker         callbacks, progress updates, SLA checks (python -m bot worker)",
+            f"  staff bot      {staff_bot}",
+            f"  ticket store   {settings.database_url}",
+            f"  logs           {log_dir}/",
+            f"Try: curl -s localhost:{settings.rasa_port}/webhooks/rest/webhook "
+            "-d '{\"sender\":\"demo\",\"message\":\"我要报修\"}'",
+            "Press Ctrl-C to stop.",
+        ]
+        print("\n".join(lines), flush=True)
+        while all(service.process.poll() is None for service in services):
+            time.sleep(1)
+        dead = [s.name for s in services if s.process.poll() is not None]
+        print(f"stopped: {', '.join(dead)} exited; see {log_dir}/", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for service in reversed(services):
+            service.stop()

@@ -1,0 +1,73 @@
+"""Client of the Rasa assistant (REST channel); the sender is always the resident's openid.
+
+Implements `bot.cases.ports.Assistant`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from bot.cases.ports import AssistantUnavailable
+
+__all__ = ["AssistantClient", "AssistantUnavailable"]
+
+log = logging.getLogger(__name__)
+
+
+class AssistantClient:
+    def __init__(self, http: aiohttp.ClientSession, rasa_url: str, action_server_url: str,
+                 timeout: float = 60.0) -> None:
+        self.http = http
+        self.rasa_url = rasa_url.rstrip("/")
+        self.action_server_url = action_server_url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._actions_ok_until = 0.0
+
+    async def _action_server_up(self) -> bool:
+        # Rasa swallows action-server failures into an empty answer (and a consumed
+        # message), so we check the action server first; a good answer is cached briefly.
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._actions_ok_until:
+            return True
+        try:
+            async with self.http.get(f"{self.action_server_url}/health",
+                                     timeout=aiohttp.ClientTimeout(total=2)) as response:
+                if response.status == 200:
+                    self._actions_ok_until = loop.time() + 2.0
+                    return True
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        return False
+
+    async def ask(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[str]:
+        if not await self._action_server_up():
+            raise AssistantUnavailable("action server unreachable")
+        payload = {"sender": sender, "message": text, "metadata": metadata or {}}
+        answers = await self._post(f"{self.rasa_url}/webhooks/rest/webhook", payload)
+        return [str(item["text"]) for item in answers if item.get("text")]
+
+    async def _post(self, url: str, payload: dict[str, Any], params: dict[str, str] | None = None) -> Any:
+        try:
+            async with self.http.post(url, json=payload, params=params, timeout=self.timeout) as response:
+                if response.status >= 500:
+                    raise AssistantUnavailable(f"Rasa answered HTTP {response.status}")
+                response.raise_for_status()
+                return await response.json()
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise AssistantUnavailable(f"Rasa unreachable: {exc.__class__.__name__}") from exc
+
+    async def trigger_intent(self, sender: str, intent: str, entities: dict[str, Any]) -> list[str]:
+        """Inject an external intent into the resident's conversation; returns what the bot said.
+
+        Used by the worker to open a survey: the resident's next message is then read in
+        that context (the survey form is active).
+        """
+        if not await self._action_server_up():
+            raise AssistantUnavailable("action server unreachable")
+        url = f"{self.rasa_url}/conversations/{quote(sender, safe='')}/trigger_intent"
+        body = await self._post(url, {"name": intent, "entities": entities}, {"output_channel": "collector"})
+        return [str(item["text"]) for item in body.get("messages") or [] if item.get("text")]

@@ -1,0 +1,150 @@
+"""一户一档: the household roster, and binding a WeChat openid to it."""
+from __future__ import annotations
+
+import csv
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.core.clock import utcnow
+from bot.db.models import Resident, Ticket
+from bot.core.phones import PHONE_RE, normalise_phone
+from bot.core.privacy import mask_phone
+from bot.core.rooms import normalise_room
+from bot.core.rules import ProjectRules
+from bot.cases.tickets import find_or_create_resident, open_staff_follow_up
+SPECIAL_GROUPS = {"空巢老人": "empty_nest_elderly", "独居老人": "living_alone_elderly", "残疾人": "disabled",
+                  "智力障碍人员": "intellectual_disability"}
+ROSTER_COLUMNS = ("room", "name", "phone")
+
+
+class RosterError(ValueError):
+    pass
+
+
+def import_roster(session: Session, path: Path, now: datetime | None = None) -> tuple[int, int]:
+    """Load `room,name,phone[,customer_type,property_use,occupancy,tags]` rows (UTF-8 CSV with header).
+
+    Upserts by room + phone; returns (created, updated). A bad row aborts the whole import.
+    """
+    now = now or utcnow()
+    created = updated = 0
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ROSTER_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise RosterError(f"missing column(s): {', '.join(missing)}")
+        for line, row in enumerate(reader, start=2):
+            room = normalise_room(row["room"])
+            phone = normalise_phone(row["phone"])
+            if not room or not phone:
+                raise RosterError(f"line {line}: cannot read room {row['room']!r} or phone")
+            tags = [SPECIAL_GROUPS.get(t.strip(), t.strip()) for t in (row.get("tags") or "").split(";") if t.strip()]
+            resident = session.execute(
+                select(Resident).where(Resident.room == room, Resident.phone == phone)
+            ).scalar_one_or_none()
+            if resident is None:
+                resident = Resident(room=room, phone=phone, created_at=now, tags=[])
+                session.add(resident)
+                created += 1
+            else:
+                updated += 1
+            resident.name = (row.get("name") or "").strip() or resident.name
+            resident.customer_type = (row.get("customer_type") or "").strip() or resident.customer_type or "individual"
+            resident.property_use = (row.get("property_use") or "").strip() or resident.property_use or "residential"
+            resident.occupancy = (row.get("occupancy") or "").strip() or resident.occupancy or "occupied"
+            resident.tags = tags or list(resident.tags or [])
+            resident.updated_at = now
+    session.flush()
+    return created, updated
+
+
+class BindOutcome(str, enum.Enum):
+    BOUND = "bound"
+    ALREADY_BOUND = "already_bound"
+    MISMATCH = "mismatch"  # room known, phone not on file for it (or taken by another account)
+    UNKNOWN_ROOM = "unknown_room"
+
+
+@dataclass(frozen=True)
+class BindResult:
+    outcome: BindOutcome
+    room: str
+    follow_up_number: str | None = None
+
+
+def bound_resident(session: Session, openid: str) -> Resident | None:
+    resident = session.execute(select(Resident).where(Resident.openid == openid)).scalar_one_or_none()
+    return resident if resident is not None and resident.bound_at is not None else None
+
+
+def bound_room(session: Session, openid: str) -> str | None:
+    """The verified room of a bound household (None when the resident is not bound)."""
+    resident = bound_resident(session, openid)
+    return resident.room if resident is not None else None
+
+
+def bind_resident(session: Session, rules: ProjectRules, *, openid: str, room: str, phone: str,
+                  channel: str, now: datetime | None = None) -> BindResult:
+    """Bind the openid to the roster entry with this room and phone; never guess.
+
+    A mismatch is answered clearly and opens an enquiry ticket for staff to check.
+    """
+    now = now or utcnow()
+    current = session.execute(select(Resident).where(Resident.openid == openid)).scalar_one_or_none()
+    if current is not None and current.bound_at is not None:
+        return BindResult(BindOutcome.ALREADY_BOUND, current.room or room)
+    entries = session.execute(select(Resident).where(Resident.room == room, Resident.openid.is_(None))).scalars().all()
+    household = session.execute(select(Resident.id).where(Resident.room == room)).first()
+    match = next((r for r in entries if r.phone == phone), None)
+    if match is None:
+        outcome = BindOutcome.MISMATCH if household else BindOutcome.UNKNOWN_ROOM
+        resident = current or find_or_create_resident(session, openid, now=now)
+        ticket = open_staff_follow_up(
+            session, rules, resident=resident, channel=channel, room=room,
+            description=f"微信绑定核实：住户自报房号 {room}、手机 {mask_phone(phone)}，"
+                        f"{'与登记电话不符' if household else '登记中没有该房号'}，请联系核实后人工绑定。",
+            now=now)
+        return BindResult(outcome, room, ticket.number)
+    if current is not None:
+        # Cases opened before binding move into the household file.
+        session.execute(update(Ticket).where(Ticket.resident_id == current.id).values(resident_id=match.id)
+                        .execution_options(synchronize_session=False))
+        match.subscribed = current.subscribed
+        match.last_message_at = current.last_message_at
+        session.delete(current)
+        session.flush()
+    match.openid = openid
+    match.bound_at = now
+    match.updated_at = now
+    return BindResult(BindOutcome.BOUND, room)
+
+
+def note_contact(session: Session, openid: str, *, subscribed: bool | None = None,
+                 now: datetime | None = None) -> tuple[Resident, bool]:
+    """Record that the resident wrote (or (un)followed). Returns (resident, first_contact)."""
+    now = now or utcnow()
+    existing = session.execute(select(Resident).where(Resident.openid == openid)).scalar_one_or_none()
+    resident = existing or find_or_create_resident(session, openid, now=now)
+    if subscribed is True:
+        resident.subscribed = True
+        resident.unsubscribed_at = None
+    elif subscribed is False:
+        resident.subscribed = False
+        resident.unsubscribed_at = now
+    else:
+        resident.last_message_at = now
+    resident.updated_at = now
+    return resident, existing is None
+
+
+def mentions_binding(text: str) -> tuple[str, str] | None:
+    """(room, phone) when a message carries both, which is how residents bind."""
+    phone = normalise_phone(text)
+    room = normalise_room(PHONE_RE.sub(" ", text)) if phone else None
+    return (room, phone) if room and phone else None
+

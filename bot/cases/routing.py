@@ -1,0 +1,164 @@
+"""Where a resident's message goes: the staff member holding their case, household binding,
+the case they sent a photo for, or the assistant.
+
+Channel-neutral: a resident channel turns its protocol's message into a `ResidentMessage`
+and sends back whatever `Routed.answer` says, so a second resident channel reuses this
+policy unchanged.
+"""
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from dataclasses import dataclass
+
+from bot.cases.handoff import route_resident_message, route_resident_picture
+from bot.cases.ports import Assistant, AssistantUnavailable
+from bot.cases.residents import BindOutcome, bind_resident, mentions_binding, note_contact
+from bot.cases.tickets import attach_evidence
+from bot.core import replies
+from bot.core.privacy import mask_openid
+from bot.core.rules import ProjectRules
+from bot.db.store import TicketStore
+
+log = logging.getLogger(__name__)
+
+
+class MessageKind(str, enum.Enum):
+    TEXT = "text"
+    VOICE = "voice"  # `text` is the channel's speech recognition, empty when it had none
+    IMAGE = "image"
+    LOCATION = "location"  # `text` is the place's label
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    MENU = "menu"  # `text` is one of MENU_COMMANDS
+    OTHER = "other"  # video, files, links…: not understood
+
+
+# Menu buttons a channel may offer, and what each one says to the assistant (None: answered here).
+MENU_COMMANDS: dict[str, str | None] = {"repair": "我要报修", "complaint": "我要投诉", "my_tickets": "查询进度",
+                                        "enquiry": None}
+
+
+class Disposition(str, enum.Enum):
+    ANSWERED = "answered"
+    WAITING = "waiting"  # the assistant is down: answer later, in order
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class ResidentMessage:
+    openid: str
+    kind: MessageKind
+    channel: str
+    text: str = ""
+    picture_url: str = ""
+    media_id: str = ""
+    dedupe_key: str = ""
+
+
+@dataclass(frozen=True)
+class Routed:
+    answer: str | None  # None: nothing to say (e.g. the message went to a staff member)
+    disposition: Disposition
+
+
+def menu_utterance(command: str) -> str | None:
+    return MENU_COMMANDS.get(command)
+
+
+class MessageRouter:
+    """Decides, per message, who answers; stores and store calls run off the event loop."""
+
+    def __init__(self, store: TicketStore, rules: ProjectRules, assistant: Assistant) -> None:
+        self.store = store
+        self.rules = rules
+        self.assistant = assistant
+
+    async def route(self, message: ResidentMessage) -> Routed:
+        kind = message.kind
+        if kind is MessageKind.SUBSCRIBE:
+            await asyncio.to_thread(self._note_contact, message.openid, True)
+            return Routed(replies.welcome(), Disposition.ANSWERED)
+        if kind is MessageKind.UNSUBSCRIBE:
+            await asyncio.to_thread(self._note_contact, message.openid, False)
+            return Routed(None, Disposition.IGNORED)
+        if kind is MessageKind.MENU:
+            if message.text == "enquiry":
+                return Routed(replies.enquiry_menu(), Disposition.ANSWERED)
+            utterance = menu_utterance(message.text)
+            if utterance is None:
+                return Routed(None, Disposition.IGNORED)
+            return await self.ask_assistant(message, utterance, first=False, bound=True)
+
+        first, bound = await asyncio.to_thread(self._note_contact, message.openid, None)
+        if kind in (MessageKind.TEXT, MessageKind.VOICE) and message.text.strip():
+            # A staff member holds this resident's case: the message is theirs, not the assistant's.
+            relayed = await asyncio.to_thread(self._route_to_staff, message)
+            if relayed is not False:
+                return Routed(relayed or None, Disposition.ANSWERED)
+        if kind is MessageKind.TEXT:
+            binding = mentions_binding(message.text) if not bound else None
+            if binding:
+                return Routed(await asyncio.to_thread(self._bind, message, *binding), Disposition.ANSWERED)
+            if not message.text.strip():
+                return Routed(replies.assistant_did_not_answer(), Disposition.ANSWERED)
+            return await self.ask_assistant(message, message.text, first=first, bound=bound)
+        if kind is MessageKind.VOICE:
+            if not message.text:
+                return Routed(replies.voice_not_recognised(), Disposition.ANSWERED)
+            return await self.ask_assistant(message, message.text, first=first, bound=bound)
+        if kind is MessageKind.IMAGE:
+            return Routed(await asyncio.to_thread(self._attach_image, message), Disposition.ANSWERED)
+        if kind is MessageKind.LOCATION:
+            return Routed(replies.location_received(message.text), Disposition.ANSWERED)
+        return Routed(replies.only_text_and_pictures(), Disposition.ANSWERED)
+
+    async def ask_assistant(self, message: ResidentMessage, text: str, *, first: bool = False, bound: bool = True,
+                            retried: bool = False) -> Routed:
+        metadata: dict[str, object] = {"channel": message.channel, "msg_type": message.kind.value,
+                                       "dedupe_key": message.dedupe_key}
+        if retried:
+            metadata["retried"] = True
+        try:
+            answers = await self.assistant.ask(message.openid, text, metadata)
+        except AssistantUnavailable as exc:
+            log.warning("assistant unavailable for %s: %s; will retry", mask_openid(message.openid), exc)
+            return Routed(replies.received_will_answer_later(), Disposition.WAITING)
+        answer = "\n\n".join(answers) or replies.assistant_did_not_answer()
+        if first and not bound:
+            answer = f"{answer}\n\n{replies.BINDING_PROMPT}"
+        return Routed(answer, Disposition.ANSWERED)
+
+    # --- store work (in a worker thread) ---------------------------------------------
+
+    def _note_contact(self, openid: str, subscribed: bool | None) -> tuple[bool, bool]:
+        with self.store.transaction() as session:
+            resident, first = note_contact(session, openid, subscribed=subscribed)
+            return first, resident.bound_at is not None
+
+    def _route_to_staff(self, message: ResidentMessage) -> str | None | bool:
+        with self.store.transaction() as session:
+            return route_resident_message(session, message.openid, message.text, channel=message.channel)
+
+    def _bind(self, message: ResidentMessage, room: str, phone: str) -> str:
+        with self.store.transaction() as session:
+            result = bind_resident(session, self.rules, openid=message.openid, room=room, phone=phone,
+                                   channel=message.channel)
+        log.info("binding for %s: %s", mask_openid(message.openid), result.outcome.value)
+        if result.outcome is BindOutcome.BOUND:
+            return replies.binding_done(result.room)
+        if result.outcome is BindOutcome.ALREADY_BOUND:
+            return replies.binding_already(result.room)
+        if result.outcome is BindOutcome.MISMATCH:
+            return replies.binding_mismatch(result.follow_up_number or "")
+        return replies.binding_unknown_room(result.follow_up_number or "")
+
+    def _attach_image(self, message: ResidentMessage) -> str | None:
+        with self.store.transaction() as session:
+            if route_resident_picture(session, message.openid, message.picture_url, channel=message.channel):
+                return None  # the staff member holding the case sees it; no automatic answer
+            ticket = attach_evidence(session, message.openid, picture_url=message.picture_url,
+                                     media_id=message.media_id, channel=message.channel)
+            number = ticket.number if ticket else None
+        return replies.evidence_attached(number) if number else replies.what_does_the_picture_show()

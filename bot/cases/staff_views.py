@@ -1,0 +1,121 @@
+"""What staff see of tickets: JSON views with personal data masked by role."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from bot.core.clock import to_local, to_utc_naive, utcnow
+from bot.core.lifecycle import OPEN_STATUS_VALUES
+from bot.db.models import Job, Resident, StaffAlert, Ticket, TicketEvent
+from bot.core.kinds import TicketStatus
+from bot.core.privacy import mask_name, mask_openid, mask_phone, redact_text
+from bot.core.rules import ProjectRules
+from bot.core.sla import overdue_deadlines
+class StaffRole(str, enum.Enum):
+    AGENT = "agent"  # works cases: sees masked contact data
+    MANAGER = "manager"  # may see residents' phone numbers and names
+
+    @property
+    def sees_contact_data(self) -> bool:
+        return self is StaffRole.MANAGER
+
+
+def _time(moment: datetime | None, rules: ProjectRules) -> str | None:
+    return to_local(moment, rules.timezone).isoformat(timespec="seconds") if moment else None
+
+
+def resident_view(resident: Resident | None, role: StaffRole) -> dict[str, Any] | None:
+    if resident is None:
+        return None
+    full = role.sees_contact_data
+    return {
+        "id": resident.id,
+        "name": resident.name if full else mask_name(resident.name),
+        "phone": resident.phone if full else mask_phone(resident.phone),
+        "openid": resident.openid if full else mask_openid(resident.openid),
+        "room": resident.room,
+        "bound": resident.bound_at is not None,
+        "tags": list(resident.tags or []),
+    }
+
+
+def event_view(event: TicketEvent, role: StaffRole, rules: ProjectRules) -> dict[str, Any]:
+    return {
+        "at": _time(event.at, rules),
+        "actor": event.actor,
+        "channel": event.channel,
+        "action": event.action,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "content": event.content if role.sees_contact_data else redact_text(event.content),
+        "result": event.result,
+    }
+
+
+def ticket_view(ticket: Ticket, role: StaffRole, rules: ProjectRules,
+                now: datetime | None = None) -> dict[str, Any]:
+    full = role.sees_contact_data
+    return {
+        "number": ticket.number,
+        "kind": ticket.kind,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "room": ticket.room,
+        "description": ticket.description if full else redact_text(ticket.description),
+        "demand": ticket.demand,
+        "visit_time": ticket.visit_time,
+        "channel": ticket.channel,
+        "assignee": ticket.assignee,
+        "resident": resident_view(ticket.resident, role),
+        "created_at": _time(ticket.created_at, rules),
+        "updated_at": _time(ticket.updated_at, rules),
+        "due_at": _time(ticket.due_at, rules),
+        "final_due_at": _time(ticket.final_due_at, rules),
+        "callback_due_at": _time(ticket.callback_due_at, rules),
+        "overdue": overdue_deadlines(ticket, now or utcnow()),
+        "resolved_at": _time(ticket.resolved_at, rules),
+        "closed_at": _time(ticket.closed_at, rules),
+        "events": [event_view(e, role, rules) for e in ticket.events],
+    }
+
+
+def search_tickets(session: Session, *, kind: str | None = None, status: str | None = None,
+                   resident: str | None = None, created_from: datetime | None = None,
+                   created_to: datetime | None = None, overdue_at: datetime | None = None,
+                   limit: int = 100) -> Sequence[Ticket]:
+    stmt = select(Ticket).options(selectinload(Ticket.events), selectinload(Ticket.resident))
+    if overdue_at is not None:
+        # Any deadline in the past; deadline_missed then drops those that were met.
+        stmt = stmt.where(or_(Ticket.due_at < overdue_at, Ticket.final_due_at < overdue_at,
+                              Ticket.callback_due_at < overdue_at),
+                          Ticket.status.in_(OPEN_STATUS_VALUES + (TicketStatus.RESOLVED.value,)))
+    if kind:
+        stmt = stmt.where(Ticket.kind == kind)
+    if status:
+        stmt = stmt.where(Ticket.status == status)
+    if resident:
+        stmt = stmt.join(Resident).where(Resident.openid == resident)
+    if created_from:
+        stmt = stmt.where(Ticket.created_at >= to_utc_naive(created_from))
+    if created_to:
+        stmt = stmt.where(Ticket.created_at < to_utc_naive(created_to))
+    rows = session.execute(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)).scalars().all()
+    if overdue_at is not None:
+        rows = [t for t in rows if overdue_deadlines(t, overdue_at)]
+    return rows
+
+
+def alert_view(alert: StaffAlert, rules: ProjectRules) -> dict[str, Any]:
+    return {"id": alert.id, "reason": alert.reason, "ticket": alert.ticket.number if alert.ticket else None,
+            "detail": redact_text(alert.detail), "created_at": _time(alert.created_at, rules),
+            "acknowledged_at": _time(alert.acknowledged_at, rules), "acknowledged_by": alert.acknowledged_by}
+
+
+def job_view(job: Job, rules: ProjectRules) -> dict[str, Any]:
+    return {"id": job.id, "kind": job.kind, "status": job.status, "ticket_id": job.ticket_id,
+            "due_at": _time(job.due_at, rules), "attempts": job.attempts, "max_attempts": job.max_attempts,
+            "last_error": job.last_error}

@@ -1,0 +1,184 @@
+"""Ticket operations: the one place where cases are opened, moved and cancelled.
+
+Every function works inside the caller's transaction (`TicketStore.transaction()`), so
+a failure anywhere leaves neither a ticket nor an event behind.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.cases import escalation, follow_ups
+from bot.cases.escalation import HUMAN_REQUEST, escalate
+from bot.cases.opening import insert_case
+from bot.core.clock import utcnow
+from bot.core.kinds import Priority, TicketKind, TicketStatus
+from bot.core.lifecycle import NOT_STARTED, OPEN_STATUS_VALUES, RESIDENT_CANCELLABLE, check_transition
+from bot.core.rules import ProjectRules
+from bot.core.triage import complaint_tier, repair_priority
+from bot.db.models import Resident, Ticket, TicketEvent
+from bot.db.records import ASSISTANT, RESIDENT, add_event, find_or_create_resident
+
+__all__ = ["ASSISTANT", "RESIDENT", "add_event", "find_or_create_resident"]  # re-exported for callers
+
+
+class TicketNotCancellable(ValueError):
+    """The resident asked to cancel a ticket that is already being worked on or is not theirs."""
+
+
+def _open_ticket(session: Session, rules: ProjectRules, *, kind: TicketKind, priority: Priority | None,
+                 resident: Resident | None, description: str, channel: str, room: str | None = None,
+                 demand: str | None = None, visit_time: str | None = None,
+                 now: datetime | None = None) -> Ticket:
+    """A new case, its deadlines' checks, its escalation (if its kind and tier call for one), its updates."""
+    now = now or utcnow()
+    ticket = insert_case(session, rules, kind=kind, priority=priority, resident=resident, description=description,
+                         channel=channel, room=room, demand=demand, visit_time=visit_time, now=now)
+    follow_ups.schedule_deadline_checks(session, rules, ticket, now)
+    escalation.on_case_opened(session, rules, ticket, now)
+    follow_ups.schedule_progress_updates(session, rules, ticket, now)
+    return ticket
+
+
+def open_repair_ticket(session: Session, rules: ProjectRules, *, openid: str, description: str,
+                       room: str | None, visit_time: str | None, channel: str,
+                       now: datetime | None = None) -> Ticket:
+    resident = find_or_create_resident(session, openid, room=room, now=now)
+    # A repair is at the resident's home unless they said otherwise.
+    return _open_ticket(session, rules, kind=TicketKind.REPAIR,
+                        priority=repair_priority(description, rules.triage), resident=resident,
+                        description=description, channel=channel, room=room or resident.room,
+                        visit_time=visit_time, now=now)
+
+
+def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str, description: str,
+                          demand: str | None, room: str | None, channel: str,
+                          now: datetime | None = None) -> Ticket:
+    resident = find_or_create_resident(session, openid, room=room, now=now)
+    tier = complaint_tier(f"{description} {demand or ''}", rules.triage)
+    # A bound household's verified room identifies the complainant when no room was named.
+    home = resident.room if resident.bound_at is not None else None
+    return _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=tier, resident=resident,
+                        description=description, demand=demand, channel=channel, room=room or home, now=now)
+
+
+def open_staff_follow_up(session: Session, rules: ProjectRules, *, resident: Resident, description: str,
+                         room: str | None, channel: str, now: datetime | None = None) -> Ticket:
+    """An enquiry (咨询) case for staff to follow up, e.g. a household binding to verify."""
+    return _open_ticket(session, rules, kind=TicketKind.ENQUIRY, priority=None, resident=resident,
+                        description=description, channel=channel, room=room, now=now)
+
+
+HUMAN_REQUEST_PREFIX = "居民请求人工客服"
+
+
+def request_human(session: Session, rules: ProjectRules, *, openid: str, context: str, channel: str,
+                  now: datetime | None = None) -> Ticket:
+    """A resident asked for a person: one open enquiry case for staff per resident.
+
+    Asking again while that case is still waiting adds an event to it rather than a second case.
+    """
+    now = now or utcnow()
+    resident = find_or_create_resident(session, openid, now=now)
+    waiting = session.execute(
+        select(Ticket).where(Ticket.resident_id == resident.id, Ticket.kind == TicketKind.ENQUIRY.value,
+                             Ticket.status.in_([s.value for s in NOT_STARTED]),
+                             Ticket.description.startswith(HUMAN_REQUEST_PREFIX))
+        .order_by(Ticket.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if waiting is not None:
+        add_event(session, waiting, actor=RESIDENT, channel=channel, action="asked_again", content=context,
+                  now=now)
+        return waiting
+    description = f"{HUMAN_REQUEST_PREFIX}：{context}" if context else HUMAN_REQUEST_PREFIX
+    ticket = open_staff_follow_up(session, rules, resident=resident, description=description, room=resident.room,
+                                  channel=channel, now=now)
+    escalate(session, rules, ticket, HUMAN_REQUEST, f"resident asked for a person: {context[:80]}", now)
+    return ticket
+
+
+def record_feedback(session: Session, rules: ProjectRules, *, kind: TicketKind, openid: str, text: str,
+                    channel: str, now: datetime | None = None) -> Ticket:
+    """Suggestions (建议) and praise (表扬) are cases too: numbered, recorded, followed up."""
+    if kind not in (TicketKind.SUGGESTION, TicketKind.PRAISE):
+        raise ValueError(f"not a feedback kind: {kind}")
+    resident = find_or_create_resident(session, openid, now=now)
+    return _open_ticket(session, rules, kind=kind, priority=None, resident=resident, description=text,
+                        channel=channel, now=now)
+
+
+def transition(session: Session, ticket: Ticket, target: TicketStatus, *, rules: ProjectRules, actor: str,
+               channel: str, content: str = "", result: str = "", now: datetime | None = None) -> TicketEvent:
+    """Move a ticket along the state machine; every move is recorded as an event and
+    schedules what follows it (callback after completion, fresh deadline after reopening)."""
+    now = now or utcnow()
+    current = TicketStatus(ticket.status)
+    check_transition(ticket.number, current, target)
+    ticket.status = target.value
+    ticket.updated_at = now
+    if target is TicketStatus.RESOLVED:
+        ticket.resolved_at = now
+    elif target is TicketStatus.CLOSED:
+        ticket.closed_at = now
+    elif target is TicketStatus.REOPENED:
+        ticket.resolved_at = None
+    record = add_event(session, ticket, actor=actor, channel=channel, action="status", from_status=current.value,
+                       to_status=target.value, content=content, result=result, now=now)
+    if target is TicketStatus.RESOLVED:
+        follow_ups.on_resolved(session, rules, ticket, now)
+    elif target is TicketStatus.REOPENED:
+        follow_ups.on_reopened(session, rules, ticket, now)
+    elif target in (TicketStatus.CLOSED, TicketStatus.CANCELLED):
+        follow_ups.on_finished(session, ticket, now)
+    return record
+
+
+def resolve_ticket(session: Session, rules: ProjectRules, ticket: Ticket, *, actor: str, channel: str,
+                   note: str, now: datetime | None = None) -> TicketEvent:
+    """Staff mark the work done (办结). A case nobody accepted yet is accepted on the way."""
+    now = now or utcnow()
+    if TicketStatus(ticket.status) is TicketStatus.NEW:
+        transition(session, ticket, TicketStatus.ACCEPTED, rules=rules, actor=actor, channel=channel, now=now)
+    return transition(session, ticket, TicketStatus.RESOLVED, rules=rules, actor=actor, channel=channel,
+                      content=note, result="resolved", now=now)
+
+
+def resident_tickets(session: Session, openid: str, *, open_only: bool = True) -> Sequence[Ticket]:
+    stmt = select(Ticket).join(Resident).where(Resident.openid == openid)
+    if open_only:
+        stmt = stmt.where(Ticket.status.in_(OPEN_STATUS_VALUES))
+    return session.execute(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc())).scalars().all()
+
+
+def cancellable_tickets(session: Session, openid: str) -> Sequence[Ticket]:
+    return [t for t in resident_tickets(session, openid) if TicketStatus(t.status) in RESIDENT_CANCELLABLE]
+
+
+def find_ticket(session: Session, number: str) -> Ticket | None:
+    return session.execute(select(Ticket).where(Ticket.number == number.upper())).scalar_one_or_none()
+
+
+def cancel_by_resident(session: Session, rules: ProjectRules, ticket: Ticket, *, openid: str, channel: str,
+                       reason: str = "", now: datetime | None = None) -> TicketEvent:
+    if ticket.resident is None or ticket.resident.openid != openid:
+        raise TicketNotCancellable(f"ticket {ticket.number} does not belong to this resident")
+    if TicketStatus(ticket.status) not in RESIDENT_CANCELLABLE:
+        raise TicketNotCancellable(f"ticket {ticket.number} is already {ticket.status}")
+    return transition(session, ticket, TicketStatus.CANCELLED, rules=rules, actor=RESIDENT, channel=channel,
+                      content=reason or "resident cancelled", result="cancelled", now=now)
+
+
+def attach_evidence(session: Session, openid: str, *, picture_url: str, media_id: str, channel: str,
+                    now: datetime | None = None) -> Ticket | None:
+    """Add a resident's photo to their most recent open case; None if they have none."""
+    open_cases = resident_tickets(session, openid)
+    if not open_cases:
+        return None
+    ticket = open_cases[0]
+    add_event(session, ticket, actor=RESIDENT, channel=channel, action="evidence", content=picture_url,
+              result=f"media_id={media_id}", now=now)
+    ticket.updated_at = now or utcnow()
+    return ticket

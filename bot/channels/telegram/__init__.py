@@ -1,0 +1,1 @@
+"""A staff channel: the Telegram staff bot (cards, buttons, live relay)."""

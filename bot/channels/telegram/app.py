@@ -1,0 +1,341 @@
+"""The Telegram staff bot (python-telegram-bot).
+
+- Escalated cases (staff alerts) are posted to the staff group as cards with 接单 / 回复 / 办结.
+- 回复 and 办结 ask for the text with a forced reply; a reply to that prompt, or to a relayed
+  resident message, goes to the resident / resolves the case.
+- /mine, /unclaimed, /ticket <number>.
+- Only the configured staff user ids may act; anyone else is refused and the attempt logged.
+
+Every decision is made by `bot.handoff` (the same functions the staff HTTP API calls).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from telegram import ForceReply, Message, Update, User
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.cases import handoff
+from bot.core.clock import utcnow
+from bot.settings import Settings
+from bot.cases.handoff import Outcome, Refusal, Staff
+from bot.db.models import StaffAlert, StaffOutbox, TelegramLink
+from bot.core.rules import ProjectRules
+from bot.channels.telegram import cards
+from bot.db.store import TicketStore
+from bot.cases.tickets import find_ticket
+log = logging.getLogger(__name__)
+
+FEED_INTERVAL = 1.0
+CHANNEL = "telegram"
+
+
+@dataclass
+class StaffBot:
+    settings: Settings
+    rules: ProjectRules
+    store: TicketStore
+
+    # --- who may act ------------------------------------------------------------------
+
+    def staff_of(self, user: User | None) -> Staff | None:
+        if user is None or user.id not in self.settings.staff_user_ids:
+            log.warning("staff bot: refused user id %s (not on the staff list)", user.id if user else "?")
+            return None
+        return Staff(id=f"tg:{user.id}", name=user.full_name or str(user.id))
+
+    # --- links between Telegram messages and cases --------------------------------------
+
+    def link(self, message: Message, ticket_id: int, purpose: str, staff: Staff | None = None) -> None:
+        with self.store.transaction() as session:
+            session.merge(TelegramLink(chat_id=message.chat_id, message_id=message.message_id, ticket_id=ticket_id,
+                                       purpose=purpose, staff_id=staff.id if staff else None, created_at=utcnow()))
+
+    def linked(self, chat_id: int, message_id: int) -> tuple[str, str] | None:
+        with self.store.transaction() as session:
+            row = session.get(TelegramLink, (chat_id, message_id))
+            return (row.ticket.number, row.purpose) if row else None
+
+    def ticket_id(self, number: str) -> int | None:
+        with self.store.transaction() as session:
+            ticket = find_ticket(session, number)
+            return ticket.id if ticket else None
+
+    def holder_of(self, number: str) -> str | None:
+        with self.store.transaction() as session:
+            ticket = find_ticket(session, number)
+            return ticket.assignee_id if ticket else None
+
+    # --- the feed: cards and relayed messages out to Telegram ------------------------------
+
+    async def post_new(self, application: Application) -> int:
+        """Post alerts not yet posted and staff messages not yet sent. Returns how many went out."""
+        sent = 0
+        for alert_id, text, ticket_id, number, audience in await asyncio.to_thread(self._unposted_alerts):
+            chats = [self.settings.staff_chat_id]
+            if audience == "head" and self.settings.project_head_chat_id:
+                chats.append(self.settings.project_head_chat_id)
+            try:
+                for chat in chats:
+                    message = await application.bot.send_message(
+                        chat, text, reply_markup=cards.card_keyboard(number) if number else None)
+                    if ticket_id:
+                        await asyncio.to_thread(self.link, message, ticket_id, "card")
+            except TelegramError as exc:
+                log.warning("staff bot: card for alert %d not posted: %s", alert_id, exc)
+                continue
+            await asyncio.to_thread(self._mark_alert, alert_id)
+            sent += 1
+        for row_id, text, ticket_id in await asyncio.to_thread(self._unsent_outbox):
+            try:
+                message = await application.bot.send_message(self.settings.staff_chat_id, text)
+            except TelegramError as exc:
+                log.warning("staff bot: message %d not sent: %s", row_id, exc)
+                await asyncio.to_thread(self._mark_outbox, row_id, str(exc))
+                continue
+            if ticket_id:
+                await asyncio.to_thread(self.link, message, ticket_id, "relay")
+            await asyncio.to_thread(self._mark_outbox, row_id, None)
+            sent += 1
+        return sent
+
+    def _unposted_alerts(self) -> list[tuple[int, str, int | None, str | None, str]]:
+        with self.store.transaction() as session:
+            alerts = session.execute(select(StaffAlert).where(StaffAlert.notified_at.is_(None))
+                                     .order_by(StaffAlert.id).limit(20)).scalars().all()
+            return [(a.id, cards.alert_card(a, self.rules), a.ticket_id, a.ticket.number if a.ticket else None,
+                     a.audience) for a in alerts]
+
+    def _mark_alert(self, alert_id: int) -> None:
+        with self.store.transaction() as session:
+            session.get(StaffAlert, alert_id).notified_at = utcnow()
+
+    def _unsent_outbox(self) -> list[tuple[int, str, int | None]]:
+        with self.store.transaction() as session:
+            return [(row.id, row.text, row.ticket_id) for row in handoff.pending_staff_messages(session)
+                    if row.attempts < 5]
+
+    def _mark_outbox(self, row_id: int, error: str | None) -> None:
+        with self.store.transaction() as session:
+            row = session.get(StaffOutbox, row_id)
+            row.attempts += 1
+            if error is None:
+                row.sent_at = utcnow()
+            row.error = error
+
+    async def feed(self, application: Application, interval: float = FEED_INTERVAL) -> None:
+        while True:
+            try:
+                await self.post_new(application)
+            except Exception:  # noqa: BLE001 - the feed must outlive a bad round (db briefly down, ...)
+                log.exception("staff bot feed round failed")
+            await asyncio.sleep(interval)
+
+    # --- doing things, through bot.handoff ------------------------------------------------
+
+    def act(self, action: str, number: str, staff: Staff, text: str = "") -> Outcome:
+        with self.store.transaction() as session:
+            return handoff.perform(session, self.rules, action, number, staff, text, channel=CHANNEL)
+
+    def view(self, number: str) -> str | None:
+        with self.store.transaction() as session:
+            ticket = find_ticket(session, number)
+            return cards.ticket_view(ticket, self.rules) if ticket else None
+
+    def listing(self, staff: Staff | None) -> str:
+        with self.store.transaction() as session:
+            if staff is not None:
+                return cards.case_list("我的在办工单", list(handoff.cases_held_by(session, staff)), self.rules)
+            return cards.case_list("待接单工单", list(handoff.unclaimed_escalated(session)), self.rules)
+
+
+def _bot(context: ContextTypes.DEFAULT_TYPE) -> StaffBot:
+    return context.application.bot_data["staff_bot"]
+
+
+def refusal_text(outcome: Outcome) -> str:
+    if outcome.refusal is Refusal.NO_SUCH_TICKET:
+        return f"没有找到工单 {outcome.ticket_number}"
+    if outcome.refusal is Refusal.CLOSED:
+        return f"工单 {outcome.ticket_number} 已结束，无需再处理"
+    if outcome.refusal is Refusal.TAKEN:
+        return f"工单 {outcome.ticket_number} 已由 {outcome.holder} 接单"
+    holder = f"（接单人：{outcome.holder}）" if outcome.holder else "，请先接单"
+    return f"只有接单人可以操作工单 {outcome.ticket_number}{holder}"
+
+
+# --- handlers: one per button or command ---------------------------------------------------
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    bot = _bot(context)
+    staff = bot.staff_of(query.from_user)
+    parsed = cards.parse_button(query.data)
+    if staff is None:
+        await query.answer("您不在值班名单中，无权操作。", show_alert=True)
+        return
+    if parsed is None:
+        await query.answer("无法识别的操作。")
+        return
+    action, number = parsed
+    if action == handoff.CLAIM:
+        await on_claim(query, bot, staff, number)
+    else:
+        await ask_for_text(query, bot, staff, action, number)
+
+
+async def on_claim(query, bot: StaffBot, staff: Staff, number: str) -> None:  # type: ignore[no-untyped-def]
+    outcome = await asyncio.to_thread(bot.act, handoff.CLAIM, number, staff)
+    if not outcome.done:
+        await query.answer(refusal_text(outcome), show_alert=True)
+        return
+    await query.answer(f"已接单 {outcome.ticket_number}")
+    await query.message.reply_text(f"✅ {staff.name} 已接单 {outcome.ticket_number}，居民的消息将转到这里。")
+
+
+async def ask_for_text(query, bot: StaffBot, staff: Staff, action: str, number: str) -> None:  # type: ignore[no-untyped-def]
+    holder = await asyncio.to_thread(bot.holder_of, number)
+    if action == handoff.REPLY and holder != staff.id:
+        await query.answer("请先接单再回复。" if holder is None else "只有接单人可以回复。", show_alert=True)
+        return
+    if action == handoff.RESOLVE and holder not in (None, staff.id):
+        await query.answer("只有接单人可以办结。", show_alert=True)
+        return
+    ticket_id = await asyncio.to_thread(bot.ticket_id, number)
+    if ticket_id is None:
+        await query.answer(f"没有找到工单 {number}", show_alert=True)
+        return
+    await query.answer()
+    prompt = (f"请直接回复本条消息，输入要发给居民的话（{number}）。" if action == handoff.REPLY
+              else f"请直接回复本条消息，写明处理结果，即办结 {number}。")
+    message = await query.message.reply_text(prompt, reply_markup=ForceReply(selective=True))
+    await asyncio.to_thread(bot.link, message, ticket_id, f"ask_{action}", staff)
+
+
+async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A reply to a prompt, a card or a relayed resident message: to the resident, or 办结."""
+    message = update.effective_message
+    bot = _bot(context)
+    replied = message.reply_to_message
+    target = await asyncio.to_thread(bot.linked, message.chat_id, replied.message_id) if replied else None
+    if target is None:
+        return  # ordinary chat in the staff group
+    staff = bot.staff_of(message.from_user)
+    if staff is None:
+        await message.reply_text("您不在值班名单中，无权操作。")
+        return
+    number, purpose = target
+    action = handoff.RESOLVE if purpose == "ask_resolve" else handoff.REPLY
+    outcome = await asyncio.to_thread(bot.act, action, number, staff, message.text or "")
+    if not outcome.done:
+        await message.reply_text(refusal_text(outcome))
+    elif action == handoff.RESOLVE:
+        await message.reply_text(f"工单 {number} 已办结，居民已回到智能助手，满意度回访已安排。")
+    else:
+        await message.reply_text(f"已发送给居民（{number}）。")
+
+
+async def _staff_or_refuse(update: Update, bot: StaffBot) -> Staff | None:
+    staff = bot.staff_of(update.effective_user)
+    if staff is None:
+        await update.effective_message.reply_text("您不在值班名单中，无权查看。")
+    return staff
+
+
+async def on_mine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    bot = _bot(context)
+    staff = await _staff_or_refuse(update, bot)
+    if staff is not None:
+        await update.effective_message.reply_text(await asyncio.to_thread(bot.listing, staff))
+
+
+async def on_unclaimed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    bot = _bot(context)
+    if await _staff_or_refuse(update, bot) is not None:
+        await update.effective_message.reply_text(await asyncio.to_thread(bot.listing, None))
+
+
+async def on_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    bot = _bot(context)
+    if await _staff_or_refuse(update, bot) is None:
+        return
+    if not context.args:
+        await update.effective_message.reply_text("用法：/ticket 工单号，例如 /ticket BX20261126-0001")
+        return
+    view = await asyncio.to_thread(bot.view, context.args[0])
+    await update.effective_message.reply_text(view or f"没有找到工单 {context.args[0]}")
+
+
+def create_application(settings: Settings, rules: ProjectRules, store: TicketStore) -> Application:
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token)
+        .base_url(f"{settings.telegram_api_base_url}/bot")
+        .base_file_url(f"{settings.telegram_api_base_url}/file/bot")
+        # Staff click at the same moment; the database decides who wins a claim.
+        .concurrent_updates(8)
+        .build()
+    )
+    application.bot_data["staff_bot"] = StaffBot(settings, rules, store)
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(CommandHandler("mine", on_mine))
+    application.add_handler(CommandHandler("unclaimed", on_unclaimed))
+    application.add_handler(CommandHandler("ticket", on_ticket))
+    application.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, on_reply_text))
+    return application
+
+
+async def serve(application: Application, stop: asyncio.Event, *, feed_interval: float = FEED_INTERVAL,
+                poll_interval: float = 0.0) -> None:
+    """Poll Telegram for staff actions and post cards and relayed messages, until `stop` is set."""
+    staff_bot: StaffBot = application.bot_data["staff_bot"]
+    async with application:
+        await application.start()
+        await application.updater.start_polling(poll_interval=poll_interval,
+                                                allowed_updates=["message", "callback_query"])
+        feed = asyncio.create_task(staff_bot.feed(application, feed_interval))
+        log.info("staff bot running; staff chat %s, %d staff members", staff_bot.settings.staff_chat_id,
+                 len(staff_bot.settings.staff_user_ids))
+        try:
+            await stop.wait()
+        finally:
+            feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed
+            await application.updater.stop()
+            await application.stop()
+
+
+def run(settings: Settings, rules: ProjectRules) -> int:
+    if not settings.telegram_bot_token or not settings.staff_chat_id:
+        log.error("staff bot needs TELEGRAM_BOT_TOKEN and STAFF_CHAT_ID; escalations stay in the staff API queue")
+        return 2
+
+    async def main() -> None:
+        store = TicketStore(settings.database_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await serve(create_application(settings, rules, store), stop)
+        finally:
+            store.dispose()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,233 @@
+"""From a verified WeChat push to an answer, within WeChat's 5-second window.
+
+Every push is stored first (inbound log). The answer is produced by a task that runs
+to completion regardless of the HTTP request: if it is ready within the passive-reply
+budget it goes back in the HTTP response, otherwise it is pushed as a customer-service
+message. Redeliveries of a message in flight wait for the same answer; exactly one of
+them (or the push) delivers it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from wechatpy.messages import BaseMessage
+
+from bot.cases.routing import Disposition, MessageKind, MessageRouter, ResidentMessage, menu_utterance
+from bot.channels.wechat import inbound
+from bot.channels.wechat.api import CUSTOMER_SERVICE_WINDOW, OUT_OF_WINDOW, WeChatApi, WeChatApiError
+from bot.channels.wechat.protocol import split_for_wechat
+from bot.core import replies
+from bot.core.clock import utcnow
+from bot.core.privacy import mask_openid
+from bot.db.models import InboundStatus
+from bot.db.store import TicketStore
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "wechat"
+# Menu CLICK keys (configured in the official account's menu) and the menu commands they stand for.
+MENU_COMMANDS = {"MENU_REPAIR": "repair", "MENU_COMPLAINT": "complaint", "MENU_MY_TICKETS": "my_tickets",
+                 "MENU_ENQUIRY": "enquiry"}
+KINDS = {"text": MessageKind.TEXT, "voice": MessageKind.VOICE, "image": MessageKind.IMAGE,
+         "location": MessageKind.LOCATION}
+STATUS_OF = {Disposition.ANSWERED: InboundStatus.ANSWERED, Disposition.WAITING: InboundStatus.WAITING,
+             Disposition.IGNORED: InboundStatus.IGNORED}
+
+
+@dataclass
+class Pending:
+    inbound_id: int
+    openid: str
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    answer: str | None = None
+    waiters: int = 0
+    claimed: bool = False
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What one push says, reduced to what we act on."""
+
+    dedupe_key: str
+    openid: str
+    msg_type: str
+    event: str | None
+    content: str
+    media: dict[str, Any] | None
+
+
+def describe(message: BaseMessage) -> Turn:
+    openid = message.source
+    msg_type = message.type
+    event = getattr(message, "event", None) if msg_type == "event" else None
+    if msg_type == "event" or not message.id:
+        key = f"{openid}:{message._data.get('CreateTime', '')}:{event or msg_type}"
+    else:
+        key = f"msgid:{message.id}"
+    media = None
+    content = ""
+    if msg_type == "text":
+        content = message.content or ""
+    elif msg_type == "voice":
+        content = (message.recognition or "").strip()
+        media = {"media_id": message.media_id, "format": message.format}
+    elif msg_type == "image":
+        media = {"pic_url": message.image, "media_id": message.media_id}
+    elif msg_type == "location":
+        content = message.label or ""
+        media = {"x": message.location_x, "y": message.location_y, "scale": message.scale}
+    elif msg_type == "event":
+        content = str(getattr(message, "key", "") or "")
+    return Turn(key[:160], openid, msg_type, event, content, media)
+
+
+def resident_message(turn: Turn) -> ResidentMessage | None:
+    """The channel-neutral message for the router; None for pushes nobody answers (other events)."""
+    if turn.msg_type == "event":
+        kinds = {"subscribe": MessageKind.SUBSCRIBE, "unsubscribe": MessageKind.UNSUBSCRIBE, "click": MessageKind.MENU}
+        kind = kinds.get(turn.event or "")
+        if kind is None:
+            return None
+        text = MENU_COMMANDS.get(turn.content, turn.content) if kind is MessageKind.MENU else ""
+        return ResidentMessage(turn.openid, kind, CHANNEL, text=text, dedupe_key=turn.dedupe_key)
+    media = turn.media or {}
+    return ResidentMessage(turn.openid, KINDS.get(turn.msg_type, MessageKind.OTHER), CHANNEL, text=turn.content,
+                           picture_url=str(media.get("pic_url") or ""), media_id=str(media.get("media_id") or ""),
+                           dedupe_key=turn.dedupe_key)
+
+
+class ConversationService:
+    def __init__(self, store: TicketStore, router: MessageRouter, api: WeChatApi, passive_budget: float) -> None:
+        self.store = store
+        self.router = router
+        self.api = api
+        self.passive_budget = passive_budget
+        self.inflight: dict[str, Pending] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- request side -------------------------------------------------------
+
+    async def handle(self, message: BaseMessage) -> str | None:
+        """The passive reply for this push, or None to answer `success`."""
+        turn = describe(message)
+        stored = await asyncio.to_thread(
+            inbound.record_inbound, self.store, dedupe_key=turn.dedupe_key, openid=turn.openid,
+            msg_type=turn.msg_type, event=turn.event, content=turn.content, media=turn.media)
+        if not stored.created:
+            pending = self.inflight.get(turn.dedupe_key)
+            log.info("redelivery of %s from %s (%s)", turn.dedupe_key, mask_openid(turn.openid),
+                     "in flight, waiting for its answer" if pending else "already handled")
+            return await self._await_answer(pending) if pending else None
+        pending = Pending(stored.id, turn.openid)
+        self.inflight[turn.dedupe_key] = pending
+        task = asyncio.create_task(self._process(turn, pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await self._await_answer(pending)
+
+    async def _await_answer(self, pending: Pending) -> str | None:
+        pending.waiters += 1
+        try:
+            await asyncio.wait_for(pending.ready.wait(), self.passive_budget)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            pending.waiters -= 1
+        try:
+            if pending.answer is not None and not pending.claimed:
+                pending.claimed = True
+                return split_for_wechat(pending.answer)[0]
+            return None
+        finally:
+            pending.released.set()
+
+    # --- processing side ----------------------------------------------------
+
+    async def _process(self, turn: Turn, pending: Pending) -> None:
+        status = InboundStatus.ANSWERED
+        error = None
+        try:
+            answer, status = await self._answer(turn, pending.inbound_id)
+        except Exception as exc:  # noqa: BLE001 - a resident always gets an answer
+            log.exception("processing %s failed", turn.dedupe_key)
+            answer, status, error = replies.received_will_answer_later(), InboundStatus.WAITING, repr(exc)
+        delivery = await self._deliver(pending, answer)
+        await asyncio.to_thread(inbound.finish_inbound, self.store, pending.inbound_id, status=status,
+                                reply=answer, delivery=delivery, error=error)
+        # Keep the entry a little so a late redelivery still finds the shared answer.
+        asyncio.get_running_loop().call_later(30, self.inflight.pop, turn.dedupe_key, None)
+
+    async def _deliver(self, pending: Pending, answer: str | None) -> str:
+        pending.answer = answer
+        if answer is None:
+            pending.claimed = True
+        pending.ready.set()
+        await asyncio.sleep(0)  # let waiting requests take it
+        while not pending.claimed and pending.waiters > 0:
+            pending.released.clear()
+            await pending.released.wait()
+        if answer is None:
+            return "none"
+        parts = split_for_wechat(answer)
+        if pending.claimed:
+            await self._push(pending.openid, parts[1:], pending.inbound_id)
+            return "passive"
+        pending.claimed = True
+        await self._push(pending.openid, parts, pending.inbound_id)
+        return "custom"
+
+    async def _push(self, openid: str, parts: list[str], inbound_id: int | None) -> None:
+        for part in parts:
+            try:
+                await self.api.send_text(openid, part)
+                status, error = "sent", None
+            except Exception as exc:  # noqa: BLE001 - recorded as a failed push, never raised
+                status, error = "failed", repr(exc)
+                level = logging.WARNING if isinstance(exc, WeChatApiError) and exc.errcode == OUT_OF_WINDOW \
+                    else logging.ERROR
+                log.log(level, "customer-service message to %s failed: %s", mask_openid(openid), exc)
+            await asyncio.to_thread(inbound.record_outbound, self.store, openid=openid, inbound_id=inbound_id,
+                                    content=part, status=status, error=error)
+
+    async def _answer(self, turn: Turn, inbound_id: int) -> tuple[str | None, InboundStatus]:
+        message = resident_message(turn)
+        if message is None:
+            return None, InboundStatus.IGNORED
+        routed = await self.router.route(message)
+        return routed.answer, STATUS_OF[routed.disposition]
+
+    # --- background retries -------------------------------------------------
+
+    async def retry_waiting(self) -> int:
+        """Answer messages that arrived while the assistant was down. Returns how many."""
+        done = 0
+        for message in await asyncio.to_thread(inbound.waiting_messages, self.store):
+            if utcnow() - message.received_at > CUSTOMER_SERVICE_WINDOW:
+                await asyncio.to_thread(inbound.finish_inbound, self.store, message.id, status=InboundStatus.FAILED,
+                                        reply=None, delivery="none", error="too old to answer")
+                continue
+            text = message.content
+            if message.event == "click":
+                text = menu_utterance(MENU_COMMANDS.get(message.content, message.content)) or message.content
+            kind = MessageKind.VOICE if message.msg_type == "voice" else MessageKind.TEXT
+            routed = await self.router.ask_assistant(
+                ResidentMessage(message.openid, kind, CHANNEL, text=text, dedupe_key=message.dedupe_key), text,
+                retried=True)
+            if routed.disposition is Disposition.WAITING:
+                break  # still down: keep the order, try again next round
+            answer = routed.answer or replies.assistant_did_not_answer()
+            await self._push(message.openid, split_for_wechat(answer), message.id)
+            await asyncio.to_thread(inbound.finish_inbound, self.store, message.id, status=InboundStatus.ANSWERED,
+                                    reply=answer, delivery="custom")
+            done += 1
+        return done
+
+    async def drain(self) -> None:
+        """Wait for in-flight processing (used on shutdown and by tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+

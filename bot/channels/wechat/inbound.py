@@ -1,0 +1,62 @@
+"""The inbound log: every WeChat message is stored before it is processed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import select
+
+from bot.core.clock import utcnow
+from bot.db.models import InboundMessage, InboundStatus, OutboundMessage
+from bot.db.store import TicketStore
+from bot.db.upsert import insert_once
+@dataclass(frozen=True)
+class Stored:
+    id: int
+    created: bool  # False: WeChat delivered this one before
+
+
+def record_inbound(store: TicketStore, *, dedupe_key: str, openid: str, msg_type: str, event: str | None,
+                   content: str, media: dict[str, Any] | None, now: datetime | None = None) -> Stored:
+    """Insert once; a redelivery finds the first row (unique dedupe_key)."""
+    now = now or utcnow()
+    with store.transaction() as session:
+        created = insert_once(session, InboundMessage, "dedupe_key", dict(
+            dedupe_key=dedupe_key, openid=openid, msg_type=msg_type, event=event, content=content,
+            media=media, received_at=now, status=InboundStatus.RECEIVED.value, attempts=0))
+        row_id = session.execute(select(InboundMessage.id).where(InboundMessage.dedupe_key == dedupe_key)).scalar_one()
+    return Stored(row_id, created)
+
+
+def finish_inbound(store: TicketStore, inbound_id: int, *, status: InboundStatus, reply: str | None,
+                   delivery: str | None, error: str | None = None) -> None:
+    with store.transaction() as session:
+        row = session.get(InboundMessage, inbound_id)
+        row.status = status.value
+        row.reply = reply
+        row.delivery = delivery
+        row.error = error
+        row.attempts += 1
+        row.processed_at = utcnow()
+
+
+def inbound_status(store: TicketStore, inbound_id: int) -> str:
+    with store.transaction() as session:
+        return session.get(InboundMessage, inbound_id).status
+
+
+def waiting_messages(store: TicketStore, limit: int = 100) -> Sequence[InboundMessage]:
+    """Messages that could not reach the assistant, oldest first."""
+    with store.transaction() as session:
+        return session.execute(
+            select(InboundMessage).where(InboundMessage.status == InboundStatus.WAITING.value)
+            .order_by(InboundMessage.id).limit(limit)
+        ).scalars().all()
+
+
+def record_outbound(store: TicketStore, *, openid: str, inbound_id: int | None, content: str, status: str,
+                    error: str | None = None) -> None:
+    with store.transaction() as session:
+        session.add(OutboundMessage(openid=openid, inbound_id=inbound_id, content=content, created_at=utcnow(),
+                                    status=status, error=error))

@@ -1,0 +1,55 @@
+"""HTTP endpoints WeChat's servers call: GET URL verification, POST message push."""
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from bot.channels.wechat.keys import CONVERSATIONS, CREDENTIALS
+from bot.channels.wechat.protocol import (
+    MAX_BODY_BYTES,
+    ProtocolError,
+    read_push,
+    render_text_reply,
+    verify_url,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _refuse(request: web.Request, error: ProtocolError) -> web.Response:
+    # No message content or openid here: only why and from where.
+    log.warning("refused WeChat %s from %s: %s", request.method, request.remote, error.reason)
+    return web.Response(status=error.status, text=error.reason)
+
+
+async def verify(request: web.Request) -> web.Response:
+    try:
+        return web.Response(text=verify_url(request.query, request.app[CREDENTIALS]))
+    except ProtocolError as error:
+        return _refuse(request, error)
+
+
+async def receive(request: web.Request) -> web.Response:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _refuse(request, ProtocolError(413, "body too large"))
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _refuse(request, ProtocolError(413, "body too large"))
+    creds = request.app[CREDENTIALS]
+    try:
+        push = read_push(body, request.query, creds)
+    except ProtocolError as error:
+        return _refuse(request, error)
+    answer = await request.app[CONVERSATIONS].handle(push.message)
+    if answer is None:
+        return web.Response(text="success")
+    xml = render_text_reply(push.message, answer, creds, push.encrypted, request.query.get("nonce", ""))
+    return web.Response(text=xml, content_type="application/xml", charset="utf-8")
+
+
+ROUTES = [
+    web.get("/wechat", verify),
+    web.post("/wechat", receive),
+]

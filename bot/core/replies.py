@@ -1,0 +1,333 @@
+"""Resident-facing wording (polite Simplified Chinese) built from domain facts.
+
+Kept apart from the actions so the gateway, scheduler and staff side phrase the same
+facts the same way.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.core.clock import to_local
+from bot.core.lifecycle import STATUS_LABELS_ZH
+from bot.core.kinds import Priority, TicketKind, TicketStatus
+from bot.db.models import Ticket
+from bot.core.rules import ProjectRules
+KIND_LABELS_ZH = {
+    TicketKind.REPAIR: "报修",
+    TicketKind.COMPLAINT: "投诉",
+    TicketKind.ENQUIRY: "咨询",
+    TicketKind.SUGGESTION: "建议",
+    TicketKind.PRAISE: "表扬",
+}
+
+PRIORITY_LABELS_ZH = {
+    Priority.EMERGENCY: "紧急",
+    Priority.NORMAL: "一般",
+    Priority.MAJOR: "重大",
+    Priority.URGENT: "紧急",
+    Priority.GENERAL: "一般",
+}
+
+# First-aid advice for emergencies, keyed by words in the description.
+_SAFETY_TIPS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("燃气", "煤气", "漏气"), "请立即关闭燃气总阀、打开门窗通风，不要开关电器或使用明火，并尽快离开室内。"),
+    (("着火", "起火", "火情", "冒烟", "冒火"), "如有明火请立即拨打119并有序撤离，不要乘坐电梯。"),
+    (("困人", "被困", "困在电梯", "关在电梯", "卡在电梯"), "请保持冷静，按下轿厢内的警铃或拨打电梯内的求助电话，不要强行扒门。"),
+    (("漏水", "爆管", "爆了", "跑水", "淹", "水漫", "喷水"), "请先关闭进户水阀，并把贵重物品和电器移到高处。"),
+    (("断电", "停电", "没电", "跳闸"), "请暂时不要自行拆修电路，注意用电安全。"),
+)
+
+
+def format_local(moment: datetime | None, rules: ProjectRules) -> str:
+    if moment is None:
+        return ""
+    local = to_local(moment, rules.timezone)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def safety_tip(description: str) -> str:
+    for words, tip in _SAFETY_TIPS:
+        if any(word in description for word in words):
+            return tip
+    return ""
+
+
+def repair_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
+    sla = rules.sla
+    lines = [f"您的报修已登记，工单号 {ticket.number}。"]
+    if ticket.room:
+        lines.append(f"维修地址：{ticket.room}。")
+    if ticket.priority == Priority.EMERGENCY.value:
+        lines.append(f"这是紧急报修，维修人员将在 {sla.emergency_repair_onsite_minutes} 分钟内到场"
+                     f"（{format_local(ticket.due_at, rules)} 前）。")
+        tip = safety_tip(ticket.description)
+        if tip:
+            lines.append(tip)
+    else:
+        when = f"，上门时间按您说的“{ticket.visit_time}”安排" if ticket.visit_time else ""
+        lines.append(f"维修人员会尽快与您联系{when}，一般维修将在 {sla.general_repair_hours} 小时内完成"
+                     f"（{format_local(ticket.due_at, rules)} 前）；如需配件或外部单位协助，我们会提前告诉您预计完成时间。")
+    lines.append("完工后我们会回访，听听您对维修的意见。随时发送“查询进度”可查看处理情况。")
+    return "\n".join(lines)
+
+
+def complaint_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
+    sla = rules.sla
+    due = format_local(ticket.due_at, rules)
+    lines = [f"非常抱歉给您带来不便，您的投诉已登记，工单号 {ticket.number}。"]
+    if ticket.priority == Priority.MAJOR.value:
+        lines.append(f"我们已将此事列为重大投诉，立即报告项目负责人和公司客服部门，"
+                     f"将在 {sla.major_complaint_hours} 小时内（{due} 前）与您联系。")
+    elif ticket.priority == Priority.URGENT.value:
+        lines.append(f"我们会优先处理，将在 {sla.urgent_complaint_hours} 小时内（{due} 前）给您答复。")
+    else:
+        lines.append(f"我们将在 {sla.general_complaint_working_days} 个工作日内（{due} 前）给您答复；"
+                     f"如情况较复杂，最长不超过 {sla.complaint_max_working_days} 个工作日，其间会随时告知进展。")
+    lines.append("由首位接手的同事负责跟进到底，处理完成后会回访您是否满意。")
+    return "\n".join(lines)
+
+
+def feedback_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
+    if ticket.kind == TicketKind.PRAISE.value:
+        return (f"谢谢您的肯定！您的表扬已记录（编号 {ticket.number}），我们会转达给相关同事，"
+                "大家一定会继续努力。")
+    return (f"感谢您的宝贵建议！已记录（编号 {ticket.number}），我们会认真研究，"
+            f"并在 {rules.sla.suggestion_reply_working_days} 个工作日内（{format_local(ticket.due_at, rules)} 前）"
+            "给您回复。")
+
+
+def status_line(ticket: Ticket, rules: ProjectRules) -> str:
+    kind = KIND_LABELS_ZH[TicketKind(ticket.kind)]
+    status = STATUS_LABELS_ZH[TicketStatus(ticket.status)]
+    summary = ticket.description.strip().replace("\n", " ")
+    if len(summary) > 20:
+        summary = summary[:20] + "…"
+    due = f"，预计 {format_local(ticket.due_at, rules)} 前" if ticket.due_at else ""
+    return f"· {ticket.number}【{kind}】{summary}：{status}{due}"
+
+
+def status_overview(tickets: list[Ticket], rules: ProjectRules) -> str:
+    if not tickets:
+        return "您目前没有正在处理中的工单。如需报修或投诉，直接告诉我就可以。"
+    lines = [f"您有 {len(tickets)} 个正在处理的工单："]
+    lines.extend(status_line(ticket, rules) for ticket in tickets)
+    return "\n".join(lines)
+
+
+FORM_LABELS_ZH = {"repair_form": "报修", "complaint_form": "投诉"}
+
+
+def room_corrected(room: str) -> str:
+    return f"好的，房号已更正为 {room}。"
+
+
+def form_cancelled(form: str) -> str:
+    return f"好的，已为您取消本次{FORM_LABELS_ZH.get(form, '')}登记，没有生成工单。还有其他需要随时告诉我。"
+
+
+def ticket_cancelled(number: str) -> str:
+    return f"已为您撤销工单 {number}。如以后还需要，随时再告诉我。"
+
+
+def ticket_not_found(number: str) -> str:
+    return f"没有找到您名下的工单 {number}，请核对一下工单号。"
+
+
+def nothing_to_cancel() -> str:
+    return "您目前没有可以撤销的工单（已开始处理的工单无法在线撤销，如有需要可以转人工客服）。"
+
+
+def which_to_cancel(numbers: list[str]) -> str:
+    return f"您有多个未开始处理的工单：{'、'.join(numbers)}。请回复“取消 + 工单号”，告诉我要撤销哪一个。"
+
+
+def already_started(number: str) -> str:
+    return f"工单 {number} 已经在处理中，无法在线撤销；如需更改，请回复“转人工”。"
+
+
+# --- WeChat gateway wording -------------------------------------------------
+
+BINDING_PROMPT = ("为了更快为您服务，请发送您的“房号+手机号”完成住户绑定，例如：3栋2单元501 13812345678。"
+                  "绑定后报修、投诉会自动带上您的房号。")
+
+
+def welcome() -> str:
+    return ("您好，欢迎关注！我是物业智能客服，24小时在线，可以帮您报修、投诉、咨询物业问题、查询工单进度，"
+            "也欢迎您提建议。\n" + BINDING_PROMPT)
+
+
+def received_will_answer_later() -> str:
+    return "您的消息我们已经收到，系统正在处理中，稍后会在这里回复您，请您放心。紧急情况请直接拨打物业值班电话。"
+
+
+def only_text_and_pictures() -> str:
+    return "抱歉，我目前只能看懂文字和图片（语音会自动转成文字）。请用文字简单描述一下您遇到的问题，我马上为您处理。"
+
+
+def voice_not_recognised() -> str:
+    return "抱歉，这条语音没能识别出文字。请您打字告诉我遇到了什么问题，我马上为您处理。"
+
+
+def evidence_attached(number: str) -> str:
+    return f"照片已收到，已补充到您的工单 {number}，维修人员会一并查看。"
+
+
+def what_does_the_picture_show() -> str:
+    return "照片已收到。请问照片里是什么情况？需要报修还是投诉？用文字说一句就可以，例如“卫生间天花板渗水”。"
+
+
+def location_received(label: str) -> str:
+    where = f"（{label}）" if label else ""
+    return f"已收到您发送的位置{where}。如需报修或投诉，请用文字告诉我具体是什么问题。"
+
+
+def enquiry_menu() -> str:
+    return ("请问您想咨询什么？可以直接发问题给我，例如：\n· 物业费怎么交\n· 装修要办什么手续\n"
+            "· 门禁卡丢了怎么补办\n· 车位怎么租\n· 客服中心几点上班")
+
+
+def assistant_did_not_answer() -> str:
+    return "抱歉，我没太明白您的意思。您可以直接说“报修”“投诉”“查询进度”，或者把问题描述得具体一点。"
+
+
+def binding_done(room: str) -> str:
+    return f"绑定成功！已将您的微信与 {room} 的住户档案关联。以后报修、投诉会自动带上这个房号。"
+
+
+def binding_already(room: str) -> str:
+    return f"您的微信已经绑定了 {room}，无需重复绑定。如需更换房号，请回复“转人工”。"
+
+
+def binding_mismatch(number: str) -> str:
+    return (f"抱歉，您提供的房号和手机号与物业登记的信息不一致，暂时无法自动绑定。我们已通知工作人员核实（编号 {number}），"
+            "会尽快与您联系。这不影响您现在报修或投诉。")
+
+
+def binding_unknown_room(number: str) -> str:
+    return (f"抱歉，物业登记中没有找到这个房号，暂时无法自动绑定。我们已通知工作人员核实（编号 {number}），"
+            "会尽快与您联系。这不影响您现在报修或投诉。")
+
+
+# --- Enquiries, referrals, people, clarification ----------------------------
+
+def faq_unknown_topic(rules: ProjectRules) -> str:
+    phone = rules.service_hours.phone
+    return ("这个问题我这里暂时没有现成的答案，已记下来了。" +
+            (f"您也可以拨打客服电话 {phone} 直接咨询。" if phone else "您也可以回复“转人工”咨询工作人员。"))
+
+
+def referral(department: str, contact: str) -> str:
+    return f"您好，这件事由{department}负责，不在物业服务范围内，我这边没法直接办理，还请见谅。{contact}"
+
+
+def human_requested(number: str, rules: ProjectRules, now: datetime) -> str:
+    hours = rules.service_hours
+    opening = f"{hours.open.strftime('%H:%M')}–{hours.close.strftime('%H:%M')}"
+    local = now.astimezone(rules.timezone).time()
+    when = ("工作人员会尽快联系您" if hours.is_open_at(local)
+            else f"现在是非工作时间，工作人员会在明天 {hours.open.strftime('%H:%M')} 上班后优先联系您")
+    return f"好的，已为您转人工客服（编号 {number}），人工客服每天 {opening} 在线，{when}。"
+
+
+# What each intent means to a resident, for "did you mean …?" questions.
+# Each is something the resident can type back and be understood by the model.
+INTENT_CHOICES_ZH = {
+    "report_repair": "报修", "file_complaint": "投诉", "check_status": "查询进度", "suggestion": "提建议",
+    "praise": "表扬", "request_human": "转人工", "cancel": "取消",
+}
+
+
+def did_you_mean(choices: list[str]) -> str:
+    if len(choices) == 1:
+        return (f"抱歉，我不太确定您的意思。您是想“{choices[0]}”吗？是的话请回复“{choices[0]}”；"
+                "不是的话，请换个说法再说一次。")
+    listed = "、".join(f"“{c}”" for c in choices)
+    return f"抱歉，我不太确定您的意思。您是想{listed}中的哪一项？请直接回复对应的词；都不是的话，请换个说法再说一次。"
+
+
+# --- follow-ups and satisfaction surveys ----------------------------------------------
+
+
+def _case_phrase(ticket: Ticket) -> str:
+    kind = KIND_LABELS_ZH.get(TicketKind(ticket.kind), "工单")
+    summary = ticket.description.strip().replace("\n", " ")
+    if len(summary) > 24:
+        summary = summary[:23] + "…"
+    return f"您的{kind}（工单号 {ticket.number}，{summary}）"
+
+
+def survey_prompt(ticket: Ticket | None, dimension_labels: list[str], rules: ProjectRules) -> str:
+    """The callback question: the case it is about, then how to answer in one message."""
+    dims = "、".join(dimension_labels)
+    example = " ".join(["5"] * (len(dimension_labels) - 1) + ["4"])
+    if ticket is not None:
+        opening = f"您好，{_case_phrase(ticket)}已处理完毕。想耽误您一分钟做个回访："
+    else:
+        opening = f"您好，这里是{rules.name}物业服务中心。我们正在做年度满意度调查，想听听您对物业服务的评价："
+    return (f"{opening}请按{dims}分别打 1–5 分（5 分最满意），例如回复“{example}”；"
+            f"也可以只给一个总分，或直接说说您的感受。")
+
+
+def survey_ask_again(dimension_labels: list[str]) -> str:
+    dims = "、".join(dimension_labels)
+    return (f"抱歉，我没看懂您的评分。请按{dims}各回复一个 1–5 的数字，例如“5 4 5”；"
+            "只给一个总分（如“4分”），或者说“满意”“不满意”也可以。")
+
+
+def survey_ask_comment() -> str:
+    return "谢谢您的评分！还有什么意见或建议想告诉我们吗？没有的话回复“没有”就好。"
+
+
+def survey_closed_thanks(number: str | None) -> str:
+    case = f"工单 {number} 已办结。" if number else ""
+    return f"感谢您的评价，我们已如实记录。{case}今后有任何需要，随时在这里找我们。"
+
+
+def survey_reopened(ticket: Ticket, rules: ProjectRules) -> str:
+    due = format_local(ticket.due_at, rules)
+    when = f"，并在 {due} 前给您答复" if due else ""
+    return (f"非常抱歉这次没能让您满意。工单 {ticket.number} 已重新打开，负责的同事会尽快联系您"
+            f"了解情况、重新处理{when}。处理好后我们会再来回访，直到您满意为止。")
+
+
+def survey_recorded() -> str:
+    return "谢谢您的反馈，我们已如实记录，会用来改进服务。"
+
+
+def survey_unclear_recorded() -> str:
+    return "谢谢您的回复，已经记下了。稍后会有工作人员跟您联系，确认您对这次服务的评价。"
+
+
+def survey_reminder(ticket: Ticket | None) -> str:
+    about = f"关于{_case_phrase(ticket)}的" if ticket is not None else "年度满意度"
+    return (f"您好，{about}回访还在等您的评价。回复 1–5 的分数（5 分最满意）或说说您的感受就可以，"
+            "感谢您的支持！")
+
+
+def progress_update(ticket: Ticket, rules: ProjectRules) -> str:
+    status = STATUS_LABELS_ZH[TicketStatus(ticket.status)]
+    limit = format_local(ticket.final_due_at or ticket.due_at, rules)
+    until = f"我们会在 {limit} 前给您最终答复，" if limit else ""
+    return (f"您好，向您同步一下进展：{_case_phrase(ticket)}目前状态为“{status}”，负责同事正在跟进。"
+            f"{until}其间有新进展会继续告诉您。如有补充，直接回复这条消息即可。")
+
+
+# --- a person takes over ---------------------------------------------------------------
+
+
+def staff_joined(staff_name: str, number: str) -> str:
+    return (f"您好，我是物业客服{staff_name}，已接手您的工单 {number}，接下来由我为您服务。"
+            "您直接在这里回复就可以和我对话；如需回到智能助手，回复“结束人工”即可。")
+
+
+def staff_says(staff_name: str, text: str) -> str:
+    return f"【客服{staff_name}】{text}"
+
+
+def human_session_ended() -> str:
+    return "好的，已为您结束人工对话，接下来由智能助手继续为您服务。如需人工，随时回复“转人工”。"
+
+
+def human_session_resolved(number: str) -> str:
+    return (f"您的工单 {number} 已处理完毕，本次人工服务结束，接下来由智能助手继续为您服务。"
+            "稍后我们会请您对这次服务做个简短评价，感谢您的耐心！")

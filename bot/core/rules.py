@@ -1,0 +1,231 @@
+"""Per-project business rules loaded from the project YAML (see project/default.yml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from bot.core.knowledge import KnowledgeBase, parse_knowledge
+from bot.core.workdays import WorkCalendar, parse_calendar
+@dataclass(frozen=True)
+class SlaRules:
+    emergency_repair_onsite_minutes: int = 10
+    general_repair_hours: int = 24
+    major_complaint_hours: int = 4
+    urgent_complaint_hours: int = 24
+    general_complaint_working_days: int = 2
+    complaint_max_working_days: int = 7
+    suggestion_reply_working_days: int = 3
+    special_group_factor: float = 0.5
+    # Completed repairs and handled complaints get their callback within this many hours.
+    callback_within_hours: int = 24
+    # Complaints open longer than this many working days get progress updates, every N.
+    progress_update_after_working_days: int = 3
+    progress_update_every_working_days: int = 2
+
+
+@dataclass(frozen=True)
+class FollowUpRules:
+    """When the worker calls residents back and how it treats their answers."""
+
+    callback_delay_minutes: int = 120
+    # No messages to residents at night, unless the callback deadline would be missed.
+    quiet_start: time = time(21, 30)
+    quiet_end: time = time(8, 0)
+    # A resident who wrote within the busy window is in a conversation: not interrupted,
+    # the callback tries again this much later.
+    busy_window_minutes: int = 10
+    busy_defer_minutes: int = 15
+    survey_reminder_hours: int = 24
+    survey_close_hours: int = 48
+    # A score at or below this (1-5) counts as dissatisfied: the case is reopened.
+    dissatisfied_max_score: int = 2
+    job_max_attempts: int = 6
+    job_backoff_seconds: int = 60
+    job_backoff_max_seconds: int = 3600
+    # The raw WeChat message logs (inbound/outbound) are purged after this many days; the
+    # case record (ticket events) is kept — it is the household's file (一户一档).
+    message_log_retention_days: int = 180
+
+    def is_quiet(self, local: time) -> bool:
+        if self.quiet_start <= self.quiet_end:
+            return self.quiet_start <= local < self.quiet_end
+        return local >= self.quiet_start or local < self.quiet_end
+
+
+@dataclass(frozen=True)
+class EscalationRules:
+    """When a case goes to a person, and how hard the system chases an unclaimed one."""
+
+    # 群诉: this many complaints about the same place and problem within the window.
+    group_complaint_count: int = 3
+    group_complaint_window_hours: int = 24
+    # An escalated case nobody claimed is announced again, then goes to the project head.
+    unclaimed_reannounce_minutes: int = 15
+    unclaimed_head_minutes: int = 60
+    # Problem categories for grouping complaints: topic -> words.
+    complaint_topics: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class TemplateMessage:
+    """A WeChat template message: its id and how each field is filled from a notice."""
+
+    template_id: str
+    fields: tuple[tuple[str, str], ...]  # (field key, format string over the notice's values)
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class TriageRules:
+    emergency_repair_keywords: tuple[str, ...] = ()
+    major_complaint_keywords: tuple[str, ...] = ()
+    urgent_complaint_keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceHours:
+    open: time = time(8, 0)
+    close: time = time(20, 0)
+    phone: str = ""
+
+    def is_open_at(self, local: time) -> bool:
+        """Whether staff are at the desk at this local time of day."""
+        return self.open <= local < self.close
+
+
+@dataclass(frozen=True)
+class ProjectRules:
+    name: str = "示例小区"
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    sla: SlaRules = field(default_factory=SlaRules)
+    triage: TriageRules = field(default_factory=TriageRules)
+    service_hours: ServiceHours = field(default_factory=ServiceHours)
+    knowledge: KnowledgeBase = field(default_factory=KnowledgeBase)
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
+    follow_up: FollowUpRules = field(default_factory=FollowUpRules)
+    templates: dict[str, TemplateMessage] = field(default_factory=dict)
+    escalation: EscalationRules = field(default_factory=EscalationRules)
+    # Annual satisfaction survey dimensions (GB/T 45698): key -> label residents see.
+    annual_survey_dimensions: tuple[tuple[str, str], ...] = (
+        ("quality", "服务质量"), ("attitude", "服务态度"), ("efficiency", "服务效率"), ("facilities", "服务设施"))
+
+
+def _time(value: Any, fallback: time) -> time:
+    if value is None:
+        return fallback
+    hours, minutes = str(value).split(":")
+    return time(int(hours), int(minutes))
+
+
+def _follow_up(raw: dict[str, Any]) -> FollowUpRules:
+    d = FollowUpRules()
+    return FollowUpRules(
+        callback_delay_minutes=int(raw.get("callback_delay_minutes", d.callback_delay_minutes)),
+        quiet_start=_time(raw.get("quiet_start"), d.quiet_start),
+        quiet_end=_time(raw.get("quiet_end"), d.quiet_end),
+        busy_window_minutes=int(raw.get("busy_window_minutes", d.busy_window_minutes)),
+        busy_defer_minutes=int(raw.get("busy_defer_minutes", d.busy_defer_minutes)),
+        survey_reminder_hours=int(raw.get("survey_reminder_hours", d.survey_reminder_hours)),
+        survey_close_hours=int(raw.get("survey_close_hours", d.survey_close_hours)),
+        dissatisfied_max_score=int(raw.get("dissatisfied_max_score", d.dissatisfied_max_score)),
+        job_max_attempts=int(raw.get("job_max_attempts", d.job_max_attempts)),
+        job_backoff_seconds=int(raw.get("job_backoff_seconds", d.job_backoff_seconds)),
+        job_backoff_max_seconds=int(raw.get("job_backoff_max_seconds", d.job_backoff_max_seconds)),
+        message_log_retention_days=int(raw.get("message_log_retention_days", d.message_log_retention_days)),
+    )
+
+
+def _escalation(raw: dict[str, Any]) -> EscalationRules:
+    d = EscalationRules()
+    return EscalationRules(
+        group_complaint_count=int(raw.get("group_complaint_count", d.group_complaint_count)),
+        group_complaint_window_hours=int(raw.get("group_complaint_window_hours", d.group_complaint_window_hours)),
+        unclaimed_reannounce_minutes=int(raw.get("unclaimed_reannounce_minutes", d.unclaimed_reannounce_minutes)),
+        unclaimed_head_minutes=int(raw.get("unclaimed_head_minutes", d.unclaimed_head_minutes)),
+        complaint_topics=tuple((str(topic), tuple(str(w) for w in words or ()))
+                               for topic, words in (raw.get("complaint_topics") or {}).items()),
+    )
+
+
+def _templates(raw: dict[str, Any]) -> dict[str, TemplateMessage]:
+    templates = {}
+    for name, spec in (raw or {}).items():
+        spec = spec or {}
+        if not spec.get("template_id"):
+            continue  # not configured: outside the 48 h window the notice cannot be sent
+        fields = tuple((str(k), str(v)) for k, v in (spec.get("fields") or {}).items())
+        templates[str(name)] = TemplateMessage(str(spec["template_id"]), fields, str(spec.get("url") or ""))
+    return templates
+
+
+def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRules:
+    project = raw.get("project") or {}
+    sla_raw = dict(raw.get("sla") or {})
+    triage_raw = raw.get("triage") or {}
+    hours_raw = raw.get("service_hours") or {}
+    defaults = SlaRules()
+    sla = SlaRules(
+        emergency_repair_onsite_minutes=int(
+            sla_raw.get("emergency_repair_onsite_minutes", defaults.emergency_repair_onsite_minutes)
+        ),
+        general_repair_hours=int(sla_raw.get("general_repair_hours", defaults.general_repair_hours)),
+        major_complaint_hours=int(sla_raw.get("major_complaint_hours", defaults.major_complaint_hours)),
+        urgent_complaint_hours=int(sla_raw.get("urgent_complaint_hours", defaults.urgent_complaint_hours)),
+        general_complaint_working_days=int(
+            sla_raw.get("general_complaint_working_days", defaults.general_complaint_working_days)
+        ),
+        complaint_max_working_days=int(
+            sla_raw.get("complaint_max_working_days", defaults.complaint_max_working_days)
+        ),
+        suggestion_reply_working_days=int(
+            sla_raw.get("suggestion_reply_working_days", defaults.suggestion_reply_working_days)
+        ),
+        special_group_factor=float(sla_raw.get("special_group_factor", defaults.special_group_factor)),
+        callback_within_hours=int(sla_raw.get("callback_within_hours", defaults.callback_within_hours)),
+        progress_update_after_working_days=int(
+            sla_raw.get("progress_update_after_working_days", defaults.progress_update_after_working_days)),
+        progress_update_every_working_days=int(
+            sla_raw.get("progress_update_every_working_days", defaults.progress_update_every_working_days)),
+    )
+    triage = TriageRules(
+        emergency_repair_keywords=tuple(triage_raw.get("emergency_repair_keywords") or ()),
+        major_complaint_keywords=tuple(triage_raw.get("major_complaint_keywords") or ()),
+        urgent_complaint_keywords=tuple(triage_raw.get("urgent_complaint_keywords") or ()),
+    )
+    service_hours = ServiceHours(
+        open=_time(hours_raw.get("open"), time(8, 0)),
+        close=_time(hours_raw.get("close"), time(20, 0)),
+        phone=str(hours_raw.get("phone") or ""),
+    )
+    knowledge = parse_knowledge(raw, {
+        "office_open": service_hours.open.strftime("%H:%M"),
+        "office_close": service_hours.close.strftime("%H:%M"),
+        "service_phone": service_hours.phone,
+    })
+    return ProjectRules(
+        name=str(project.get("name") or "示例小区"),
+        timezone=ZoneInfo(str(project.get("timezone") or "Asia/Shanghai")),
+        sla=sla,
+        triage=triage,
+        service_hours=service_hours,
+        knowledge=knowledge,
+        calendar=parse_calendar(raw, base_dir),
+        follow_up=_follow_up(raw.get("follow_up") or {}),
+        templates=_templates(raw.get("wechat_templates") or {}),
+        escalation=_escalation(raw.get("escalation") or {}),
+        annual_survey_dimensions=tuple(
+            (str(k), str(v)) for k, v in (raw.get("annual_survey_dimensions") or {}).items()
+        ) or ProjectRules().annual_survey_dimensions,
+    )
+
+
+@lru_cache(maxsize=8)
+def load_rules(path: Path) -> ProjectRules:
+    with open(path, encoding="utf-8") as handle:
+        return parse_rules(yaml.safe_load(handle) or {}, path.parent)

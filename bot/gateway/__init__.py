@@ -1,1 +1,0 @@
-"""The resident-facing HTTP gateway (aiohttp)."""

@@ -1,1 +1,0 @@
-"""WeChat official account (服务号): message push protocol and API client."""

@@ -1,0 +1,317 @@
+"""What each job kind does when it comes due.
+
+Every handler first re-reads the case: a job scheduled yesterday may find the case closed,
+reopened or already answered, and then does nothing. Handlers may run more than once
+(at-least-once delivery); what they send carries an idempotency key, what they write is
+keyed too, so a repeat changes nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Awaitable, Callable
+
+from sqlalchemy import delete, select
+
+from bot.cases import alerts, escalation, surveys
+
+from bot.core import replies
+from bot.core.clock import to_local, to_utc_naive
+from bot.core.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH
+from bot.db.models import InboundMessage, OutboundMessage, Resident, Survey, SurveyStatus, Ticket
+from bot.core.kinds import TicketKind, TicketStatus
+from bot.cases.ports import Assistant, Notice, NotDeliverable, ResidentChannel
+from bot.core.rules import ProjectRules
+from bot.db import queue
+from bot.db.queue import ClaimedJob
+from bot.core.sla import next_progress_update_at, outside_quiet_hours
+from bot.db.store import TicketStore
+log = logging.getLogger(__name__)
+
+OPEN_SURVEY_INTENT = "EXTERNAL_satisfaction_survey"
+CLOSE_SURVEY_INTENT = "EXTERNAL_survey_closed"
+
+
+@dataclass
+class Context:
+    store: TicketStore
+    rules: ProjectRules
+    residents: ResidentChannel
+    assistant: Assistant
+
+
+class Deferred(Exception):
+    """Run the job again at `until`; not a failure."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+
+
+def _notice_values(ticket: Ticket | None, rules: ProjectRules, now: datetime, title: str) -> dict[str, str]:
+    """What a template message's fields may use (see `wechat_templates` in the project file)."""
+    local = to_local(now, rules.timezone)
+    values = {"project": rules.name, "time": f"{local:%Y-%m-%d %H:%M}", "title": title}
+    if ticket is not None:
+        values.update(number=ticket.number, kind=replies.KIND_LABELS_ZH[TicketKind(ticket.kind)],
+                      status=STATUS_LABELS_ZH[TicketStatus(ticket.status)], summary=ticket.description)
+    else:
+        values.update(number="", kind="满意度调查", status="", summary="年度满意度调查")
+    return values
+
+
+async def _deliver_or_alert(ctx: Context, notice: Notice, now: datetime, what: str) -> bool:
+    """Deliver; when WeChat cannot reach the resident at all, staff are asked to phone them. True when sent."""
+    try:
+        await ctx.residents.deliver(notice, now)
+        return True
+    except NotDeliverable as exc:
+        def unreachable() -> None:
+            with ctx.store.transaction() as session:
+                ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
+                alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=ticket, key=f"{notice.key}:unreachable",
+                                   now=now, detail=f"{what} cannot reach the resident ({exc}); please call them")
+        await asyncio.to_thread(unreachable)
+        return False
+
+
+# --- surveys ------------------------------------------------------------------------
+
+
+async def _open_survey(ctx: Context, survey_id: int, now: datetime) -> None:
+    """Open the survey in the resident's conversation and deliver its question."""
+    def load() -> tuple[str, int | None, dict[str, str]] | None:
+        with ctx.store.transaction() as session:
+            survey = session.get(Survey, survey_id)
+            if survey.status not in (SurveyStatus.SCHEDULED.value, SurveyStatus.SENT.value):
+                return None
+            title = "服务回访" if survey.ticket_id else "年度满意度调查"
+            return survey.resident.openid, survey.ticket_id, _notice_values(survey.ticket, ctx.rules, now, title)
+
+    loaded = await asyncio.to_thread(load)
+    if loaded is None:
+        return
+    openid, ticket_id, values = loaded
+    said = await ctx.assistant.trigger_intent(openid, OPEN_SURVEY_INTENT, {"survey_id": str(survey_id)})
+    if not said:
+        raise RuntimeError("the assistant opened the survey but asked nothing")
+    notice = Notice(openid, "\n\n".join(said), key=f"survey:{survey_id}:question", template="survey",
+                    values=values, ticket_id=ticket_id)
+    sent = await _deliver_or_alert(ctx, notice, now, "the satisfaction survey")
+    await asyncio.to_thread(_survey_sent if sent else _survey_undeliverable, ctx, survey_id, now)
+
+
+def _survey_undeliverable(ctx: Context, survey_id: int, _now: datetime) -> None:
+    with ctx.store.transaction() as session:
+        session.get(Survey, survey_id).status = SurveyStatus.CANCELLED.value  # staff phone instead
+
+
+def _survey_sent(ctx: Context, survey_id: int, now: datetime) -> None:
+    follow = ctx.rules.follow_up
+    with ctx.store.transaction() as session:
+        survey = session.get(Survey, survey_id)
+        if survey.status == SurveyStatus.SCHEDULED.value:
+            survey.status = SurveyStatus.SENT.value
+            survey.sent_at = now
+        remind = now + timedelta(hours=follow.survey_reminder_hours)
+        close = now + timedelta(hours=follow.survey_close_hours)
+        for kind, due in ((queue.SURVEY_REMINDER, outside_quiet_hours(remind, close, ctx.rules)),
+                          (queue.SURVEY_CLOSE, close)):
+            queue.enqueue(session, kind=kind, due_at=due, key=f"{kind}:{survey_id}", now=now,
+                          ticket_id=survey.ticket_id, survey_id=survey_id, max_attempts=follow.job_max_attempts)
+
+
+async def satisfaction_callback(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def prepare() -> int | None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            stamp = job.payload.get("resolved_at")
+            if ticket is None or ticket.status != TicketStatus.RESOLVED.value or ticket.resident is None \
+                    or ticket.resolved_at is None or ticket.resolved_at.isoformat() != stamp:
+                return None  # reopened, closed or answered since: this callback is moot
+            last = ticket.resident.last_message_at
+            later = now + timedelta(minutes=ctx.rules.follow_up.busy_defer_minutes)
+            chatting = timedelta(minutes=ctx.rules.follow_up.busy_window_minutes)
+            if last is not None and now - last < chatting and (ticket.callback_due_at is None
+                                                               or later <= ticket.callback_due_at):
+                raise Deferred(later, "resident is in a conversation")
+            return surveys.callback_survey_for(session, ticket, stamp, now).id
+
+    survey_id = await asyncio.to_thread(prepare)
+    if survey_id is not None:
+        await _open_survey(ctx, survey_id, now)
+
+
+async def annual_survey(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def prepare() -> int | None:
+        with ctx.store.transaction() as session:
+            resident = session.get(Resident, int(job.payload["resident_id"]))
+            if resident is None or not resident.openid or not resident.subscribed:
+                return None  # moved out or unfollowed since the campaign started
+            return surveys.annual_survey_for(session, ctx.rules, resident, str(job.payload["campaign"]), now).id
+
+    survey_id = await asyncio.to_thread(prepare)
+    if survey_id is not None:
+        await _open_survey(ctx, survey_id, now)
+
+
+async def survey_reminder(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def load() -> Notice | None:
+        with ctx.store.transaction() as session:
+            survey = session.get(Survey, job.survey_id)
+            if survey is None or survey.status != SurveyStatus.SENT.value:
+                return None
+            return Notice(survey.resident.openid, replies.survey_reminder(survey.ticket),
+                          key=f"survey:{survey.id}:reminder", template="survey",
+                          values=_notice_values(survey.ticket, ctx.rules, now, "服务回访"), ticket_id=survey.ticket_id)
+
+    def reminded() -> None:
+        with ctx.store.transaction() as session:
+            survey = session.get(Survey, job.survey_id)
+            if survey.status == SurveyStatus.SENT.value:
+                survey.status = SurveyStatus.REMINDED.value
+                survey.reminded_at = now
+
+    notice = await asyncio.to_thread(load)
+    if notice is None:
+        return
+    try:
+        await ctx.residents.deliver(notice, now)
+    except NotDeliverable:
+        log.warning("survey %d: reminder not deliverable; the survey will close as unanswered", job.survey_id)
+    await asyncio.to_thread(reminded)
+
+
+async def survey_close(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def close() -> str | None:
+        with ctx.store.transaction() as session:
+            survey = session.get(Survey, job.survey_id)
+            if survey is None:
+                return None
+            surveys.close_unanswered(session, ctx.rules, survey, now)
+            return survey.resident.openid if survey.status == SurveyStatus.NO_ANSWER.value else None
+
+    openid = await asyncio.to_thread(close)
+    if openid:
+        # The resident's conversation must stop reading their messages as survey answers.
+        await ctx.assistant.trigger_intent(openid, CLOSE_SURVEY_INTENT, {})
+
+
+# --- case follow-ups ------------------------------------------------------------------
+
+
+async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    sequence = int(job.payload.get("sequence", 1))
+
+    def load() -> Notice | None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            if ticket is None or TicketStatus(ticket.status) not in OPEN_STATUSES or ticket.resident is None:
+                return None
+            return Notice(ticket.resident.openid, replies.progress_update(ticket, ctx.rules),
+                          key=f"progress:{ticket.id}:{sequence}", template="progress",
+                          values=_notice_values(ticket, ctx.rules, now, "进展通知"), ticket_id=ticket.id)
+
+    def schedule_next() -> None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            # Counted from when this update actually went out: a worker that was down catches
+            # up with one update, not a burst of overdue ones.
+            due = next_progress_update_at(ticket.created_at, max(job.due_at, now), ctx.rules)
+            queue.enqueue(session, kind=queue.PROGRESS_UPDATE, due_at=due, key=f"progress:{ticket.id}:{sequence + 1}",
+                          now=now, ticket_id=ticket.id, payload={"sequence": sequence + 1},
+                          max_attempts=ctx.rules.follow_up.job_max_attempts)
+
+    notice = await asyncio.to_thread(load)
+    if notice is None:
+        return
+    await _deliver_or_alert(ctx, notice, now, "the progress update")
+    await asyncio.to_thread(schedule_next)
+
+
+async def sla_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def check() -> None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            if ticket is not None:
+                escalation.check_deadline(session, ctx.rules, ticket, deadline=str(job.payload.get("deadline", "due")),
+                                          due_at=job.due_at, resolved_at=job.payload.get("resolved_at"), now=now)
+
+    await asyncio.to_thread(check)
+
+
+async def unclaimed_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    def check() -> None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            if ticket is not None:
+                escalation.chase_unclaimed(session, ctx.rules, ticket, sequence=int(job.payload.get("sequence", 1)),
+                                           since=datetime.fromisoformat(str(job.payload["since"])), now=now)
+
+    await asyncio.to_thread(check)
+
+
+async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    """A staff member's words (or a notice about the human session) to the resident."""
+    def load() -> Notice | None:
+        with ctx.store.transaction() as session:
+            ticket = session.get(Ticket, job.ticket_id)
+            openid = str(job.payload.get("openid") or (ticket.resident.openid if ticket and ticket.resident else ""))
+            if not openid:
+                return None
+            return Notice(openid, str(job.payload["text"]), key=job.idempotency_key, template="staff_reply",
+                          values=_notice_values(ticket, ctx.rules, now, "客服回复"), ticket_id=job.ticket_id)
+
+    notice = await asyncio.to_thread(load)
+    if notice is not None:
+        await _deliver_or_alert(ctx, notice, now, "a staff member's message")
+
+
+async def message_log_retention(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    """Purge raw WeChat message logs past their retention; the case records are kept."""
+    cutoff = now - timedelta(days=ctx.rules.follow_up.message_log_retention_days)
+
+    def purge() -> tuple[int, int]:
+        with ctx.store.transaction() as session:
+            outbound = session.execute(delete(OutboundMessage).where(OutboundMessage.created_at < cutoff)
+                                       .execution_options(synchronize_session=False)).rowcount
+            old_inbound = select(InboundMessage.id).where(InboundMessage.received_at < cutoff)
+            # Outbound rows may point at inbound ones; keep the inbound row while any newer push refers to it.
+            referenced = select(OutboundMessage.inbound_id).where(OutboundMessage.inbound_id.is_not(None))
+            inbound = session.execute(delete(InboundMessage).where(InboundMessage.id.in_(old_inbound),
+                                                                   InboundMessage.id.not_in(referenced))
+                                      .execution_options(synchronize_session=False)).rowcount
+            return inbound or 0, outbound or 0
+
+    inbound, outbound = await asyncio.to_thread(purge)
+    log.info("message logs older than %s purged: %d inbound, %d outbound", cutoff.date().isoformat(), inbound,
+             outbound)
+
+
+def schedule_daily(store: TicketStore, rules: ProjectRules, now: datetime) -> None:
+    """Make sure today's housekeeping job exists (one per local day, whichever worker gets there first)."""
+    local = to_local(now, rules.timezone)
+    at = local.replace(hour=3, minute=30, second=0, microsecond=0)  # a quiet hour
+    if at < local:
+        at = at + timedelta(days=1)
+    with store.transaction() as session:
+        queue.enqueue(session, kind=queue.MESSAGE_LOG_RETENTION, due_at=to_utc_naive(at),
+                      key=f"{queue.MESSAGE_LOG_RETENTION}:{at.date().isoformat()}", now=now,
+                      max_attempts=rules.follow_up.job_max_attempts)
+
+
+Handler = Callable[[Context, ClaimedJob, datetime], Awaitable[None]]
+
+HANDLERS: dict[str, Handler] = {
+    queue.SATISFACTION_CALLBACK: satisfaction_callback,
+    queue.ANNUAL_SURVEY: annual_survey,
+    queue.SURVEY_REMINDER: survey_reminder,
+    queue.SURVEY_CLOSE: survey_close,
+    queue.PROGRESS_UPDATE: progress_update,
+    queue.SLA_CHECK: sla_check,
+    queue.UNCLAIMED_CHECK: unclaimed_check,
+    queue.RESIDENT_MESSAGE: resident_message,
+    queue.MESSAGE_LOG_RETENTION: message_log_retention,
+}
