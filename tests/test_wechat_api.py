@@ -55,3 +55,23 @@ async def test_bad_credentials_raise_a_clear_error(fake_api, sqlite_store):
     async with aiohttp.ClientSession() as http:
         with pytest.raises(WeChatApiError, match="40013"):
             await WeChatApi(http, sqlite_store, url, APP_ID, "wrong-secret").send_text("oA", "x")
+
+
+def test_no_refresh_lease_once_a_valid_token_is_saved(store):
+    # The race behind two tokens: worker B finds no token, worker A fetches and saves one,
+    # then B asks for the refresh lease. B must be refused and read A's token instead.
+    from datetime import datetime, timedelta
+
+    from bot.channels.wechat import tokens
+
+    now = datetime(2026, 11, 30, 2, 0)
+    assert tokens.valid_token(store, APP_ID, now) is None  # B looks: nothing yet
+    assert tokens.take_refresh_lease(store, APP_ID, now)  # A takes the lease
+    tokens.save_token(store, APP_ID, "ACCESS_TOKEN_A", now + timedelta(hours=2), now)
+    assert not tokens.take_refresh_lease(store, APP_ID, now)  # B: refused, the token is valid
+    assert tokens.valid_token(store, APP_ID, now) == "ACCESS_TOKEN_A"
+    # Near expiry (inside the refresh margin), or once WeChat rejected it, a refresh is due again.
+    assert tokens.take_refresh_lease(store, APP_ID, now + timedelta(hours=2) - tokens.REFRESH_MARGIN)
+    tokens.save_token(store, APP_ID, "ACCESS_TOKEN_B", now + timedelta(hours=4), now + timedelta(hours=2))
+    tokens.invalidate_token(store, APP_ID, "ACCESS_TOKEN_B", now + timedelta(hours=2))
+    assert tokens.take_refresh_lease(store, APP_ID, now + timedelta(hours=2))

@@ -31,10 +31,15 @@ def take_refresh_lease(store: TicketStore, app_id: str, now: datetime) -> bool:
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         session.execute(insert(AccessToken).values(app_id=app_id, updated_at=now).on_conflict_do_nothing())
+        # The lease is only for a missing or expiring token: a worker that found no token a
+        # moment ago must not refresh one that another worker has saved since (WeChat would
+        # invalidate it), so validity is checked again in the same atomic UPDATE.
         taken = session.execute(
             update(AccessToken)
             .where(AccessToken.app_id == app_id,
-                   or_(AccessToken.refreshing_until.is_(None), AccessToken.refreshing_until < now))
+                   or_(AccessToken.refreshing_until.is_(None), AccessToken.refreshing_until < now),
+                   or_(AccessToken.token.is_(None), AccessToken.expires_at.is_(None),
+                       AccessToken.expires_at <= now + REFRESH_MARGIN))
             .values(refreshing_until=now + LEASE)
             .execution_options(synchronize_session=False)
         )
