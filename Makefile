@@ -1,34 +1,47 @@
 # 物业客服助手 — the two commands a newcomer needs are `make run` and `make test`.
+# Two runtimes, each its own pinned venv (scripts/ensure-venv.sh builds both):
+#   .venv            requirements/service.lock    gateway, worker, staff bot, actions, CLI, tests, lint
+#   .venv-assistant  requirements/assistant.lock  Rasa 3.6 (train, serve, test stories, NLU evaluation)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-VENV   := .venv
-PY     := $(VENV)/bin/python
-RASA   := $(PY) -m rasa
+SVC_PY    := .venv/bin/python
+ASSIST_PY := .venv-assistant/bin/python
+RASA      := $(ASSIST_PY) -m rasa
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv migrate train validate run test test-py test-stories crossval eval bench clean
+.PHONY: help venv migrate train validate run lint unit test test-py test-stories crossval eval bench clean
 
 help:
 	@echo "make run    - install what is missing, train if the data changed, start the local stack"
 	@echo "make test   - install what is missing and run the whole test suite"
-	@echo "make train | validate | test-stories | crossval | eval | bench | clean"
+	@echo "make unit   - the fast tests: no trained model, no servers, no PostgreSQL"
+	@echo "make train | validate | lint | test-stories | crossval | eval | bench | clean"
 
 venv:
 	@scripts/ensure-venv.sh
 
 migrate: venv
-	@$(PY) -m bot migrate
+	@$(SVC_PY) -m bot migrate
 
+# The service CLI trains with the assistant interpreter (.venv-assistant, or env ASSISTANT_PYTHON).
 train: venv
-	@$(PY) -m bot train
+	@$(SVC_PY) -m bot train
 
 validate: venv
 	@$(RASA) data validate --data data --domain domain.yml --config config.yml
 
 run: venv
-	@$(PY) -m bot stack
+	@$(SVC_PY) -m bot stack
+
+lint: venv
+	@$(SVC_PY) -m ruff check bot actions tests scripts
+	@$(SVC_PY) -m mypy
+
+unit: venv
+	@$(SVC_PY) -m pytest tests/unit -m "not postgres"
+	@$(ASSIST_PY) -m pytest tests/assistant
 
 # Dialogue test stories through the trained model; any wrong prediction fails.
 test-stories: train
@@ -36,20 +49,21 @@ test-stories: train
 	    --fail-on-prediction-errors --out results/stories
 
 test-py: train
-	@$(PY) -m pytest
+	@$(SVC_PY) -m pytest tests/unit tests/e2e
+	@$(ASSIST_PY) -m pytest tests/assistant
 
-test: validate test-stories test-py
+test: lint validate test-stories test-py
 
 crossval: venv
 	@$(RASA) test nlu --nlu data --config config.yml --cross-validation --folds 5 --out results/crossval
 
 # Measured NLU quality: held-out intent/entity scores, 5-fold cross-validation -> results/eval.md.
 eval: train
-	@$(PY) scripts/evaluate_nlu.py
+	@$(ASSIST_PY) scripts/evaluate_nlu.py
 
 # Benchmarks (latency targets live here, never in timed unit tests); reports in results/.
 bench: train
-	@$(PY) scripts/bench.py
+	@$(SVC_PY) scripts/bench.py
 
 clean:
 	rm -rf models results var/log .pytest_cache

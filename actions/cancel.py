@@ -9,8 +9,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import input_channel, resident_id, with_store
 from actions.forms import leave_form
-from bot.core import replies
 from bot.cases.tickets import TicketNotCancellable, cancel_by_resident, cancellable_tickets, find_ticket
+from bot.core import replies
 from bot.core.rules import ProjectRules
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from actions.common import (
     resident_id,
     with_store,
 )
+from bot.cases.tickets import open_complaint_ticket
 from bot.core import replies
 from bot.core.rooms import normalise_room
-from bot.cases.tickets import open_complaint_ticket
 from bot.core.rules import ProjectRules
 
 if TYPE_CHECKING:

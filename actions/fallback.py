@@ -13,6 +13,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.core.replies import INTENT_CHOICES_ZH, did_you_mean
+
 MAX_CHOICES = 2
 
 

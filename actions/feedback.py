@@ -9,9 +9,9 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import input_channel, latest_text, resident_id, with_store
+from bot.cases.tickets import record_feedback
 from bot.core import replies
 from bot.core.kinds import TicketKind
-from bot.cases.tickets import record_feedback
 from bot.core.rules import ProjectRules
 
 if TYPE_CHECKING:

@@ -7,11 +7,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import input_channel, latest_text, resident_id, project_rules, with_store
+from actions.common import input_channel, latest_text, project_rules, resident_id, with_store
 from actions.forms import FORM_SLOTS, leave_form
+from bot.cases.tickets import request_human
 from bot.core import replies
 from bot.core.clock import utcnow
-from bot.cases.tickets import request_human
 from bot.core.rules import ProjectRules
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import latest_text, project_rules
 from bot.core import replies
+
 log = logging.getLogger(__name__)
 
 

@@ -14,20 +14,21 @@ from actions.common import (
     input_channel,
     is_substantive,
     latest_text,
-    resident_id,
     project_rules,
+    resident_id,
     value_before_this_turn,
     with_store,
 )
-from bot.core import replies
-from bot.core.kinds import Priority
 from bot.cases import context
 from bot.cases.context import StoreUnavailable
 from bot.cases.residents import bound_room
-from bot.core.rules import ProjectRules
-from bot.core.rooms import corrected_room, normalise_room
 from bot.cases.tickets import open_repair_ticket
+from bot.core import replies
+from bot.core.kinds import Priority
+from bot.core.rooms import corrected_room, normalise_room
+from bot.core.rules import ProjectRules
 from bot.core.triage import repair_priority
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 

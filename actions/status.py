@@ -6,9 +6,12 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
+
 from actions.common import resident_id, with_store
-from bot.core import replies
 from bot.cases.tickets import resident_tickets
+from bot.core import replies
+
+
 class ActionCheckStatus(Action):
     def name(self) -> Text:
         return "action_check_status"

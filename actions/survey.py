@@ -9,9 +9,10 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+
 from actions.common import input_channel, latest_intent, latest_text, project_rules, resident_id, with_store
-from bot.core import replies
 from bot.cases import context, surveys
+from bot.core import replies
 from bot.core.rules import ProjectRules
 
 if TYPE_CHECKING:

@@ -2,4 +2,5 @@
 import sys
 
 from bot.app.cli import main
+
 sys.exit(main())

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -26,10 +25,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot import migrate  # noqa: E402
-from bot.config import PROJECT_ROOT  # noqa: E402
-from bot.model_cache import ensure_model  # noqa: E402
-from bot.stack import DEV_WECHAT, start_action_server, start_gateway, start_rasa, wait_until_healthy, write_endpoints  # noqa: E402
-from bot.wechat.simulate import read_reply, signed_push, text_xml  # noqa: E402
+from bot.app.model_cache import ensure_model  # noqa: E402
+from bot.app.stack import (  # noqa: E402
+    DEV_WECHAT,
+    start_action_server,
+    start_gateway,
+    start_rasa,
+    wait_until_healthy,
+    write_endpoints,
+)
+from bot.channels.wechat.simulate import read_reply, signed_push, text_xml  # noqa: E402
+from bot.settings import PROJECT_ROOT  # noqa: E402
 from tests.live import free_port  # noqa: E402
 
 # Non-emergency repairs: all four turns (an emergency skips the appointment question).

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.config import PROJECT_ROOT  # noqa: E402
+from bot.settings import PROJECT_ROOT  # noqa: E402
 
 SEED = 0
 

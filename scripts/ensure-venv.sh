@@ -1,11 +1,32 @@
 #!/usr/bin/env bash
-# Creates (or reuses) the project's virtualenv.
+# Creates (or reuses) the project's two virtualenvs, one per runtime:
+#   service    requirements/service.lock    -> .venv            (gateway, worker, staff bot,
+#              action server, migrations, the `python -m bot` CLI, tests, lint)
+#   assistant  requirements/assistant.lock  -> .venv-assistant  (Rasa 3.6: train, serve, test)
 #
-# The venv lives in a cache directory keyed by the lock file and the interpreter, and
-# `.venv` is a symlink to it, so a fresh clone on a machine that already built the same
-# lock (CI, a second checkout) reuses it in a second instead of reinstalling TensorFlow.
+#   scripts/ensure-venv.sh                 both
+#   scripts/ensure-venv.sh service         one of them
+#
+# Each venv lives in a cache directory keyed by its runtime, its lock file and the
+# interpreter, and the link in the checkout points at it, so a fresh clone on a machine
+# that already built the same lock (CI, a second checkout) reuses it in a second instead
+# of reinstalling TensorFlow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() {
+  echo "usage: scripts/ensure-venv.sh [assistant|service]...  (no argument: both)" >&2
+  exit 2
+}
+
+RUNTIMES=("$@")
+[ ${#RUNTIMES[@]} -eq 0 ] && RUNTIMES=(service assistant)
+for runtime in "${RUNTIMES[@]}"; do
+  case "$runtime" in
+    assistant|service) ;;
+    *) usage ;;
+  esac
+done
 
 find_python() {
   local candidates=()
@@ -35,30 +56,48 @@ MSG
 fi
 
 PYVER=$("$PY" -c 'import sys; print(sys.version.split()[0])')
-KEY=$( (cat requirements.lock; echo "$PYVER") | sha256sum | cut -c1-16)
 CACHE=${WUYE_CACHE_DIR:-$HOME/.cache/wuye-assistant}
-TARGET="$CACHE/venv-$KEY"
-mkdir -p "$CACHE"
 
-if [ -L .venv ] && [ "$(readlink .venv)" = "$TARGET" ] && [ -f "$TARGET/.complete" ]; then
-  exit 0
-fi
+ensure_runtime() {
+  local runtime=$1 lock="requirements/$1.lock" link key target
+  case "$runtime" in
+    service) link=.venv ;;
+    assistant) link=.venv-assistant ;;
+  esac
+  if [ ! -f "$lock" ]; then
+    echo "error: $lock is missing" >&2
+    exit 1
+  fi
+  key=$( (cat "$lock"; echo "$PYVER") | sha256sum | cut -c1-16)
+  target="$CACHE/venv-$runtime-$key"
 
-exec 9>"$CACHE/venv.lock"
-flock 9
-if [ ! -f "$TARGET/.complete" ]; then
-  echo "==> building virtualenv for Python $PYVER in $TARGET (first run takes a few minutes)"
-  rm -rf "$TARGET"
-  "$PY" -m venv "$TARGET"
-  "$TARGET/bin/python" -m pip install --quiet --disable-pip-version-check "pip==24.3.1"
-  "$TARGET/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock
-  "$TARGET/bin/python" -m pip check
-  touch "$TARGET/.complete"
-fi
-# A real directory named .venv (made by hand) is left alone only if it is complete.
-if [ -e .venv ] && [ ! -L .venv ]; then
-  echo "==> replacing hand-made .venv with the cached, lock-matched one"
-  rm -rf .venv
-fi
-ln -sfn "$TARGET" .venv
-echo "==> .venv -> $TARGET"
+  if [ -L "$link" ] && [ "$(readlink "$link")" = "$target" ] && [ -f "$target/.complete" ]; then
+    return 0
+  fi
+
+  mkdir -p "$CACHE"
+  # One builder per runtime at a time: a second `make` waits here, then finds it complete.
+  exec 9>"$CACHE/venv-$runtime.lock"
+  flock 9
+  if [ ! -f "$target/.complete" ]; then
+    echo "==> building the $runtime virtualenv for Python $PYVER in $target (first run takes a few minutes)"
+    rm -rf "$target"
+    "$PY" -m venv "$target"
+    "$target/bin/python" -m pip install --quiet --disable-pip-version-check "pip==24.3.1"
+    "$target/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$lock"
+    "$target/bin/python" -m pip check
+    touch "$target/.complete"
+  fi
+  # A real directory made by hand under the link's name is replaced.
+  if [ -e "$link" ] && [ ! -L "$link" ]; then
+    echo "==> replacing hand-made $link with the cached, lock-matched one"
+    rm -rf "$link"
+  fi
+  ln -sfn "$target" "$link"
+  exec 9>&-
+  echo "==> $link -> $target"
+}
+
+for runtime in "${RUNTIMES[@]}"; do
+  ensure_runtime "$runtime"
+done

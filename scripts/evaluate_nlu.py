@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.config import PROJECT_ROOT  # noqa: E402
-from bot.model_cache import ensure_model  # noqa: E402
+from bot.app.model_cache import ensure_model  # noqa: E402
+from bot.settings import PROJECT_ROOT  # noqa: E402
 
 HELDOUT = PROJECT_ROOT / "tests" / "nlu" / "heldout.yml"
 RESULTS = PROJECT_ROOT / "results"

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.config import PROJECT_ROOT  # noqa: E402
+from bot.settings import PROJECT_ROOT  # noqa: E402
 from scripts.crossval_nlu import folds  # noqa: E402
 
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
@@ -51,9 +50,8 @@ def main() -> int:
     from rasa.shared.nlu.training_data.training_data import TrainingData
     from sklearn.metrics import f1_score
 
-    from bot.chinese import to_simplified
+    from bot.core.chinese import to_simplified
     from bot.nlu.intent_blend import CharNgramIntentBlend
-
     examples = load_data(str(PROJECT_ROOT / "data" / "nlu")).intent_examples
     diet = {row["index"]: {k: v for k, v in row["ranking"].items() if k != "nlu_fallback"}
             for row in json.loads(args.rankings.read_text(encoding="utf-8"))}

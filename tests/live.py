@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from bot.db.models import Resident, Ticket
 from bot.app.stack import Service
+from bot.db.models import Resident, Ticket
 from bot.db.store import TicketStore
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,7 +13,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.channels.wechat.simulate import (  # noqa: F401 - re-exported for the tests
-    event_xml, image_xml, location_xml, new_msg_id, read_reply, signed_push, text_xml, video_xml, voice_xml,
+    event_xml,
+    image_xml,
+    location_xml,
+    new_msg_id,
+    read_reply,
+    signed_push,
+    text_xml,
+    video_xml,
+    voice_xml,
 )
 
 TOKEN = "test-token"

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         import asyncio
 
-        from bot.core.rules import load_rules
         from bot.app.services import run_worker as run
+        from bot.core.rules import load_rules
         rules = load_rules(settings.project_config)
         try:
             now = parse_now(args.now, rules) if args.now else None
@@ -94,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             print("jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none due"))
         return 0
     if args.command == "staffbot":
-        from bot.core.rules import load_rules
         from bot.channels.telegram.app import run as run_staffbot
+        from bot.core.rules import load_rules
         return run_staffbot(settings, load_rules(settings.project_config))
     if args.command == "survey":
         return survey_command(args, settings)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bot.settings import PROJECT_ROOT
+
 # bot/nlu holds our own graph components; with the core modules they read, their code is part
 # of the model. The assistant runtime's lock pins Rasa and everything it trains with.
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "project/jieba", "bot/nlu", "bot/core/chinese.py",
@@ -70,8 +71,9 @@ def ensure_model(root: Path = PROJECT_ROOT) -> Path:
             started = time.monotonic()
             with tempfile.TemporaryDirectory(dir=target.parent) as out:
                 subprocess.run(
-                    [str(assistant_python(root)), "-m", "rasa", "train", "--fixed-model-name", target.stem.replace(".tar", ""),
-                     "--out", out, "--config", "config.yml", "--domain", "domain.yml", "--data", "data"],
+                    [str(assistant_python(root)), "-m", "rasa", "train",
+                     "--fixed-model-name", target.stem.replace(".tar", ""), "--out", out,
+                     "--config", "config.yml", "--domain", "domain.yml", "--data", "data"],
                     cwd=root, check=True,
                 )
                 produced = next(Path(out).glob("*.tar.gz"))

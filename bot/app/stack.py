@@ -19,6 +19,8 @@ from typing import IO
 from bot.app.model_cache import assistant_python, ensure_model
 from bot.db import migrate
 from bot.settings import PROJECT_ROOT, Settings
+
+
 @dataclass
 class Service:
     name: str

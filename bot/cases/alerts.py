@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utcnow
-from bot.db.models import Job, StaffAlert, Ticket
 from bot.core.privacy import redact_text
+from bot.db.models import Job, StaffAlert, Ticket
 from bot.db.records import SYSTEM, add_event
 from bot.db.upsert import insert_once
+
 log = logging.getLogger(__name__)
 
 

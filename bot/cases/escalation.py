@@ -18,16 +18,16 @@ from sqlalchemy.orm import Session
 
 from bot.cases import alerts, follow_ups
 from bot.cases.opening import insert_case
-from bot.core.replies import format_local
-from bot.db.models import Survey
-from bot.db.records import SYSTEM, add_event
-from bot.core.lifecycle import OPEN_STATUSES
 from bot.core.kinds import Priority, TicketKind, TicketStatus
-from bot.db.models import Ticket
+from bot.core.lifecycle import OPEN_STATUSES
+from bot.core.replies import format_local
 from bot.core.rooms import parse_room
 from bot.core.rules import ProjectRules
-from bot.db import queue
 from bot.core.sla import deadline_missed, in_special_group
+from bot.db import queue
+from bot.db.models import Survey, Ticket
+from bot.db.records import SYSTEM, add_event
+
 HUMAN_REQUEST = "human_request"
 EMERGENCY_REPAIR = "emergency_repair"
 MAJOR_COMPLAINT = "major_complaint"

@@ -10,11 +10,12 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from bot.core.kinds import Priority, TicketKind
-
-from bot.db.models import Ticket
 from bot.core.rules import ProjectRules
-from bot.db import queue
 from bot.core.sla import callback_due_at, callback_send_at, compute_due_at, next_progress_update_at
+from bot.db import queue
+from bot.db.models import Ticket
+
+
 def _enqueue(session: Session, rules: ProjectRules, ticket: Ticket, kind: str, due_at: datetime, key: str,
              now: datetime, payload: dict | None = None) -> None:
     queue.enqueue(session, kind=kind, due_at=due_at, key=key, now=now, ticket_id=ticket.id, payload=payload,

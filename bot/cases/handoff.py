@@ -20,15 +20,16 @@ from typing import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.cases.tickets import add_event, find_ticket, resolve_ticket, transition
 from bot.core import replies
 from bot.core.clock import utcnow
-from bot.core.lifecycle import OPEN_STATUS_VALUES, OPEN_STATUSES
-from bot.db.models import HumanSession, StaffAlert, StaffOutbox, Ticket
 from bot.core.kinds import TicketStatus
+from bot.core.lifecycle import OPEN_STATUS_VALUES, OPEN_STATUSES
 from bot.core.privacy import redact_text
 from bot.core.rules import ProjectRules
 from bot.db import queue
-from bot.cases.tickets import add_event, find_ticket, resolve_ticket, transition
+from bot.db.models import HumanSession, StaffAlert, StaffOutbox, Ticket
+
 END_WORDS = re.compile(r"^\s*(结束人工|结束人工服务|退出人工|结束对话|不用人工了)[。.!！]*\s*$")
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.cases.tickets import find_or_create_resident, open_staff_follow_up
 from bot.core.clock import utcnow
-from bot.db.models import Resident, Ticket
 from bot.core.phones import PHONE_RE, normalise_phone
 from bot.core.privacy import mask_phone
 from bot.core.rooms import normalise_room
 from bot.core.rules import ProjectRules
-from bot.cases.tickets import find_or_create_resident, open_staff_follow_up
+from bot.db.models import Resident, Ticket
+
 SPECIAL_GROUPS = {"空巢老人": "empty_nest_elderly", "独居老人": "living_alone_elderly", "残疾人": "disabled",
                   "智力障碍人员": "intellectual_disability"}
 ROSTER_COLUMNS = ("room", "name", "phone")

@@ -9,12 +9,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.core.clock import to_local, to_utc_naive, utcnow
-from bot.core.lifecycle import OPEN_STATUS_VALUES
-from bot.db.models import Job, Resident, StaffAlert, Ticket, TicketEvent
 from bot.core.kinds import TicketStatus
+from bot.core.lifecycle import OPEN_STATUS_VALUES
 from bot.core.privacy import mask_name, mask_openid, mask_phone, redact_text
 from bot.core.rules import ProjectRules
 from bot.core.sla import overdue_deadlines
+from bot.db.models import Job, Resident, StaffAlert, Ticket, TicketEvent
+
+
 class StaffRole(str, enum.Enum):
     AGENT = "agent"  # works cases: sees masked contact data
     MANAGER = "manager"  # may see residents' phone numbers and names

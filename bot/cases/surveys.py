@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 
 from bot.cases import alerts
 from bot.cases.tickets import RESIDENT, add_event, transition
-from bot.db import queue
 from bot.core.chinese import to_simplified
 from bot.core.clock import utcnow
-from bot.db.models import Resident, Survey, SurveyScore, SurveyStatus, Ticket
 from bot.core.kinds import TicketStatus
 from bot.core.rules import ProjectRules
+from bot.db import queue
+from bot.db.models import Resident, Survey, SurveyScore, SurveyStatus, Ticket
+
 CALLBACK = "callback"
 ANNUAL = "annual"
 

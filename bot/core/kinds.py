@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
+from typing import Protocol
 
 
 class TicketKind(str, enum.Enum):
@@ -30,3 +32,29 @@ class Priority(str, enum.Enum):
     MAJOR = "major"
     URGENT = "urgent"
     GENERAL = "general"
+
+
+class Case(Protocol):
+    """What the core reads of a case (the stored ticket satisfies it): the facts that
+    deadlines and resident-facing wording depend on."""
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def priority(self) -> str | None: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def room(self) -> str | None: ...
+    @property
+    def visit_time(self) -> str | None: ...
+    @property
+    def due_at(self) -> datetime | None: ...
+    @property
+    def final_due_at(self) -> datetime | None: ...
+    @property
+    def callback_due_at(self) -> datetime | None: ...

@@ -10,6 +10,7 @@ Residents may cancel only what nobody has started (new, accepted).
 from __future__ import annotations
 
 from bot.core.kinds import TicketStatus as S
+
 TRANSITIONS: dict[S, frozenset[S]] = {
     S.NEW: frozenset({S.ACCEPTED, S.IN_PROGRESS, S.CANCELLED}),
     S.ACCEPTED: frozenset({S.IN_PROGRESS, S.RESOLVED, S.CANCELLED}),

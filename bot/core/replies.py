@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.core.clock import to_local
+from bot.core.kinds import Case, Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import STATUS_LABELS_ZH
-from bot.core.kinds import Priority, TicketKind, TicketStatus
-from bot.db.models import Ticket
 from bot.core.rules import ProjectRules
+
 KIND_LABELS_ZH = {
     TicketKind.REPAIR: "报修",
     TicketKind.COMPLAINT: "投诉",
@@ -52,7 +52,7 @@ def safety_tip(description: str) -> str:
     return ""
 
 
-def repair_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
+def repair_confirmation(ticket: Case, rules: ProjectRules) -> str:
     sla = rules.sla
     lines = [f"您的报修已登记，工单号 {ticket.number}。"]
     if ticket.room:
@@ -71,7 +71,7 @@ def repair_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
     return "\n".join(lines)
 
 
-def complaint_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
+def complaint_confirmation(ticket: Case, rules: ProjectRules) -> str:
     sla = rules.sla
     due = format_local(ticket.due_at, rules)
     lines = [f"非常抱歉给您带来不便，您的投诉已登记，工单号 {ticket.number}。"]
@@ -87,7 +87,7 @@ def complaint_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
     return "\n".join(lines)
 
 
-def feedback_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
+def feedback_confirmation(ticket: Case, rules: ProjectRules) -> str:
     if ticket.kind == TicketKind.PRAISE.value:
         return (f"谢谢您的肯定！您的表扬已记录（编号 {ticket.number}），我们会转达给相关同事，"
                 "大家一定会继续努力。")
@@ -96,7 +96,7 @@ def feedback_confirmation(ticket: Ticket, rules: ProjectRules) -> str:
             "给您回复。")
 
 
-def status_line(ticket: Ticket, rules: ProjectRules) -> str:
+def status_line(ticket: Case, rules: ProjectRules) -> str:
     kind = KIND_LABELS_ZH[TicketKind(ticket.kind)]
     status = STATUS_LABELS_ZH[TicketStatus(ticket.status)]
     summary = ticket.description.strip().replace("\n", " ")
@@ -106,7 +106,7 @@ def status_line(ticket: Ticket, rules: ProjectRules) -> str:
     return f"· {ticket.number}【{kind}】{summary}：{status}{due}"
 
 
-def status_overview(tickets: list[Ticket], rules: ProjectRules) -> str:
+def status_overview(tickets: list[Case], rules: ProjectRules) -> str:
     if not tickets:
         return "您目前没有正在处理中的工单。如需报修或投诉，直接告诉我就可以。"
     lines = [f"您有 {len(tickets)} 个正在处理的工单："]
@@ -248,7 +248,7 @@ def did_you_mean(choices: list[str]) -> str:
 # --- follow-ups and satisfaction surveys ----------------------------------------------
 
 
-def _case_phrase(ticket: Ticket) -> str:
+def _case_phrase(ticket: Case) -> str:
     kind = KIND_LABELS_ZH.get(TicketKind(ticket.kind), "工单")
     summary = ticket.description.strip().replace("\n", " ")
     if len(summary) > 24:
@@ -256,7 +256,7 @@ def _case_phrase(ticket: Ticket) -> str:
     return f"您的{kind}（工单号 {ticket.number}，{summary}）"
 
 
-def survey_prompt(ticket: Ticket | None, dimension_labels: list[str], rules: ProjectRules) -> str:
+def survey_prompt(ticket: Case | None, dimension_labels: list[str], rules: ProjectRules) -> str:
     """The callback question: the case it is about, then how to answer in one message."""
     dims = "、".join(dimension_labels)
     example = " ".join(["5"] * (len(dimension_labels) - 1) + ["4"])
@@ -283,7 +283,7 @@ def survey_closed_thanks(number: str | None) -> str:
     return f"感谢您的评价，我们已如实记录。{case}今后有任何需要，随时在这里找我们。"
 
 
-def survey_reopened(ticket: Ticket, rules: ProjectRules) -> str:
+def survey_reopened(ticket: Case, rules: ProjectRules) -> str:
     due = format_local(ticket.due_at, rules)
     when = f"，并在 {due} 前给您答复" if due else ""
     return (f"非常抱歉这次没能让您满意。工单 {ticket.number} 已重新打开，负责的同事会尽快联系您"
@@ -298,13 +298,13 @@ def survey_unclear_recorded() -> str:
     return "谢谢您的回复，已经记下了。稍后会有工作人员跟您联系，确认您对这次服务的评价。"
 
 
-def survey_reminder(ticket: Ticket | None) -> str:
+def survey_reminder(ticket: Case | None) -> str:
     about = f"关于{_case_phrase(ticket)}的" if ticket is not None else "年度满意度"
     return (f"您好，{about}回访还在等您的评价。回复 1–5 的分数（5 分最满意）或说说您的感受就可以，"
             "感谢您的支持！")
 
 
-def progress_update(ticket: Ticket, rules: ProjectRules) -> str:
+def progress_update(ticket: Case, rules: ProjectRules) -> str:
     status = STATUS_LABELS_ZH[TicketStatus(ticket.status)]
     limit = format_local(ticket.final_due_at or ticket.due_at, rules)
     until = f"我们会在 {limit} 前给您最终答复，" if limit else ""

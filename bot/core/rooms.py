@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from bot.core.chinese import to_simplified
+
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_RUN = re.compile(r"[零〇一二两三四五六七八九十百]+")
 

@@ -12,6 +12,8 @@ import yaml
 
 from bot.core.knowledge import KnowledgeBase, parse_knowledge
 from bot.core.workdays import WorkCalendar, parse_calendar
+
+
 @dataclass(frozen=True)
 class SlaRules:
     emergency_repair_onsite_minutes: int = 10

@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from bot.core.clock import to_local, to_utc_naive
+from bot.core.kinds import Case, Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import NOT_STARTED, OPEN_STATUSES
-from bot.core.kinds import Priority, TicketKind, TicketStatus
-from bot.db.models import Ticket
 from bot.core.rules import ProjectRules
+
 SPECIAL_GROUP_TAGS = frozenset({"empty_nest_elderly", "living_alone_elderly", "disabled", "intellectual_disability"})
 
 
@@ -96,7 +96,7 @@ def outside_quiet_hours(moment: datetime, latest: datetime, rules: ProjectRules)
     return candidate if candidate <= latest else moment
 
 
-def deadline_missed(ticket: Ticket, deadline: str) -> bool:
+def deadline_missed(ticket: Case, deadline: str) -> bool:
     """Whether the ticket's state at this moment fails the named deadline (due/final/callback)."""
     status = TicketStatus(ticket.status)
     if deadline == "callback":
@@ -107,7 +107,7 @@ def deadline_missed(ticket: Ticket, deadline: str) -> bool:
     return status in OPEN_STATUSES
 
 
-def overdue_deadlines(ticket: Ticket, now: datetime) -> list[str]:
+def overdue_deadlines(ticket: Case, now: datetime) -> list[str]:
     """The deadlines this ticket has passed without meeting them, for staff views."""
     moments = {"due": ticket.due_at, "final": ticket.final_due_at, "callback": ticket.callback_due_at}
     return [name for name, moment in moments.items()

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from bot.core.kinds import Priority
 from bot.core.rules import TriageRules
+
+
 def _mentions(text: str, keywords: tuple[str, ...]) -> bool:
     return any(keyword and keyword in text for keyword in keywords)
 

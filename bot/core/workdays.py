@@ -28,7 +28,6 @@ def _official_years() -> tuple[int, int] | None:
 
 
 _OFFICIAL_YEARS = _official_years()
-_warned_years: set[int] = set()
 
 
 def official_years() -> tuple[int, int] | None:
@@ -47,6 +46,9 @@ class WorkCalendar:
     workdays: frozenset[date] = frozenset()
     use_official: bool = True
     official_range: tuple[int, int] | None = field(default_factory=official_years)
+    # Years this calendar has already warned about (per calendar, so what one project or test
+    # computed never silences another's warning).
+    _warned_years: set[int] = field(default_factory=set, compare=False, repr=False)
 
     def is_working_day(self, day: date) -> bool:
         if isinstance(day, datetime):
@@ -59,8 +61,8 @@ class WorkCalendar:
             from chinese_calendar import is_workday
 
             return bool(is_workday(day))
-        if self.use_official and day.year not in _warned_years:
-            _warned_years.add(day.year)
+        if self.use_official and day.year not in self._warned_years:
+            self._warned_years.add(day.year)
             log.warning("no official holiday calendar for %d (bundled data covers %s); using working weekdays "
                         "plus the project's holiday file — add %d's holidays and make-up days to it",
                         day.year, "-".join(map(str, self.official_range or ())) or "nothing", day.year)

@@ -6,12 +6,13 @@ them to the project's local time for residents and ticket numbers.
 from __future__ import annotations
 
 import enum
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    Column,
     Date,
     DateTime,
     ForeignKey,
@@ -20,11 +21,13 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import declarative_base, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.core.kinds import Priority, TicketKind, TicketStatus  # noqa: F401 - columns hold their values
 
-Base = declarative_base()
+
+class Base(DeclarativeBase):
+    pass
 
 
 class Resident(Base):
@@ -32,64 +35,64 @@ class Resident(Base):
 
     __tablename__ = "residents"
 
-    id = Column(Integer, primary_key=True)
-    openid = Column(String(64), unique=True, nullable=True)
-    name = Column(String(64), nullable=True)
-    phone = Column(String(32), nullable=True)
-    room = Column(String(64), nullable=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    openid: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    room: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Customer classes (个人/企业/政府机关; 住宅/非住宅; 空关/装修/入住).
-    customer_type = Column(String(16), nullable=False, default="individual")
-    property_use = Column(String(16), nullable=False, default="residential")
-    occupancy = Column(String(16), nullable=False, default="occupied")
+    customer_type: Mapped[str] = mapped_column(String(16), nullable=False, default="individual")
+    property_use: Mapped[str] = mapped_column(String(16), nullable=False, default="residential")
+    occupancy: Mapped[str] = mapped_column(String(16), nullable=False, default="occupied")
     # Special groups (空巢老人, 独居老人, 残疾人, 智力障碍人员) as a JSON list of tags.
-    tags = Column(JSON, nullable=False, default=list)
-    created_at = Column(DateTime, nullable=False)
-    updated_at = Column(DateTime, nullable=False)
+    tags: Mapped[Any] = mapped_column(JSON, nullable=False, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     # WeChat relationship: when the openid was bound to this household, follow state,
     # and the last inbound message (customer-service messages are allowed for 48 h after it).
-    bound_at = Column(DateTime, nullable=True)
-    subscribed = Column(Boolean, nullable=False, default=False)
-    unsubscribed_at = Column(DateTime, nullable=True)
-    last_message_at = Column(DateTime, nullable=True)
+    bound_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    subscribed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
-    tickets = relationship("Ticket", back_populates="resident")
+    tickets: Mapped[list["Ticket"]] = relationship("Ticket", back_populates="resident")
 
 
 class Ticket(Base):
     __tablename__ = "tickets"
 
-    id = Column(Integer, primary_key=True)
-    number = Column(String(32), nullable=False, unique=True)
-    kind = Column(String(16), nullable=False)
-    status = Column(String(16), nullable=False)
-    priority = Column(String(16), nullable=True)
-    room = Column(String(64), nullable=True)
-    description = Column(Text, nullable=False)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    priority: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    room: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    description: Mapped[str] = mapped_column(Text, nullable=False)
     # What the resident wants (诉求), for complaints.
-    demand = Column(Text, nullable=True)
+    demand: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Preferred visit time as the resident said it, for repairs.
-    visit_time = Column(String(64), nullable=True)
-    channel = Column(String(16), nullable=False)
-    resident_id = Column(Integer, ForeignKey("residents.id"), nullable=True)
+    visit_time: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    resident_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("residents.id"), nullable=True)
     # Who holds the case (首接负责制): display name and stable id (e.g. tg:12345, api:wang).
-    assignee = Column(String(64), nullable=True)
-    assignee_id = Column(String(64), nullable=True)
-    claimed_at = Column(DateTime, nullable=True)
+    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    assignee_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # Group complaints (群诉): members point at the group case; topic is the problem category.
-    parent_id = Column(Integer, ForeignKey("tickets.id"), nullable=True)
-    topic = Column(String(32), nullable=True)
-    created_at = Column(DateTime, nullable=False)
-    updated_at = Column(DateTime, nullable=False)
+    parent_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True)
+    topic: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     # Deadlines (naive UTC): the tier's deadline, the hard limit for complex complaints,
     # and the latest moment for the satisfaction callback once the work is done.
-    due_at = Column(DateTime, nullable=True)
-    final_due_at = Column(DateTime, nullable=True)
-    callback_due_at = Column(DateTime, nullable=True)
-    resolved_at = Column(DateTime, nullable=True)
-    closed_at = Column(DateTime, nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    final_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    callback_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
-    resident = relationship("Resident", back_populates="tickets")
-    events = relationship(
+    resident: Mapped["Resident | None"] = relationship("Resident", back_populates="tickets")
+    events: Mapped[list["TicketEvent"]] = relationship(
         "TicketEvent", back_populates="ticket", order_by="TicketEvent.id", cascade="save-update, merge"
     )
 
@@ -104,18 +107,18 @@ class TicketEvent(Base):
 
     __tablename__ = "ticket_events"
 
-    id = Column(Integer, primary_key=True)
-    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False, index=True)
-    at = Column(DateTime, nullable=False)
-    actor = Column(String(64), nullable=False)
-    channel = Column(String(16), nullable=False)
-    action = Column(String(32), nullable=False)
-    from_status = Column(String(16), nullable=True)
-    to_status = Column(String(16), nullable=True)
-    content = Column(Text, nullable=False, default="")
-    result = Column(Text, nullable=False, default="")
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=False, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    content: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    result: Mapped[str] = mapped_column(Text, nullable=False, default="")
 
-    ticket = relationship("Ticket", back_populates="events")
+    ticket: Mapped["Ticket"] = relationship("Ticket", back_populates="events")
 
 
 class TicketCounter(Base):
@@ -123,9 +126,9 @@ class TicketCounter(Base):
 
     __tablename__ = "ticket_counters"
 
-    prefix = Column(String(4), primary_key=True)
-    day = Column(Date, primary_key=True)
-    last_value = Column(Integer, nullable=False, default=0)
+    prefix: Mapped[str] = mapped_column(String(4), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 class InboundStatus(str, enum.Enum):
@@ -141,21 +144,21 @@ class InboundMessage(Base):
 
     __tablename__ = "inbound_messages"
 
-    id = Column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # MsgId for messages; FromUserName+CreateTime+Event for events (they have no MsgId).
-    dedupe_key = Column(String(160), nullable=False, unique=True)
-    openid = Column(String(64), nullable=False, index=True)
-    msg_type = Column(String(32), nullable=False)
-    event = Column(String(32), nullable=True)
-    content = Column(Text, nullable=False, default="")
-    media = Column(JSON, nullable=True)
-    received_at = Column(DateTime, nullable=False)
-    status = Column(String(16), nullable=False)
-    reply = Column(Text, nullable=True)
-    delivery = Column(String(16), nullable=True)  # passive / custom / none
-    attempts = Column(Integer, nullable=False, default=0)
-    processed_at = Column(DateTime, nullable=True)
-    error = Column(Text, nullable=True)
+    dedupe_key: Mapped[str] = mapped_column(String(160), nullable=False, unique=True)
+    openid: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    msg_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    event: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    content: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    media: Mapped[Any] = mapped_column(JSON, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    reply: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivery: Mapped[str | None] = mapped_column(String(16), nullable=True)  # passive / custom / none
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class OutboundMessage(Base):
@@ -163,18 +166,18 @@ class OutboundMessage(Base):
 
     __tablename__ = "outbound_messages"
 
-    id = Column(Integer, primary_key=True)
-    openid = Column(String(64), nullable=False, index=True)
-    inbound_id = Column(Integer, ForeignKey("inbound_messages.id"), nullable=True)
-    content = Column(Text, nullable=False)
-    created_at = Column(DateTime, nullable=False)
-    status = Column(String(16), nullable=False)  # sent / failed
-    error = Column(Text, nullable=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    inbound_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("inbound_messages.id"), nullable=True)
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # sent / failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Scheduled notices: which case, how (custom / template), and a key that makes a
     # retried job skip a message that already went out.
-    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True)
-    via = Column(String(16), nullable=True)
-    idempotency_key = Column(String(160), nullable=True, unique=True)
+    ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True)
+    via: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(160), nullable=True, unique=True)
 
 
 class AccessToken(Base):
@@ -182,12 +185,12 @@ class AccessToken(Base):
 
     __tablename__ = "wechat_access_tokens"
 
-    app_id = Column(String(64), primary_key=True)
-    token = Column(String(512), nullable=True)
-    expires_at = Column(DateTime, nullable=True)
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # A worker that is fetching a new token holds this lease; the others wait for it.
-    refreshing_until = Column(DateTime, nullable=True)
-    updated_at = Column(DateTime, nullable=False)
+    refreshing_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
 
 class JobStatus(str, enum.Enum):
@@ -203,24 +206,24 @@ class Job(Base):
 
     __tablename__ = "jobs"
 
-    id = Column(Integer, primary_key=True)
-    kind = Column(String(32), nullable=False)
-    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
-    survey_id = Column(Integer, ForeignKey("surveys.id"), nullable=True)
-    payload = Column(JSON, nullable=False, default=dict)
-    due_at = Column(DateTime, nullable=False)
-    status = Column(String(16), nullable=False)
-    attempts = Column(Integer, nullable=False, default=0)
-    max_attempts = Column(Integer, nullable=False)
-    last_error = Column(Text, nullable=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
+    survey_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("surveys.id"), nullable=True)
+    payload: Mapped[Any] = mapped_column(JSON, nullable=False, default=dict)
+    due_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # One job per purpose: scheduling the same thing twice is a no-op.
-    idempotency_key = Column(String(160), nullable=False, unique=True)
-    locked_by = Column(String(64), nullable=True)
+    idempotency_key: Mapped[str] = mapped_column(String(160), nullable=False, unique=True)
+    locked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # A worker that dies mid-job leaves this in the past; the job is then claimed again.
-    locked_until = Column(DateTime, nullable=True)
-    created_at = Column(DateTime, nullable=False)
-    updated_at = Column(DateTime, nullable=False)
-    finished_at = Column(DateTime, nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     __table_args__ = (Index("ix_jobs_status_due", "status", "due_at"),)
 
@@ -239,34 +242,35 @@ class Survey(Base):
 
     __tablename__ = "surveys"
 
-    id = Column(Integer, primary_key=True)
-    kind = Column(String(16), nullable=False)  # callback / annual
-    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
-    resident_id = Column(Integer, ForeignKey("residents.id"), nullable=False, index=True)
-    campaign = Column(String(64), nullable=True)
-    dimensions = Column(JSON, nullable=False, default=list)
-    status = Column(String(16), nullable=False)
-    created_at = Column(DateTime, nullable=False)
-    sent_at = Column(DateTime, nullable=True)
-    reminded_at = Column(DateTime, nullable=True)
-    answered_at = Column(DateTime, nullable=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # callback / annual
+    ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
+    resident_id: Mapped[int] = mapped_column(Integer, ForeignKey("residents.id"), nullable=False, index=True)
+    campaign: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    dimensions: Mapped[Any] = mapped_column(JSON, nullable=False, default=list)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # satisfied / neutral / dissatisfied / unclear
-    verdict = Column(String(16), nullable=True)
-    overall_score = Column(Integer, nullable=True)
-    comment = Column(Text, nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    overall_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    scores = relationship("SurveyScore", order_by="SurveyScore.id", cascade="save-update, merge")
-    ticket = relationship("Ticket")
-    resident = relationship("Resident")
+    scores: Mapped[list["SurveyScore"]] = relationship("SurveyScore", order_by="SurveyScore.id",
+                                                       cascade="save-update, merge")
+    ticket: Mapped["Ticket | None"] = relationship("Ticket")
+    resident: Mapped["Resident"] = relationship("Resident")
 
 
 class SurveyScore(Base):
     __tablename__ = "survey_scores"
 
-    id = Column(Integer, primary_key=True)
-    survey_id = Column(Integer, ForeignKey("surveys.id"), nullable=False, index=True)
-    dimension = Column(String(32), nullable=False)
-    score = Column(Integer, nullable=False)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    survey_id: Mapped[int] = mapped_column(Integer, ForeignKey("surveys.id"), nullable=False, index=True)
+    dimension: Mapped[str] = mapped_column(String(32), nullable=False)
+    score: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class StaffAlert(Base):
@@ -277,19 +281,19 @@ class StaffAlert(Base):
 
     __tablename__ = "staff_alerts"
 
-    id = Column(Integer, primary_key=True)
-    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
-    reason = Column(String(32), nullable=False)
-    detail = Column(Text, nullable=False, default="")
-    dedupe_key = Column(String(160), nullable=False, unique=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    dedupe_key: Mapped[str] = mapped_column(String(160), nullable=False, unique=True)
     # "staff" (the staff group) or "head" (also the project head: major and group cases).
-    audience = Column(String(16), nullable=False, default="staff")
-    created_at = Column(DateTime, nullable=False)
-    notified_at = Column(DateTime, nullable=True)
-    acknowledged_at = Column(DateTime, nullable=True)
-    acknowledged_by = Column(String(64), nullable=True)
+    audience: Mapped[str] = mapped_column(String(16), nullable=False, default="staff")
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
-    ticket = relationship("Ticket")
+    ticket: Mapped["Ticket | None"] = relationship("Ticket")
 
 
 class HumanSession(Base):
@@ -297,16 +301,16 @@ class HumanSession(Base):
 
     __tablename__ = "human_sessions"
 
-    id = Column(Integer, primary_key=True)
-    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False)
-    openid = Column(String(64), nullable=False, index=True)
-    staff_id = Column(String(64), nullable=False)
-    staff_name = Column(String(64), nullable=False)
-    started_at = Column(DateTime, nullable=False)
-    ended_at = Column(DateTime, nullable=True)
-    ended_by = Column(String(64), nullable=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=False)
+    openid: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    staff_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    staff_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
-    ticket = relationship("Ticket")
+    ticket: Mapped["Ticket"] = relationship("Ticket")
 
 
 class StaffOutbox(Base):
@@ -314,16 +318,16 @@ class StaffOutbox(Base):
 
     __tablename__ = "staff_outbox"
 
-    id = Column(Integer, primary_key=True)
-    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True)
-    audience = Column(String(80), nullable=False)  # staff / head / staff:<id>
-    text = Column(Text, nullable=False)
-    created_at = Column(DateTime, nullable=False)
-    sent_at = Column(DateTime, nullable=True, index=True)
-    attempts = Column(Integer, nullable=False, default=0)
-    error = Column(Text, nullable=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True)
+    audience: Mapped[str] = mapped_column(String(80), nullable=False)  # staff / head / staff:<id>
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    ticket = relationship("Ticket")
+    ticket: Mapped["Ticket | None"] = relationship("Ticket")
 
 
 class TelegramLink(Base):
@@ -331,11 +335,11 @@ class TelegramLink(Base):
 
     __tablename__ = "telegram_links"
 
-    chat_id = Column(BigInteger, primary_key=True)
-    message_id = Column(BigInteger, primary_key=True)
-    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False)
-    purpose = Column(String(16), nullable=False)  # card / relay / ask_reply / ask_resolve
-    staff_id = Column(String(64), nullable=True)
-    created_at = Column(DateTime, nullable=False)
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=False)
+    purpose: Mapped[str] = mapped_column(String(16), nullable=False)  # card / relay / ask_reply / ask_resolve
+    staff_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
-    ticket = relationship("Ticket")
+    ticket: Mapped["Ticket"] = relationship("Ticket")

@@ -7,9 +7,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from bot.core.kinds import TicketKind
 from bot.db.models import TicketCounter
 
-from bot.core.kinds import TicketKind
 PREFIXES: dict[TicketKind, str] = {
     TicketKind.REPAIR: "BX",  # 报修
     TicketKind.COMPLAINT: "TS",  # 投诉

@@ -16,10 +16,11 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.db.models import Job, JobStatus, Ticket
 from bot.core.rules import FollowUpRules
+from bot.db.models import Job, JobStatus, Ticket
 from bot.db.store import TicketStore
 from bot.db.upsert import insert_once
+
 log = logging.getLogger(__name__)
 
 # Job kinds.

@@ -24,6 +24,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 from bot.core.phones import normalise_phone
 from bot.core.rooms import normalise_room
+
 PATTERN_EXTRACTOR = "RegexEntityExtractor"
 RATINGS = frozenset("12345")
 

@@ -11,17 +11,18 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from bot.cases.alerts import acknowledge, open_alerts
-from bot.core.lifecycle import IllegalTransition
-from bot.db.models import JobStatus, Ticket
-from bot.core.kinds import TicketKind, TicketStatus
-from bot.core.rules import ProjectRules
-from bot.db.queue import jobs_with_status, retry_parked
-from bot.cases.staff_views import StaffRole, alert_view, job_view, search_tickets, ticket_view
 from bot.cases import handoff
+from bot.cases.alerts import acknowledge, open_alerts
 from bot.cases.handoff import Outcome, Refusal, Staff
+from bot.cases.staff_views import StaffRole, alert_view, job_view, search_tickets, ticket_view
 from bot.cases.tickets import find_ticket
+from bot.core.kinds import TicketKind, TicketStatus
+from bot.core.lifecycle import IllegalTransition
+from bot.core.rules import ProjectRules
+from bot.db.models import JobStatus, Ticket
+from bot.db.queue import jobs_with_status, retry_parked
 from bot.staff_api.keys import CLOCK, RULES, STORE, TOKENS
+
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 500

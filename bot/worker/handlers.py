@@ -16,18 +16,18 @@ from typing import Awaitable, Callable
 from sqlalchemy import delete, select
 
 from bot.cases import alerts, escalation, surveys
-
+from bot.cases.ports import Assistant, NotDeliverable, Notice, ResidentChannel
 from bot.core import replies
 from bot.core.clock import to_local, to_utc_naive
-from bot.core.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH
-from bot.db.models import InboundMessage, OutboundMessage, Resident, Survey, SurveyStatus, Ticket
 from bot.core.kinds import TicketKind, TicketStatus
-from bot.cases.ports import Assistant, Notice, NotDeliverable, ResidentChannel
+from bot.core.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH
 from bot.core.rules import ProjectRules
-from bot.db import queue
-from bot.db.queue import ClaimedJob
 from bot.core.sla import next_progress_update_at, outside_quiet_hours
+from bot.db import queue
+from bot.db.models import InboundMessage, OutboundMessage, Resident, Survey, SurveyStatus, Ticket
+from bot.db.queue import ClaimedJob
 from bot.db.store import TicketStore
+
 log = logging.getLogger(__name__)
 
 OPEN_SURVEY_INTENT = "EXTERNAL_satisfaction_survey"
@@ -68,11 +68,13 @@ async def _deliver_or_alert(ctx: Context, notice: Notice, now: datetime, what: s
         await ctx.residents.deliver(notice, now)
         return True
     except NotDeliverable as exc:
+        reason = str(exc)
+
         def unreachable() -> None:
             with ctx.store.transaction() as session:
                 ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
                 alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=ticket, key=f"{notice.key}:unreachable",
-                                   now=now, detail=f"{what} cannot reach the resident ({exc}); please call them")
+                                   now=now, detail=f"{what} cannot reach the resident ({reason}); please call them")
         await asyncio.to_thread(unreachable)
         return False
 

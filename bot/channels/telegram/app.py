@@ -30,14 +30,15 @@ from telegram.ext import (
 )
 
 from bot.cases import handoff
-from bot.core.clock import utcnow
-from bot.settings import Settings
 from bot.cases.handoff import Outcome, Refusal, Staff
-from bot.db.models import StaffAlert, StaffOutbox, TelegramLink
-from bot.core.rules import ProjectRules
-from bot.channels.telegram import cards
-from bot.db.store import TicketStore
 from bot.cases.tickets import find_ticket
+from bot.channels.telegram import cards
+from bot.core.clock import utcnow
+from bot.core.rules import ProjectRules
+from bot.db.models import StaffAlert, StaffOutbox, TelegramLink
+from bot.db.store import TicketStore
+from bot.settings import Settings
+
 log = logging.getLogger(__name__)
 
 FEED_INTERVAL = 1.0

@@ -5,12 +5,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.cases.escalation import REASON_LABELS_ZH
 from bot.cases.handoff import ACTIONS, CLAIM, REPLY, RESOLVE
-from bot.core.lifecycle import STATUS_LABELS_ZH
 from bot.core.kinds import Priority, TicketKind, TicketStatus
-from bot.db.models import StaffAlert, Ticket
+from bot.core.lifecycle import STATUS_LABELS_ZH
 from bot.core.privacy import mask_phone, redact_text
 from bot.core.replies import KIND_LABELS_ZH, PRIORITY_LABELS_ZH, format_local
 from bot.core.rules import ProjectRules
+from bot.db.models import StaffAlert, Ticket
+
+
 def card_keyboard(number: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[
         InlineKeyboardButton("接单", callback_data=f"{CLAIM}:{number}"),

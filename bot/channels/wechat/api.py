@@ -9,10 +9,11 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.wechat import tokens
 from bot.core.clock import utcnow
 from bot.core.privacy import mask_openid
 from bot.db.store import TicketStore
-from bot.channels.wechat import tokens
+
 log = logging.getLogger(__name__)
 
 TOKEN_ERRORS = {40001, 40014, 42001}  # invalid / expired access token

@@ -10,14 +10,15 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from bot.db.models import OutboundMessage, Resident, Ticket
-from bot.core.privacy import mask_openid
-from bot.core.rules import ProjectRules, TemplateMessage
-from bot.db.store import TicketStore
+from bot.cases.ports import NotDeliverable, Notice
 from bot.channels.wechat.api import CUSTOMER_SERVICE_WINDOW, OUT_OF_WINDOW, WeChatApi, WeChatApiError
 from bot.channels.wechat.protocol import split_for_wechat
-from bot.cases.ports import Notice, NotDeliverable
+from bot.core.privacy import mask_openid
+from bot.core.rules import ProjectRules, TemplateMessage
+from bot.db.models import OutboundMessage, Resident, Ticket
 from bot.db.records import SYSTEM, add_event
+from bot.db.store import TicketStore
+
 log = logging.getLogger(__name__)
 
 TEMPLATE_FIELD_MAX = 20  # WeChat's limit for thing/character fields; longer values are refused

@@ -11,6 +11,8 @@ from bot.core.clock import utcnow
 from bot.db.models import InboundMessage, InboundStatus, OutboundMessage
 from bot.db.store import TicketStore
 from bot.db.upsert import insert_once
+
+
 @dataclass(frozen=True)
 class Stored:
     id: int

@@ -12,6 +12,7 @@ from typing import Mapping
 from wechatpy.crypto import WeChatCrypto
 
 from bot.channels.wechat.protocol import sign
+
 ACCOUNT = "gh_property_account"
 _ids = itertools.count(int(time.time() * 1000))
 

@@ -21,9 +21,10 @@ from urllib.parse import urlparse
 import aiohttp
 from aiohttp import web
 
-from bot.settings import Settings
 from bot.channels.wechat.keys import HTTP
 from bot.channels.wechat.simulate import event_xml, image_xml, read_reply, signed_push, text_xml, voice_xml
+from bot.settings import Settings
+
 log = logging.getLogger(__name__)
 
 PUSHED = web.AppKey("simulator_pushed", list)

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db.models import AccessToken
 from bot.db.store import TicketStore
+
 # Refresh this long before WeChat's expiry (tokens live 7,200 s).
 REFRESH_MARGIN = timedelta(minutes=5)
 LEASE = timedelta(seconds=15)

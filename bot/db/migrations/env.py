@@ -4,6 +4,7 @@ from alembic import context
 
 from bot.db.models import Base
 from bot.db.store import make_engine
+
 config = context.config
 target_metadata = Base.metadata
 

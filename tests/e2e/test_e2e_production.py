@@ -1,0 +1,105 @@
+"""End to end on the production path: tickets and Rasa's tracker store in PostgreSQL,
+Rasa's lock store in Redis, with the endpoints file production uses
+(docker/endpoints.prod.yml).
+
+Needs PostgreSQL (TEST_POSTGRES_URL) and Redis (TEST_REDIS_URL, default
+redis://127.0.0.1:6379); skipped on a machine without them, a failure in CI.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot.app.model_cache import ensure_model
+from bot.app.stack import start_action_server, start_rasa, wait_until_healthy
+from bot.db import migrate
+from bot.db.store import TicketStore
+from bot.settings import PROJECT_ROOT
+from tests.fixtures import _create_postgres_database, _drop_postgres_database
+from tests.live import LiveStack, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="module")
+def redis_client():
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        message = f"Redis not reachable at {REDIS_URL}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must test the Redis lock store)")
+        pytest.skip(message)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def production_stack(postgres_server: str, redis_client, tmp_path_factory) -> Iterator[tuple[LiveStack, str]]:
+    workdir: Path = tmp_path_factory.mktemp("prod")
+    tickets_db, tickets_url = _create_postgres_database(postgres_server)
+    tracker_db, tracker_url = _create_postgres_database(postgres_server)
+    migrate.upgrade(tickets_url)
+    tracker = make_url(tracker_url)
+    redis_url = urlparse(REDIS_URL)
+    action_port, rasa_port = free_port(), free_port()
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        DATABASE_URL=tickets_url,
+        ACTION_ENDPOINT_URL=f"http://127.0.0.1:{action_port}/webhook",
+        TRACKER_DB_HOST=tracker.host or "127.0.0.1",
+        TRACKER_DB_PORT=str(tracker.port or 5432),
+        TRACKER_DB_NAME=tracker.database,
+        TRACKER_DB_USER=tracker.username or "postgres",
+        TRACKER_DB_PASSWORD=tracker.password or "",
+        REDIS_HOST=redis_url.hostname or "127.0.0.1",
+        REDIS_PORT=str(redis_url.port or 6379),
+        REDIS_LOCK_DB=redis_url.path.strip("/") or "0",
+    )
+    actions = start_action_server(action_port, env, workdir / "log")
+    rasa = start_rasa(ensure_model(), rasa_port, PROJECT_ROOT / "docker" / "endpoints.prod.yml", env,
+                      workdir / "log")
+    store = TicketStore(tickets_url)
+    try:
+        wait_until_healthy(actions, timeout=120)
+        wait_until_healthy(rasa, timeout=300)
+        yield LiveStack(rasa_port, store, actions), tracker_url
+    finally:
+        rasa.stop()
+        actions.stop()
+        store.dispose()
+        _drop_postgres_database(postgres_server, tickets_db)
+        _drop_postgres_database(postgres_server, tracker_db)
+
+
+def test_repair_conversation_on_postgres_and_redis(production_stack, redis_client):
+    stack, tracker_url = production_stack
+    sender = "oProdRepair0001"
+    commands_before = int(redis_client.info("stats")["total_commands_processed"])
+    assert "房号" in " ".join(stack.say(sender, "厨房水龙头坏了，一直滴水"))
+    assert "什么时候上门" in " ".join(stack.say(sender, "A座1803"))
+    [confirmation] = stack.say(sender, "今天下午")
+    [ticket] = stack.tickets_of(sender)
+    assert ticket.number in confirmation and ticket.room == "A座1803" and ticket.visit_time == "今天下午"
+    # Rasa kept the conversation in PostgreSQL ...
+    engine = create_engine(tracker_url, future=True)
+    with engine.connect() as connection:
+        user_turns = connection.execute(
+            text("SELECT count(*) FROM events WHERE sender_id = :s AND type_name = 'user'"), {"s": sender}
+        ).scalar_one()
+    engine.dispose()
+    assert user_turns == 3
+    # ... and took its conversation lock in Redis for every message.
+    assert int(redis_client.info("stats")["total_commands_processed"]) - commands_before >= 3

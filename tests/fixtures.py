@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.core.rules import ProjectRules, load_rules
+from bot.db import migrate
+from bot.db.store import TicketStore
+from bot.settings import PROJECT_ROOT
+
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def rules() -> ProjectRules:
+    return load_rules(PROJECT_ROOT / "project" / "default.yml")
+
+
+def _postgres_reachable() -> str | None:
+    import psycopg2
+
+    url = make_url(POSTGRES_ADMIN_URL)
+    try:
+        psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, dbname=url.database,
+                         password=url.password, connect_timeout=3).close()
+        return None
+    except psycopg2.OperationalError as exc:
+        return str(exc).strip()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of the PostgreSQL test server.
+
+    Skipped only on a developer machine without a server; in CI (CI=true) a missing
+    server is a failure, because the production path must be tested there.
+    """
+    problem = _postgres_reachable()
+    if problem:
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {problem}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must test the PostgreSQL path)")
+        pytest.skip(message)
+    return POSTGRES_ADMIN_URL
+
+
+def _admin_connection(admin_url: str):  # type: ignore[no-untyped-def]
+    import psycopg2
+
+    url = make_url(admin_url)
+    conn = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, dbname=url.database,
+                            password=url.password)
+    conn.autocommit = True
+    return conn
+
+
+def _create_postgres_database(admin_url: str) -> tuple[str, str]:
+    name = f"wuye_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(admin_url)
+    conn = _admin_connection(admin_url)
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return name, str(url.set(database=name))
+
+
+def _drop_postgres_database(admin_url: str, name: str) -> None:
+    conn = _admin_connection(admin_url)
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tickets.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database: SQLite file, then a throw-away PostgreSQL database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'tickets.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    yield request.getfixturevalue("postgres_database_url")
+
+
+@pytest.fixture
+def postgres_database_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (also alone, for tests about PostgreSQL itself)."""
+    name, url = _create_postgres_database(postgres_server)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        _drop_postgres_database(postgres_server, name)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[TicketStore]:
+    ticket_store = TicketStore(database_url)
+    yield ticket_store
+    ticket_store.dispose()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[TicketStore]:
+    migrate.upgrade(sqlite_url)
+    ticket_store = TicketStore(sqlite_url)
+    yield ticket_store
+    ticket_store.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The real action server and Rasa server (trained model), sharing one SQLite store.
+
+    Started once per test session; tests keep apart by using their own sender ids.
+    """
+    from bot.app.model_cache import ensure_model
+    from bot.app.stack import start_action_server, start_rasa, wait_until_healthy, write_endpoints
+    from tests.live import LiveStack, free_port
+
+    workdir = tmp_path_factory.mktemp("live")
+    database_url = f"sqlite:///{workdir / 'tickets.db'}"
+    migrate.upgrade(database_url)
+    model = ensure_model()
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
+    action_port, rasa_port = free_port(), free_port()
+    endpoints = write_endpoints(workdir / "endpoints.yml", action_port)
+    actions = start_action_server(action_port, env, workdir / "log")
+    rasa = start_rasa(model, rasa_port, endpoints, env, workdir / "log")
+    store = TicketStore(database_url)
+    try:
+        wait_until_healthy(actions, timeout=120)
+        wait_until_healthy(rasa, timeout=300)
+        yield LiveStack(rasa_port, store, actions, action_port)
+    finally:
+        rasa.stop()
+        actions.stop()
+        store.dispose()

@@ -1,0 +1,98 @@
+"""The development WeChat simulator: works in development, cannot exist in production."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.app.gateway import create_app
+from bot.app.stack import DEV_WECHAT
+from bot.channels.wechat.simulator import SimulatorRefused
+from bot.db import migrate
+from bot.settings import PROJECT_ROOT, Settings
+from tests.live import free_port
+
+
+def dev_settings(database_url: str, port: int, **overrides) -> Settings:
+    values = dict(database_url=database_url, environment="development", wechat_token=DEV_WECHAT["WECHAT_TOKEN"],
+                  wechat_app_id=DEV_WECHAT["WECHAT_APP_ID"], wechat_app_secret=DEV_WECHAT["WECHAT_APP_SECRET"],
+                  wechat_encoding_aes_key=DEV_WECHAT["WECHAT_ENCODING_AES_KEY"],
+                  wechat_api_base_url=f"http://127.0.0.1:{port}/dev/wechat-api",
+                  rasa_url=f"http://127.0.0.1:{free_port()}", action_server_url=f"http://127.0.0.1:{free_port()}",
+                  passive_reply_budget=0.5)
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def test_simulator_signs_encrypts_and_posts_through_the_real_endpoint(sqlite_url, rules):
+    migrate.upgrade(sqlite_url)
+    port = free_port()
+    server = TestServer(create_app(dev_settings(sqlite_url, port), rules), host="127.0.0.1", port=port)
+    await server.start_server()
+    async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
+        async with http.get("/dev/simulator") as response:
+            assert response.status == 200 and "微信公众号模拟器" in await response.text()
+        async with http.post("/dev/simulator/send", json={"openid": "oSim1", "kind": "subscribe"}) as response:
+            body = await response.json()
+        assert body["safe_mode"] is True and "欢迎关注" in body["reply"]
+        # Rasa is down here: the text is acknowledged and the answer will come as a pushed message.
+        async with http.post("/dev/simulator/send", json={"openid": "oSim1", "text": "我要报修"}) as response:
+            assert "已经收到" in (await response.json())["reply"]
+        async with http.post("/dev/simulator/send", data=b"not json") as response:
+            assert response.status == 400 and "JSON" in (await response.json())["error"]
+    await server.close()
+
+
+async def test_production_has_no_simulator(sqlite_url, rules):
+    migrate.upgrade(sqlite_url)
+    server = TestServer(create_app(Settings(database_url=sqlite_url), rules), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        for path in ("/dev/simulator", "/dev/wechat-api/cgi-bin/token"):
+            async with http.get(str(server.make_url(path))) as response:
+                assert response.status == 404
+    await server.close()
+
+
+def test_development_mode_refuses_the_real_wechat_api(sqlite_url, rules):
+    with pytest.raises(SimulatorRefused, match="non-loopback"):
+        create_app(dev_settings(sqlite_url, 1, wechat_api_base_url="https://api.weixin.qq.com"), rules)
+
+
+def test_development_mode_refuses_to_listen_beyond_loopback(sqlite_url):
+    env = dict(os.environ, DATABASE_URL=sqlite_url, WUYE_ENV="development",
+               WECHAT_API_BASE_URL="http://127.0.0.1:9/dev/wechat-api")
+    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "loopback only" in result.stderr
+
+
+def test_gateway_access_log_keeps_openids_out(sqlite_url):
+    """WeChat puts the resident's openid in the push URL; the served gateway logs the path only."""
+    migrate.upgrade(sqlite_url)
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=sqlite_url, LOG_LEVEL="INFO")
+    env.pop("WUYE_ENV", None)
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/wechat?signature=0&timestamp=1&nonce=2&openid=oSecretResident42"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+            except urllib.error.HTTPError:
+                break  # refused (bad signature): the request was served and logged
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "GET /wechat " in stderr
+    assert "oSecretResident42" not in stderr and "signature=" not in stderr

@@ -1,0 +1,138 @@
+"""The real python-telegram-bot application against a fake Telegram Bot API on loopback."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+
+from bot.cases.residents import bind_resident, import_roster
+from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, request_human
+from bot.channels.telegram.app import create_application, serve
+from bot.db.models import StaffAlert, Ticket
+from bot.settings import Settings
+from tests.telegram_fakes import BOT_TOKEN, HEAD_CHAT, STAFF_CHAT, FakeTelegram, user
+
+WANG, LI, STRANGER = user(1001, "王磊"), user(1002, "李娜"), user(6666, "路人")
+NOON = datetime(2026, 11, 26, 4, 0)
+
+
+@pytest.fixture
+async def telegram(sqlite_store, rules, tmp_path) -> AsyncIterator[tuple[FakeTelegram, object]]:
+    fake = FakeTelegram()
+    url = await fake.start()
+    settings = Settings(database_url=sqlite_store.url, telegram_bot_token=BOT_TOKEN, telegram_api_base_url=url,
+                        staff_chat_id=STAFF_CHAT, project_head_chat_id=HEAD_CHAT,
+                        staff_user_ids=frozenset({WANG["id"], LI["id"]}))
+    roster = tmp_path / "roster.csv"
+    roster.write_text("room,name,phone\n3栋2单元501,张三,13812345678\n", encoding="utf-8")
+    with sqlite_store.transaction() as s:
+        import_roster(s, roster)
+        bind_resident(s, rules, openid="oTgResident1", room="3栋2单元501", phone="13812345678", channel="wechat")
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(create_application(settings, rules, sqlite_store), stop, feed_interval=0.1))
+    yield fake, sqlite_store
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    await fake.close()
+
+
+def card_for(fake: FakeTelegram, number: str, chat: int = STAFF_CHAT):  # type: ignore[no-untyped-def]
+    return fake.wait_for_sent(lambda m: m["chat"]["id"] == chat and number in m["text"] and m.get("reply_markup"))
+
+
+async def test_cards_carry_the_case_with_a_masked_phone_and_three_buttons(telegram, rules):
+    fake, store = telegram
+    with store.transaction() as s:
+        number = open_repair_ticket(s, rules, openid="oTgResident1", description="电梯困人了，快来",
+                                    room="3栋2单元501", visit_time=None, channel="wechat").number
+    card = await card_for(fake, number)
+    text = card["text"]
+    assert text.startswith("【紧急报修】") and "报修 · 紧急" in text and "3栋2单元501" in text
+    assert "138****5678" in text and "13812345678" not in text and "时限：" in text
+    buttons = card["reply_markup"]["inline_keyboard"][0]
+    assert [(b["text"], b["callback_data"]) for b in buttons] == [
+        ("接单", f"claim:{number}"), ("回复", f"reply:{number}"), ("办结", f"resolve:{number}")]
+    with store.transaction() as s:
+        assert all(a.notified_at for a in s.execute(select(StaffAlert)).scalars())
+
+
+async def test_major_complaints_also_reach_the_project_head(telegram, rules):
+    fake, store = telegram
+    with store.transaction() as s:
+        number = open_complaint_ticket(s, rules, openid="oTgResident1", description="保安打人，有人受伤了",
+                                       demand="严肃处理", room=None, channel="wechat").number
+    assert "【重大投诉】" in (await card_for(fake, number, HEAD_CHAT))["text"]
+    await card_for(fake, number, STAFF_CHAT)
+
+
+async def test_two_staff_press_claim_at_once_one_owner(telegram, rules):
+    fake, store = telegram
+    with store.transaction() as s:
+        number = request_human(s, rules, openid="oTgResident1", context="居民原话：转人工", channel="wechat").number
+    card = await card_for(fake, number)
+    first = fake.press(WANG, card, f"claim:{number}")
+    second = fake.press(LI, card, f"claim:{number}")
+    answers = [await fake.wait_for_answer(first), await fake.wait_for_answer(second)]
+    won = [a for a in answers if a.get("text", "").startswith("已接单")]
+    lost = [a for a in answers if "已由" in a.get("text", "")]
+    assert len(won) == 1 and len(lost) == 1
+    with store.transaction() as s:
+        ticket = s.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
+        owner = ticket.assignee
+        assert [e.action for e in ticket.events].count("claimed") == 1
+    assert lost[0]["text"] == f"工单 {number} 已由 {owner} 接单"
+    await fake.wait_for_sent(lambda m: m["text"].startswith(f"✅ {owner} 已接单 {number}"))
+
+
+async def test_an_unauthorised_press_changes_nothing(telegram, rules, caplog):
+    fake, store = telegram
+    with store.transaction() as s:
+        number = request_human(s, rules, openid="oTgResident1", context="居民原话：找人工", channel="wechat").number
+    card = await card_for(fake, number)
+    with caplog.at_level(logging.WARNING, logger="bot.channels.telegram.app"):
+        for action in ("claim", "resolve", "reply"):
+            answer = await fake.wait_for_answer(fake.press(STRANGER, card, f"{action}:{number}"))
+            assert "无权" in answer["text"] and answer.get("show_alert") is True
+    assert any("refused user id 6666" in r.getMessage() for r in caplog.records)
+    with store.transaction() as s:
+        ticket = s.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
+        assert (ticket.assignee_id, ticket.status) == (None, "new")
+        assert [e.action for e in ticket.events] == ["created", "escalated"]
+
+
+async def test_commands_list_my_cases_unclaimed_ones_and_show_a_ticket(telegram, rules):
+    fake, store = telegram
+    with store.transaction() as s:
+        mine = request_human(s, rules, openid="oTgResident1", context="居民原话：转人工", channel="wechat").number
+        waiting = open_repair_ticket(s, rules, openid="oTgOther", description="楼道漏水了", room="5栋",
+                                     visit_time=None, channel="wechat").number
+    card = await card_for(fake, mine)
+    await fake.wait_for_answer(fake.press(WANG, card, f"claim:{mine}"))
+    fake.command(WANG, "/mine")
+    listing = await fake.wait_for_sent(lambda m: m["text"].startswith("我的在办工单"))
+    assert mine in listing["text"] and waiting not in listing["text"]
+    fake.command(LI, "/unclaimed")
+    listing = await fake.wait_for_sent(lambda m: m["text"].startswith("待接单工单"))
+    assert waiting in listing["text"] and mine not in listing["text"]
+    fake.command(LI, f"/ticket {mine}")
+    view = await fake.wait_for_sent(lambda m: m["text"].startswith(f"工单：{mine}") and "最近记录" in m["text"])
+    assert "接单人 王磊" in view["text"] and "138****5678" in view["text"]
+    fake.command(STRANGER, f"/ticket {mine}")
+    await fake.wait_for_sent(lambda m: m["text"] == "您不在值班名单中，无权查看。")
+
+
+async def test_a_forged_button_is_refused_politely(telegram, rules):
+    fake, store = telegram
+    with store.transaction() as s:
+        number = request_human(s, rules, openid="oTgResident1", context="转人工", channel="wechat").number
+    card = await card_for(fake, number)
+    answer = await fake.wait_for_answer(fake.press(WANG, card, "delete:everything"))
+    assert answer["text"] == "无法识别的操作。"
+    answer = await fake.wait_for_answer(fake.press(WANG, card, "claim:BX19990101-0001"))
+    assert answer["text"] == "没有找到工单 BX19990101-0001"
+    with store.transaction() as s:
+        assert s.execute(select(Ticket).where(Ticket.number == number)).scalar_one().assignee_id is None
