@@ -23,7 +23,7 @@ _SLOT_LABELS = {"repair_description": "报修内容", "room": "房号", "visit_t
 def conversation_context(tracker: Tracker) -> str:
     """What the resident said, and what a half-filled form already holds, for the staff member."""
     form = (tracker.active_loop or {}).get("name")
-    parts = [f"{_SLOT_LABELS[s]}：{tracker.get_slot(s)}" for s in FORM_SLOTS.get(form, ()) if tracker.get_slot(s)]
+    parts = [f"{_SLOT_LABELS[s]}：{tracker.get_slot(s)}" for s in FORM_SLOTS.get(form or "", ()) if tracker.get_slot(s)]
     said = latest_text(tracker)
     if said:
         parts.insert(0, f"居民原话：{said}")

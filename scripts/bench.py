@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import migrate  # noqa: E402
 from bot.app.model_cache import ensure_model  # noqa: E402
 from bot.app.stack import (  # noqa: E402
     DEV_WECHAT,
@@ -35,6 +34,7 @@ from bot.app.stack import (  # noqa: E402
     write_endpoints,
 )
 from bot.channels.wechat.simulate import read_reply, signed_push, text_xml  # noqa: E402
+from bot.db import migrate  # noqa: E402
 from bot.settings import PROJECT_ROOT  # noqa: E402
 from tests.live import free_port  # noqa: E402
 

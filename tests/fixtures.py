@@ -16,6 +16,20 @@ from bot.settings import PROJECT_ROOT
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
+@pytest.fixture(autouse=True)
+def shifted_clock() -> Iterator[None]:
+    """`make clock-check` runs the suite with the system clock moved (WUYE_TEST_NOW, ISO time):
+    no test may depend on today's date. Unset, the clock is the real one."""
+    when = os.environ.get("WUYE_TEST_NOW")
+    if not when:
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(when, tick=True):
+        yield
+
+
 @pytest.fixture(scope="session")
 def rules() -> ProjectRules:
     return load_rules(PROJECT_ROOT / "project" / "default.yml")

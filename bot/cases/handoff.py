@@ -15,9 +15,10 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Literal, Sequence, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from bot.cases.tickets import add_event, find_ticket, resolve_ticket, transition
@@ -91,11 +92,12 @@ def _end_sessions(session: Session, ticket: Ticket, by: str, now: datetime) -> l
 def _take(session: Session, rules: ProjectRules, ticket: Ticket, staff: Staff, *, channel: str,
           now: datetime) -> bool:
     """Make `staff` the holder if nobody is. Atomic: the UPDATE only matches an unheld case."""
-    won = session.execute(
+    # Session.execute() is typed as returning Result; for this UPDATE it is a CursorResult.
+    won = cast("CursorResult[Any]", session.execute(
         update(Ticket).where(Ticket.id == ticket.id, Ticket.assignee_id.is_(None))
         .values(assignee_id=staff.id[:64], assignee=staff.name[:64], claimed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )).rowcount == 1
     session.refresh(ticket)
     if won:
         add_event(session, ticket, actor=f"staff:{staff.name}", channel=channel, action="claimed", content=staff.id,
@@ -147,6 +149,7 @@ def reply(session: Session, rules: ProjectRules, number: str, staff: Staff, text
     refused = _held_by(ticket, number, staff)
     if refused is not None:
         return refused
+    assert ticket is not None  # _held_by refuses a missing ticket
     text = text.strip()[:1500]
     event = add_event(session, ticket, actor=f"staff:{staff.name}", channel=channel, action="staff_reply",
                       content=text, result="queued for the resident", now=now)
@@ -166,6 +169,7 @@ def resolve(session: Session, rules: ProjectRules, number: str, staff: Staff, no
     refused = _held_by(ticket, number, staff)
     if refused is not None:
         return refused
+    assert ticket is not None  # _held_by refuses a missing ticket
     if TicketStatus(ticket.status) not in OPEN_STATUSES:
         return Outcome(ticket.number, False, Refusal.CLOSED)
     resolve_ticket(session, rules, ticket, actor=f"staff:{staff.name}", channel=channel, note=note.strip()[:2000],
@@ -196,7 +200,7 @@ def perform(session: Session, rules: ProjectRules, action: str, number: str, sta
 
 
 def route_resident_message(session: Session, openid: str, text: str, *, channel: str,
-                           now: datetime | None = None) -> str | None | bool:
+                           now: datetime | None = None) -> str | None | Literal[False]:
     """A resident's message while a staff member holds their case.
 
     Returns False when no human session is active (the assistant answers), None when the

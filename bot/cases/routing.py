@@ -11,6 +11,7 @@ import asyncio
 import enum
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 from bot.cases.handoff import route_resident_message, route_resident_picture
 from bot.cases.ports import Assistant, AssistantUnavailable
@@ -137,7 +138,7 @@ class MessageRouter:
             resident, first = note_contact(session, openid, subscribed=subscribed)
             return first, resident.bound_at is not None
 
-    def _route_to_staff(self, message: ResidentMessage) -> str | None | bool:
+    def _route_to_staff(self, message: ResidentMessage) -> str | None | Literal[False]:
         with self.store.transaction() as session:
             return route_resident_message(session, message.openid, message.text, channel=message.channel)
 

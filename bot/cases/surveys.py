@@ -218,6 +218,8 @@ def _survey_for(session: Session, *, kind: str, resident_id: int, campaign: str,
 
 def callback_survey_for(session: Session, ticket: Ticket, resolved_at: str, now: datetime) -> Survey:
     """The callback survey for this completion of the ticket (one per completion)."""
+    if ticket.resident_id is None:
+        raise ValueError(f"ticket {ticket.number} has no resident to survey")
     return _survey_for(session, kind=CALLBACK, resident_id=ticket.resident_id, campaign=f"resolved:{resolved_at}",
                        dimensions=dimension_keys(None), now=now, ticket=ticket)
 

@@ -22,6 +22,7 @@ PREFIXES: dict[TicketKind, str] = {
 def _insert_counter_if_missing(session: Session, prefix: str, day: date) -> None:
     dialect = session.get_bind().dialect.name
     values = {"prefix": prefix, "day": day, "last_value": 0}
+    stmt: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         stmt = postgresql.insert(TicketCounter).values(**values).on_conflict_do_nothing()
     elif dialect == "sqlite":

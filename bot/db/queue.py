@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from bot.core.rules import FollowUpRules
@@ -61,11 +62,12 @@ def enqueue(session: Session, *, kind: str, due_at: datetime, key: str, now: dat
 
 
 def cancel_pending(session: Session, ticket_id: int, kinds: Sequence[str], now: datetime) -> int:
-    result = session.execute(
+    # Session.execute() is typed as returning Result; for this UPDATE it is a CursorResult.
+    result = cast("CursorResult[Any]", session.execute(
         update(Job).where(Job.ticket_id == ticket_id, Job.kind.in_(list(kinds)),
                           Job.status == JobStatus.PENDING.value)
         .values(status=JobStatus.CANCELLED.value, updated_at=now, finished_at=now)
-    )
+    ))
     return result.rowcount or 0
 
 

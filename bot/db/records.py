@@ -6,6 +6,7 @@ are append-only, enforced here for every session.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import utcnow
 from bot.db.models import Resident, Ticket, TicketEvent
+
+Row = TypeVar("Row")
 
 # Who acted, when it was not a staff member (`staff:<name>`).
 RESIDENT = "resident"
@@ -49,3 +52,11 @@ def add_event(session: Session, ticket: Ticket, *, actor: str, channel: str, act
                          from_status=from_status, to_status=to_status, content=content, result=result)
     session.add(record)
     return record
+
+
+def require(session: Session, model: type[Row], key: Any) -> Row:
+    """The row with this primary key; a row that must exist and does not is a LookupError."""
+    row = session.get(model, key)
+    if row is None:
+        raise LookupError(f"{model.__name__} {key!r} not found")
+    return row

@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
@@ -73,7 +74,7 @@ def _limit(value: str | None) -> int:
 async def list_tickets(request: web.Request) -> web.Response:
     role = role_of(request)
     rules, store, q = request.app[RULES], request.app[STORE], request.query
-    filters = dict(
+    filters: dict[str, Any] = dict(
         kind=_choice(q.get("kind"), {k.value for k in TicketKind}, "kind"),
         status=_choice(q.get("status"), {s.value for s in TicketStatus}, "status"),
         resident=q.get("resident") or None,

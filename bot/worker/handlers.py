@@ -11,9 +11,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, cast
 
 from sqlalchemy import delete, select
+from sqlalchemy.engine import CursorResult
 
 from bot.cases import alerts, escalation, surveys
 from bot.cases.ports import Assistant, NotDeliverable, Notice, ResidentChannel
@@ -26,6 +27,7 @@ from bot.core.sla import next_progress_update_at, outside_quiet_hours
 from bot.db import queue
 from bot.db.models import InboundMessage, OutboundMessage, Resident, Survey, SurveyStatus, Ticket
 from bot.db.queue import ClaimedJob
+from bot.db.records import require
 from bot.db.store import TicketStore
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,14 @@ async def _open_survey(ctx: Context, survey_id: int, now: datetime) -> None:
     """Open the survey in the resident's conversation and deliver its question."""
     def load() -> tuple[str, int | None, dict[str, str]] | None:
         with ctx.store.transaction() as session:
-            survey = session.get(Survey, survey_id)
+            survey = require(session, Survey, survey_id)
             if survey.status not in (SurveyStatus.SCHEDULED.value, SurveyStatus.SENT.value):
                 return None
             title = "服务回访" if survey.ticket_id else "年度满意度调查"
-            return survey.resident.openid, survey.ticket_id, _notice_values(survey.ticket, ctx.rules, now, title)
+            openid = survey.resident.openid
+            if openid is None:
+                raise LookupError(f"survey {survey_id}: resident {survey.resident_id} has no WeChat openid")
+            return openid, survey.ticket_id, _notice_values(survey.ticket, ctx.rules, now, title)
 
     loaded = await asyncio.to_thread(load)
     if loaded is None:
@@ -107,13 +112,14 @@ async def _open_survey(ctx: Context, survey_id: int, now: datetime) -> None:
 
 def _survey_undeliverable(ctx: Context, survey_id: int, _now: datetime) -> None:
     with ctx.store.transaction() as session:
-        session.get(Survey, survey_id).status = SurveyStatus.CANCELLED.value  # staff phone instead
+        survey = require(session, Survey, survey_id)
+        survey.status = SurveyStatus.CANCELLED.value  # staff phone instead
 
 
 def _survey_sent(ctx: Context, survey_id: int, now: datetime) -> None:
     follow = ctx.rules.follow_up
     with ctx.store.transaction() as session:
-        survey = session.get(Survey, survey_id)
+        survey = require(session, Survey, survey_id)
         if survey.status == SurveyStatus.SCHEDULED.value:
             survey.status = SurveyStatus.SENT.value
             survey.sent_at = now
@@ -165,13 +171,16 @@ async def survey_reminder(ctx: Context, job: ClaimedJob, now: datetime) -> None:
             survey = session.get(Survey, job.survey_id)
             if survey is None or survey.status != SurveyStatus.SENT.value:
                 return None
-            return Notice(survey.resident.openid, replies.survey_reminder(survey.ticket),
+            openid = survey.resident.openid
+            if openid is None:
+                raise LookupError(f"survey {survey.id}: resident {survey.resident_id} has no WeChat openid")
+            return Notice(openid, replies.survey_reminder(survey.ticket),
                           key=f"survey:{survey.id}:reminder", template="survey",
                           values=_notice_values(survey.ticket, ctx.rules, now, "服务回访"), ticket_id=survey.ticket_id)
 
     def reminded() -> None:
         with ctx.store.transaction() as session:
-            survey = session.get(Survey, job.survey_id)
+            survey = require(session, Survey, job.survey_id)
             if survey.status == SurveyStatus.SENT.value:
                 survey.status = SurveyStatus.REMINDED.value
                 survey.reminded_at = now
@@ -212,13 +221,16 @@ async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
             ticket = session.get(Ticket, job.ticket_id)
             if ticket is None or TicketStatus(ticket.status) not in OPEN_STATUSES or ticket.resident is None:
                 return None
-            return Notice(ticket.resident.openid, replies.progress_update(ticket, ctx.rules),
+            openid = ticket.resident.openid
+            if openid is None:
+                raise LookupError(f"ticket {ticket.number}: resident {ticket.resident_id} has no WeChat openid")
+            return Notice(openid, replies.progress_update(ticket, ctx.rules),
                           key=f"progress:{ticket.id}:{sequence}", template="progress",
                           values=_notice_values(ticket, ctx.rules, now, "进展通知"), ticket_id=ticket.id)
 
     def schedule_next() -> None:
         with ctx.store.transaction() as session:
-            ticket = session.get(Ticket, job.ticket_id)
+            ticket = require(session, Ticket, job.ticket_id)
             # Counted from when this update actually went out: a worker that was down catches
             # up with one update, not a burst of overdue ones.
             due = next_progress_update_at(ticket.created_at, max(job.due_at, now), ctx.rules)
@@ -277,14 +289,16 @@ async def message_log_retention(ctx: Context, job: ClaimedJob, now: datetime) ->
 
     def purge() -> tuple[int, int]:
         with ctx.store.transaction() as session:
-            outbound = session.execute(delete(OutboundMessage).where(OutboundMessage.created_at < cutoff)
-                                       .execution_options(synchronize_session=False)).rowcount
+            # Session.execute() is typed as returning Result; for these DELETEs it is a CursorResult.
+            outbound = cast("CursorResult[Any]", session.execute(
+                delete(OutboundMessage).where(OutboundMessage.created_at < cutoff)
+                .execution_options(synchronize_session=False))).rowcount
             old_inbound = select(InboundMessage.id).where(InboundMessage.received_at < cutoff)
             # Outbound rows may point at inbound ones; keep the inbound row while any newer push refers to it.
             referenced = select(OutboundMessage.inbound_id).where(OutboundMessage.inbound_id.is_not(None))
-            inbound = session.execute(delete(InboundMessage).where(InboundMessage.id.in_(old_inbound),
-                                                                   InboundMessage.id.not_in(referenced))
-                                      .execution_options(synchronize_session=False)).rowcount
+            inbound = cast("CursorResult[Any]", session.execute(
+                delete(InboundMessage).where(InboundMessage.id.in_(old_inbound), InboundMessage.id.not_in(referenced))
+                .execution_options(synchronize_session=False))).rowcount
             return inbound or 0, outbound or 0
 
     inbound, outbound = await asyncio.to_thread(purge)

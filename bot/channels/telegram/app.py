@@ -36,6 +36,7 @@ from bot.channels.telegram import cards
 from bot.core.clock import utcnow
 from bot.core.rules import ProjectRules
 from bot.db.models import StaffAlert, StaffOutbox, TelegramLink
+from bot.db.records import require
 from bot.db.store import TicketStore
 from bot.settings import Settings
 
@@ -123,7 +124,8 @@ class StaffBot:
 
     def _mark_alert(self, alert_id: int) -> None:
         with self.store.transaction() as session:
-            session.get(StaffAlert, alert_id).notified_at = utcnow()
+            alert = require(session, StaffAlert, alert_id)
+            alert.notified_at = utcnow()
 
     def _unsent_outbox(self) -> list[tuple[int, str, int | None]]:
         with self.store.transaction() as session:
@@ -132,7 +134,7 @@ class StaffBot:
 
     def _mark_outbox(self, row_id: int, error: str | None) -> None:
         with self.store.transaction() as session:
-            row = session.get(StaffOutbox, row_id)
+            row = require(session, StaffOutbox, row_id)
             row.attempts += 1
             if error is None:
                 row.sent_at = utcnow()
@@ -184,6 +186,7 @@ def refusal_text(outcome: Outcome) -> str:
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
+    assert query is not None  # CallbackQueryHandler only passes updates with a callback query
     bot = _bot(context)
     staff = bot.staff_of(query.from_user)
     parsed = cards.parse_button(query.data)
@@ -231,6 +234,7 @@ async def ask_for_text(query, bot: StaffBot, staff: Staff, action: str, number: 
 async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A reply to a prompt, a card or a relayed resident message: to the resident, or 办结."""
     message = update.effective_message
+    assert message is not None  # MessageHandler(filters.REPLY & filters.TEXT) only passes updates with a message
     bot = _bot(context)
     replied = message.reply_to_message
     target = await asyncio.to_thread(bot.linked, message.chat_id, replied.message_id) if replied else None
@@ -254,7 +258,9 @@ async def on_reply_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 async def _staff_or_refuse(update: Update, bot: StaffBot) -> Staff | None:
     staff = bot.staff_of(update.effective_user)
     if staff is None:
-        await update.effective_message.reply_text("您不在值班名单中，无权查看。")
+        message = update.effective_message
+        assert message is not None  # only command handlers call this; CommandHandler requires a message
+        await message.reply_text("您不在值班名单中，无权查看。")
     return staff
 
 
@@ -262,24 +268,30 @@ async def on_mine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = _bot(context)
     staff = await _staff_or_refuse(update, bot)
     if staff is not None:
-        await update.effective_message.reply_text(await asyncio.to_thread(bot.listing, staff))
+        message = update.effective_message
+        assert message is not None  # CommandHandler only passes updates with a message
+        await message.reply_text(await asyncio.to_thread(bot.listing, staff))
 
 
 async def on_unclaimed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = _bot(context)
     if await _staff_or_refuse(update, bot) is not None:
-        await update.effective_message.reply_text(await asyncio.to_thread(bot.listing, None))
+        message = update.effective_message
+        assert message is not None  # CommandHandler only passes updates with a message
+        await message.reply_text(await asyncio.to_thread(bot.listing, None))
 
 
 async def on_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     bot = _bot(context)
     if await _staff_or_refuse(update, bot) is None:
         return
+    message = update.effective_message
+    assert message is not None  # CommandHandler only passes updates with a message
     if not context.args:
-        await update.effective_message.reply_text("用法：/ticket 工单号，例如 /ticket BX20261126-0001")
+        await message.reply_text("用法：/ticket 工单号，例如 /ticket BX20261126-0001")
         return
     view = await asyncio.to_thread(bot.view, context.args[0])
-    await update.effective_message.reply_text(view or f"没有找到工单 {context.args[0]}")
+    await message.reply_text(view or f"没有找到工单 {context.args[0]}")
 
 
 def create_application(settings: Settings, rules: ProjectRules, store: TicketStore) -> Application:
@@ -305,10 +317,12 @@ async def serve(application: Application, stop: asyncio.Event, *, feed_interval:
                 poll_interval: float = 0.0) -> None:
     """Poll Telegram for staff actions and post cards and relayed messages, until `stop` is set."""
     staff_bot: StaffBot = application.bot_data["staff_bot"]
+    updater = application.updater
+    if updater is None:
+        raise RuntimeError("the staff bot polls Telegram: build its Application with an Updater")
     async with application:
         await application.start()
-        await application.updater.start_polling(poll_interval=poll_interval,
-                                                allowed_updates=["message", "callback_query"])
+        await updater.start_polling(poll_interval=poll_interval, allowed_updates=["message", "callback_query"])
         feed = asyncio.create_task(staff_bot.feed(application, feed_interval))
         log.info("staff bot running; staff chat %s, %d staff members", staff_bot.settings.staff_chat_id,
                  len(staff_bot.settings.staff_user_ids))
@@ -318,7 +332,7 @@ async def serve(application: Application, stop: asyncio.Event, *, feed_interval:
             feed.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await feed
-            await application.updater.stop()
+            await updater.stop()
             await application.stop()
 
 

@@ -16,7 +16,7 @@ from bot.channels.wechat.protocol import split_for_wechat
 from bot.core.privacy import mask_openid
 from bot.core.rules import ProjectRules, TemplateMessage
 from bot.db.models import OutboundMessage, Resident, Ticket
-from bot.db.records import SYSTEM, add_event
+from bot.db.records import SYSTEM, add_event, require
 from bot.db.store import TicketStore
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _record(store: TicketStore, notice: Notice, *, key: str | None, content: str
                                     ticket_id=notice.ticket_id, via=via,
                                     idempotency_key=key if status == "sent" else None))
         if notice.ticket_id is not None:
-            ticket = session.get(Ticket, notice.ticket_id)
+            ticket = require(session, Ticket, notice.ticket_id)
             add_event(session, ticket, actor=SYSTEM, channel="wechat", action="notified", content=content,
                       result=f"{via}: {status}" + (f" ({error})" if error else ""), now=now)
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bot.core.clock import utcnow
 from bot.db.models import InboundMessage, InboundStatus, OutboundMessage
+from bot.db.records import require
 from bot.db.store import TicketStore
 from bot.db.upsert import insert_once
 
@@ -34,7 +35,7 @@ def record_inbound(store: TicketStore, *, dedupe_key: str, openid: str, msg_type
 def finish_inbound(store: TicketStore, inbound_id: int, *, status: InboundStatus, reply: str | None,
                    delivery: str | None, error: str | None = None) -> None:
     with store.transaction() as session:
-        row = session.get(InboundMessage, inbound_id)
+        row = require(session, InboundMessage, inbound_id)
         row.status = status.value
         row.reply = reply
         row.delivery = delivery
@@ -45,7 +46,8 @@ def finish_inbound(store: TicketStore, inbound_id: int, *, status: InboundStatus
 
 def inbound_status(store: TicketStore, inbound_id: int) -> str:
     with store.transaction() as session:
-        return session.get(InboundMessage, inbound_id).status
+        row = require(session, InboundMessage, inbound_id)
+        return row.status
 
 
 def waiting_messages(store: TicketStore, limit: int = 100) -> Sequence[InboundMessage]:

@@ -116,8 +116,10 @@ async def fake_custom_send(request: web.Request) -> web.Response:
 async def pushed(request: web.Request) -> web.Response:
     openid = request.query.get("openid", "")
     after = int(request.query.get("after", "0") or 0)
-    items = [(i, m) for i, m in enumerate(request.app[PUSHED]) if m["openid"] == openid and i >= after]
-    return web.json_response({"next": len(request.app[PUSHED]), "messages": [m["text"] for _, m in items]},
+    # Read into a name first: inside enumerate(), mypy infers the key as AppKey[Iterable[Any]] and rejects it.
+    sent = request.app[PUSHED]
+    items = [(i, m) for i, m in enumerate(sent) if m["openid"] == openid and i >= after]
+    return web.json_response({"next": len(sent), "messages": [m["text"] for _, m in items]},
                              dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
 

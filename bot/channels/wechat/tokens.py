@@ -7,9 +7,11 @@ the others wait and read what it saved.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 
 from bot.db.models import AccessToken
 from bot.db.store import TicketStore
@@ -35,7 +37,8 @@ def take_refresh_lease(store: TicketStore, app_id: str, now: datetime) -> bool:
         # The lease is only for a missing or expiring token: a worker that found no token a
         # moment ago must not refresh one that another worker has saved since (WeChat would
         # invalidate it), so validity is checked again in the same atomic UPDATE.
-        taken = session.execute(
+        # Session.execute() is typed as returning Result; for this UPDATE it is a CursorResult.
+        taken = cast("CursorResult[Any]", session.execute(
             update(AccessToken)
             .where(AccessToken.app_id == app_id,
                    or_(AccessToken.refreshing_until.is_(None), AccessToken.refreshing_until < now),
@@ -43,14 +46,14 @@ def take_refresh_lease(store: TicketStore, app_id: str, now: datetime) -> bool:
                        AccessToken.expires_at <= now + REFRESH_MARGIN))
             .values(refreshing_until=now + LEASE)
             .execution_options(synchronize_session=False)
-        )
+        ))
         return taken.rowcount == 1
 
 
 def save_token(store: TicketStore, app_id: str, token: str | None, expires_at: datetime | None,
                now: datetime) -> None:
     with store.transaction() as session:
-        values = {"refreshing_until": None, "updated_at": now}
+        values: dict[str, Any] = {"refreshing_until": None, "updated_at": now}
         if token is not None:
             values.update(token=token, expires_at=expires_at)
         session.execute(update(AccessToken).where(AccessToken.app_id == app_id).values(**values)
