@@ -38,7 +38,7 @@ def redis_client():
         client.ping()
     except redis.exceptions.ConnectionError as exc:
         message = f"Redis not reachable at {REDIS_URL}: {exc}"
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or "refused" not in str(exc).lower():  # skip only when nobody listens
             pytest.fail(message + " (CI must test the Redis lock store)")
         pytest.skip(message)
     yield client
