@@ -34,7 +34,7 @@ from bot.app.stack import (  # noqa: E402
     write_endpoints,
 )
 from bot.channels.wechat.simulate import read_reply, signed_push, text_xml  # noqa: E402
-from bot.db import migrate  # noqa: E402
+from bot.app import migrate  # noqa: E402
 from bot.settings import PROJECT_ROOT  # noqa: E402
 from tests.live import free_port  # noqa: E402
 

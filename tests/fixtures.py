@@ -8,8 +8,8 @@ from typing import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
+from bot.app import migrate
 from bot.core.rules import ProjectRules, load_rules
-from bot.db import migrate
 from bot.db.store import TicketStore
 from bot.settings import PROJECT_ROOT
 

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         from bot.app.stack import run_stack
         return run_stack(settings)
     if args.command == "migrate":
-        from bot.db import migrate
+        from bot.app import migrate
         migrate.upgrade(settings.database_url)
         return 0
     if args.command == "residents":

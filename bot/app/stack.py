@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from bot.app import migrate
 from bot.app.model_cache import assistant_python, ensure_model
-from bot.db import migrate
 from bot.settings import PROJECT_ROOT, Settings
 
 

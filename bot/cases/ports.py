@@ -48,3 +48,7 @@ class ResidentChannel(Protocol):
     async def deliver(self, notice: Notice, now: datetime) -> str:
         """Send the notice at most once per key; returns how it went out. Raises NotDeliverable."""
         ...
+
+    async def purge_raw_logs(self, before: datetime) -> dict[str, int]:
+        """Delete the channel's raw message logs older than `before` (retention); how many, by log."""
+        ...

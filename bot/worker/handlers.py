@@ -11,10 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, cast
-
-from sqlalchemy import delete, select
-from sqlalchemy.engine import CursorResult
+from typing import Awaitable, Callable
 
 from bot.cases import alerts, escalation, surveys
 from bot.cases.ports import Assistant, NotDeliverable, Notice, ResidentChannel
@@ -25,7 +22,7 @@ from bot.core.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH
 from bot.core.rules import ProjectRules
 from bot.core.sla import next_progress_update_at, outside_quiet_hours
 from bot.db import queue
-from bot.db.models import InboundMessage, OutboundMessage, Resident, Survey, SurveyStatus, Ticket
+from bot.db.models import Resident, Survey, SurveyStatus, Ticket
 from bot.db.queue import ClaimedJob
 from bot.db.records import require
 from bot.db.store import TicketStore
@@ -284,26 +281,11 @@ async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None
 
 
 async def message_log_retention(ctx: Context, job: ClaimedJob, now: datetime) -> None:
-    """Purge raw WeChat message logs past their retention; the case records are kept."""
+    """Purge the channel's raw message logs past their retention; the case records are kept."""
     cutoff = now - timedelta(days=ctx.rules.follow_up.message_log_retention_days)
-
-    def purge() -> tuple[int, int]:
-        with ctx.store.transaction() as session:
-            # Session.execute() is typed as returning Result; for these DELETEs it is a CursorResult.
-            outbound = cast("CursorResult[Any]", session.execute(
-                delete(OutboundMessage).where(OutboundMessage.created_at < cutoff)
-                .execution_options(synchronize_session=False))).rowcount
-            old_inbound = select(InboundMessage.id).where(InboundMessage.received_at < cutoff)
-            # Outbound rows may point at inbound ones; keep the inbound row while any newer push refers to it.
-            referenced = select(OutboundMessage.inbound_id).where(OutboundMessage.inbound_id.is_not(None))
-            inbound = cast("CursorResult[Any]", session.execute(
-                delete(InboundMessage).where(InboundMessage.id.in_(old_inbound), InboundMessage.id.not_in(referenced))
-                .execution_options(synchronize_session=False))).rowcount
-            return inbound or 0, outbound or 0
-
-    inbound, outbound = await asyncio.to_thread(purge)
-    log.info("message logs older than %s purged: %d inbound, %d outbound", cutoff.date().isoformat(), inbound,
-             outbound)
+    purged = await ctx.residents.purge_raw_logs(cutoff)
+    log.info("raw message logs older than %s purged: %s", cutoff.date().isoformat(),
+             ", ".join(f"{count} {what}" for what, count in purged.items()) or "nothing")
 
 
 def schedule_daily(store: TicketStore, rules: ProjectRules, now: datetime) -> None:

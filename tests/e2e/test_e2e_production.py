@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bot.app import migrate
 from bot.app.model_cache import ensure_model
 from bot.app.stack import start_action_server, start_rasa, wait_until_healthy
-from bot.db import migrate
 from bot.db.store import TicketStore
 from bot.settings import PROJECT_ROOT
 from tests.fixtures import _create_postgres_database, _drop_postgres_database

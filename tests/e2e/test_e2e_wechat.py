@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.app.gateway import create_app
-from bot.db.models import InboundMessage, OutboundMessage, Resident, Ticket
+from bot.channels.wechat.models import InboundMessage, OutboundMessage
+from bot.db.models import Resident, Ticket
 from tests.live import LiveStack
 from tests.unit.test_wechat_gateway import gateway_settings
 from tests.wechat_fakes import FakeWeChatApi, RasaProxy, WeChatServers, event_xml, new_msg_id, text_xml, voice_xml

@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from bot.app import migrate
 from bot.app.gateway import create_app
 from bot.app.stack import DEV_WECHAT
 from bot.channels.wechat.simulator import SimulatorRefused
-from bot.db import migrate
 from bot.settings import PROJECT_ROOT, Settings
 from tests.live import free_port
 

@@ -11,11 +11,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
+from bot.app import migrate
 from bot.app.gateway import create_app
 from bot.cases.residents import bind_resident, import_roster
 from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, transition
 from bot.core.kinds import TicketStatus
-from bot.db import migrate
 from bot.db.models import Resident
 from bot.settings import PROJECT_ROOT, Settings
 

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 
+from bot.app.schema import metadata
 from bot.cases.tickets import (
     TicketNotCancellable,
     cancel_by_resident,
@@ -20,14 +21,14 @@ from bot.cases.tickets import (
 )
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import IllegalTransition
-from bot.db.models import Base, Resident, Ticket, TicketCounter, TicketEvent
+from bot.db.models import Resident, Ticket, TicketCounter, TicketEvent
 
 NOON_UTC = datetime(2026, 11, 25, 4, 0)  # 12:00 in Shanghai, a Wednesday
 
 
 def test_migrations_match_the_models(store):
     with store.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(connection), metadata)
     assert diff == []
 
 

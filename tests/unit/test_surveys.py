@@ -152,7 +152,7 @@ def test_campaign_commands_schedule_once_and_summarise(tmp_path, sqlite_url, rul
     import subprocess
     import sys
 
-    from bot.db import migrate
+    from bot.app import migrate
     from bot.db.models import Resident
     from bot.db.store import TicketStore
     from bot.settings import PROJECT_ROOT

@@ -12,11 +12,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
+from bot.app import migrate
 from bot.app.gateway import create_app
 from bot.cases.tickets import open_repair_ticket
+from bot.channels.wechat.models import InboundMessage
 from bot.channels.wechat.protocol import sign
-from bot.db import migrate
-from bot.db.models import InboundMessage, Resident, Ticket
+from bot.db.models import Resident, Ticket
 from bot.db.store import TicketStore
 from bot.settings import Settings
 from tests.live import free_port

@@ -18,10 +18,11 @@ from bot.assistant.client import AssistantClient
 from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, transition
 from bot.channels.wechat.api import WeChatApi
 from bot.channels.wechat.delivery import WeChatResidentChannel
+from bot.channels.wechat.models import OutboundMessage
 from bot.core.kinds import TicketStatus
 from bot.core.rules import TemplateMessage
 from bot.db import queue
-from bot.db.models import Job, JobStatus, OutboundMessage, StaffAlert, Ticket
+from bot.db.models import Job, JobStatus, StaffAlert, Ticket
 from bot.settings import PROJECT_ROOT
 from bot.worker.handlers import Context
 from bot.worker.loop import Worker
@@ -306,7 +307,7 @@ async def test_callback_waits_for_a_down_assistant_and_sends_nothing_meanwhile(s
 
 async def test_old_message_logs_are_purged_daily_and_case_records_kept(store, rules, wechat):
     from bot.channels.wechat import inbound
-    from bot.db.models import InboundMessage
+    from bot.channels.wechat.models import InboundMessage
     from bot.worker.handlers import schedule_daily
     _api, url = wechat
     long_ago, recent = WED_10 - timedelta(days=200), WED_10 - timedelta(days=2)

@@ -33,9 +33,10 @@ from bot.cases import handoff
 from bot.cases.handoff import Outcome, Refusal, Staff
 from bot.cases.tickets import find_ticket
 from bot.channels.telegram import cards
+from bot.channels.telegram.models import TelegramLink
 from bot.core.clock import utcnow
 from bot.core.rules import ProjectRules
-from bot.db.models import StaffAlert, StaffOutbox, TelegramLink
+from bot.db.models import StaffAlert, StaffOutbox
 from bot.db.records import require
 from bot.db.store import TicketStore
 from bot.settings import Settings

@@ -18,11 +18,11 @@ from wechatpy.messages import BaseMessage
 from bot.cases.routing import Disposition, MessageKind, MessageRouter, ResidentMessage, menu_utterance
 from bot.channels.wechat import inbound
 from bot.channels.wechat.api import CUSTOMER_SERVICE_WINDOW, OUT_OF_WINDOW, WeChatApi, WeChatApiError
+from bot.channels.wechat.models import InboundStatus
 from bot.channels.wechat.protocol import split_for_wechat
 from bot.core import replies
 from bot.core.clock import utcnow
 from bot.core.privacy import mask_openid
-from bot.db.models import InboundStatus
 from bot.db.store import TicketStore
 
 log = logging.getLogger(__name__)

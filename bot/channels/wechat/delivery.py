@@ -11,11 +11,13 @@ from datetime import datetime
 from sqlalchemy import select
 
 from bot.cases.ports import NotDeliverable, Notice
+from bot.channels.wechat import inbound
 from bot.channels.wechat.api import CUSTOMER_SERVICE_WINDOW, OUT_OF_WINDOW, WeChatApi, WeChatApiError
+from bot.channels.wechat.models import OutboundMessage
 from bot.channels.wechat.protocol import split_for_wechat
 from bot.core.privacy import mask_openid
 from bot.core.rules import ProjectRules, TemplateMessage
-from bot.db.models import OutboundMessage, Resident, Ticket
+from bot.db.models import Resident, Ticket
 from bot.db.records import SYSTEM, add_event, require
 from bot.db.store import TicketStore
 
@@ -78,6 +80,10 @@ class WeChatResidentChannel:
 
     async def deliver(self, notice: Notice, now: datetime) -> str:
         return await deliver(self.api, self.store, self.rules, notice, now)
+
+    async def purge_raw_logs(self, before: datetime) -> dict[str, int]:
+        inbound_rows, outbound_rows = await asyncio.to_thread(inbound.purge_logs, self.store, before)
+        return {"inbound": inbound_rows, "outbound": outbound_rows}
 
 
 async def deliver(api: WeChatApi, store: TicketStore, rules: ProjectRules, notice: Notice, now: datetime) -> str:

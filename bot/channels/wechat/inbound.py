@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.engine import CursorResult
 
+from bot.channels.wechat.models import InboundMessage, InboundStatus, OutboundMessage
 from bot.core.clock import utcnow
-from bot.db.models import InboundMessage, InboundStatus, OutboundMessage
 from bot.db.records import require
 from bot.db.store import TicketStore
 from bot.db.upsert import insert_once
@@ -64,3 +65,19 @@ def record_outbound(store: TicketStore, *, openid: str, inbound_id: int | None, 
     with store.transaction() as session:
         session.add(OutboundMessage(openid=openid, inbound_id=inbound_id, content=content, created_at=utcnow(),
                                     status=status, error=error))
+
+
+def purge_logs(store: TicketStore, before: datetime) -> tuple[int, int]:
+    """Delete raw message logs older than `before`: (inbound, outbound) rows removed."""
+    with store.transaction() as session:
+        # Session.execute() is typed as returning Result; for these DELETEs it is a CursorResult.
+        outbound = cast("CursorResult[Any]", session.execute(
+            delete(OutboundMessage).where(OutboundMessage.created_at < before)
+            .execution_options(synchronize_session=False))).rowcount
+        old_inbound = select(InboundMessage.id).where(InboundMessage.received_at < before)
+        # Outbound rows may point at inbound ones; keep the inbound row while any newer push refers to it.
+        referenced = select(OutboundMessage.inbound_id).where(OutboundMessage.inbound_id.is_not(None))
+        inbound = cast("CursorResult[Any]", session.execute(
+            delete(InboundMessage).where(InboundMessage.id.in_(old_inbound), InboundMessage.id.not_in(referenced))
+            .execution_options(synchronize_session=False))).rowcount
+        return inbound or 0, outbound or 0

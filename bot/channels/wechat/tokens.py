@@ -13,7 +13,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 
-from bot.db.models import AccessToken
+from bot.channels.wechat.models import AccessToken
 from bot.db.store import TicketStore
 
 # Refresh this long before WeChat's expiry (tokens live 7,200 s).

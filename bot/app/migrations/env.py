@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from bot.db.models import Base
+from bot.app.schema import metadata
 from bot.db.store import make_engine
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_offline() -> None:
@@ -19,7 +19,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     if url is None:
-        raise RuntimeError("alembic: sqlalchemy.url is not set (bot.db.migrate sets it)")
+        raise RuntimeError("alembic: sqlalchemy.url is not set (bot.app.migrate sets it)")
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
