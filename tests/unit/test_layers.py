@@ -184,8 +184,9 @@ def _cycles(graph: dict[str, list[Import]], root: Path) -> list[str]:
     problems = []
     for group in groups:
         members = set(group)
-        edges = [f"{e.path.relative_to(root)}:{e.line} ({e.source} → {e.target})"
-                 for m in sorted(group) for e in graph.get(m, []) if e.target in members and e.target != m]
+        edges = list(dict.fromkeys(f"{e.path.relative_to(root)}:{e.line} ({e.source} → {e.target})"
+                                   for m in sorted(group) for e in graph.get(m, [])
+                                   if e.target in members and e.target != m))
         problems.append(f"import cycle between {', '.join(sorted(group))}: " + "; ".join(edges))
     return problems
 
