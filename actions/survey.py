@@ -1,5 +1,5 @@
 """Satisfaction surveys in the conversation: opened by the worker through an external
-intent, answered in the resident's next message(s), recorded by `bot.surveys`."""
+intent, answered in the resident's next message(s), recorded by `bot.cases.surveys`."""
 from __future__ import annotations
 
 import logging

@@ -1,7 +1,7 @@
 """Process settings, read from environment variables.
 
 Business numbers (SLA hours, keywords) are per project and live in the project YAML
-(see `bot.rules`); this module only holds how the processes find each other.
+(see `bot.core.rules`); this module only holds how the processes find each other.
 """
 from __future__ import annotations
 

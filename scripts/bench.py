@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.app import migrate  # noqa: E402
 from bot.app.model_cache import ensure_model  # noqa: E402
 from bot.app.stack import (  # noqa: E402
     DEV_WECHAT,
@@ -34,7 +35,6 @@ from bot.app.stack import (  # noqa: E402
     write_endpoints,
 )
 from bot.channels.wechat.simulate import read_reply, signed_push, text_xml  # noqa: E402
-from bot.app import migrate  # noqa: E402
 from bot.settings import PROJECT_ROOT  # noqa: E402
 from tests.live import free_port  # noqa: E402
 

@@ -136,7 +136,7 @@ _REFUSAL_STATUS = {Refusal.NO_SUCH_TICKET: web.HTTPNotFound, Refusal.CLOSED: web
 
 
 async def _staff_action(request: web.Request, action: str, text_field: str | None) -> web.Response:
-    """claim / reply / resolve through bot.handoff, the same functions the Telegram bot calls."""
+    """claim / reply / resolve through bot.cases.handoff, the same functions the Telegram bot calls."""
     role = role_of(request)
     rules, store = request.app[RULES], request.app[STORE]
     number = request.match_info["number"].upper()

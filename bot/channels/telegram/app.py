@@ -6,7 +6,7 @@
 - /mine, /unclaimed, /ticket <number>.
 - Only the configured staff user ids may act; anyone else is refused and the attempt logged.
 
-Every decision is made by `bot.handoff` (the same functions the staff HTTP API calls).
+Every decision is made by `bot.cases.handoff` (the same functions the staff HTTP API calls).
 """
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ class StaffBot:
                 log.exception("staff bot feed round failed")
             await asyncio.sleep(interval)
 
-    # --- doing things, through bot.handoff ------------------------------------------------
+    # --- doing things, through bot.cases.handoff-----------------------------------------------
 
     def act(self, action: str, number: str, staff: Staff, text: str = "") -> Outcome:
         with self.store.transaction() as session:
