@@ -14,6 +14,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A machine's pip config may name local package folders that do not exist; pip warns once
+# per package about each. Those lines say nothing about the install: keep the rest.
+pip_quietly() {
+  "$@" 2> >(grep -v "^WARNING: Location 'file:" >&2)
+}
+
 usage() {
   echo "usage: scripts/ensure-venv.sh [assistant|service]...  (no argument: both)" >&2
   exit 2
@@ -83,8 +89,8 @@ ensure_runtime() {
     echo "==> building the $runtime virtualenv for Python $PYVER in $target (first run takes a few minutes)"
     rm -rf "$target"
     "$PY" -m venv "$target"
-    "$target/bin/python" -m pip install --quiet --disable-pip-version-check "pip==24.3.1"
-    "$target/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$lock"
+    pip_quietly "$target/bin/python" -m pip install --quiet --disable-pip-version-check "pip==24.3.1"
+    pip_quietly "$target/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$lock"
     "$target/bin/python" -m pip check
     touch "$target/.complete"
   fi
