@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import re
 
-_PHONE_RE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# What residents type into free text and must not reach a log unmasked. Digits next to the
+# match are excluded so that longer numbers (ticket numbers, amounts) are left alone.
+_ID_CARD_RE = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")  # 18-character 身份证号
+_MOBILE_RE = re.compile(r"(?<![\d+])((?:\+?86[\s-]?)?1[3-9]\d)[\s-]?\d{4}[\s-]?(\d{4})(?!\d)")
+# Landlines with their area code: 010-12345678, 0755 1234567, (021)12345678.
+_LANDLINE_RE = re.compile(r"(?<!\d)(\(?0\d{2,3}\)?[\s-]?)\d{3,4}[\s-]?(\d{4})(?!\d)")
 
 
 def mask_phone(phone: str | None) -> str:
@@ -37,5 +42,8 @@ def mask_room(room: str | None) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Mask mobile numbers that residents type into free text before it is logged."""
-    return _PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    """Mask ID-card numbers, mobiles (also written with spaces or dashes, or +86) and
+    landlines that residents type into free text, before it is logged or shown."""
+    text = _ID_CARD_RE.sub(lambda m: f"{m.group(1)}{'*' * 11}{m.group(2)}", text)
+    text = _MOBILE_RE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    return _LANDLINE_RE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
