@@ -150,3 +150,13 @@ class FakeTelegram:
 
     def cards(self) -> list[dict[str, Any]]:
         return [m for m in self.sent if m.get("reply_markup")]
+
+
+async def eventually(condition, what: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until `condition()` holds (the bot works in its own task, after the fake saw its request)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")

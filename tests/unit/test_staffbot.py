@@ -14,7 +14,7 @@ from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, request
 from bot.channels.telegram.app import create_application, serve
 from bot.db.models import StaffAlert, Ticket
 from bot.settings import Settings
-from tests.telegram_fakes import BOT_TOKEN, HEAD_CHAT, STAFF_CHAT, FakeTelegram, user
+from tests.telegram_fakes import BOT_TOKEN, HEAD_CHAT, STAFF_CHAT, FakeTelegram, eventually, user
 
 WANG, LI, STRANGER = user(1001, "王磊"), user(1002, "李娜"), user(6666, "路人")
 NOON = datetime(2026, 11, 26, 4, 0)
@@ -56,8 +56,13 @@ async def test_cards_carry_the_case_with_a_masked_phone_and_three_buttons(telegr
     buttons = card["reply_markup"]["inline_keyboard"][0]
     assert [(b["text"], b["callback_data"]) for b in buttons] == [
         ("接单", f"claim:{number}"), ("回复", f"reply:{number}"), ("办结", f"resolve:{number}")]
-    with store.transaction() as s:
-        assert all(a.notified_at for a in s.execute(select(StaffAlert)).scalars())
+
+    def all_marked_posted() -> bool:
+        with store.transaction() as s:
+            return all(a.notified_at for a in s.execute(select(StaffAlert)).scalars())
+
+    # The bot marks an alert posted right after Telegram accepted the card: wait for that.
+    await eventually(all_marked_posted, "every alert marked as posted")
 
 
 async def test_major_complaints_also_reach_the_project_head(telegram, rules):
