@@ -4,6 +4,7 @@ down on purpose)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -237,3 +238,24 @@ async def test_messages_and_photos_of_a_held_case_go_to_the_staff_member(gateway
     assert relayed == [f"【{number}】居民：我家电话138****5678", f"【{number}】居民发来一张图片：http://pic/leak.jpg"]
     # 结束人工 hands the resident back to the assistant, with an answer.
     assert "智能助手" in (await gateway.servers().push(gateway.http, text_xml("oHeld1", "结束人工"))).reply
+
+
+async def test_msg_signature_is_checked_in_constant_time_before_anything_is_decrypted(gateway, monkeypatch):
+    from wechatpy.crypto import WeChatCrypto
+
+    def must_not_run(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("decrypted a push whose msg_signature was not verified")
+
+    monkeypatch.setattr(WeChatCrypto, "decrypt_message", must_not_run)
+    push = await gateway.servers(safe_mode=True).push(gateway.http, text_xml("oForger2", "我要报修"), forge=True)
+    assert (push.status, push.body) == (403, "bad msg_signature")
+    assert gateway.count(InboundMessage) == 0
+
+
+async def test_logs_carry_no_openid_even_inside_dedupe_keys(gateway, caplog):
+    xml = event_xml("oSecretOpenid123456", "subscribe", create_time=1764000001)
+    with caplog.at_level(logging.INFO):
+        await gateway.servers().push(gateway.http, xml)
+        await gateway.servers().push(gateway.http, xml)  # a redelivery: logged with its key
+    assert any("redelivery of" in r.getMessage() for r in caplog.records)
+    assert all("oSecretOpenid123456" not in r.getMessage() for r in caplog.records)

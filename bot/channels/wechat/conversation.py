@@ -85,6 +85,11 @@ def describe(message: BaseMessage) -> Turn:
     return Turn(key[:160], openid, msg_type, event, content, media)
 
 
+def loggable_key(turn: Turn) -> str:
+    """The dedupe key with the openid in it masked (event keys start with the sender's openid)."""
+    return turn.dedupe_key.replace(turn.openid, mask_openid(turn.openid)) if turn.openid else turn.dedupe_key
+
+
 def resident_message(turn: Turn) -> ResidentMessage | None:
     """The channel-neutral message for the router; None for pushes nobody answers (other events)."""
     if turn.msg_type == "event":
@@ -119,7 +124,7 @@ class ConversationService:
             msg_type=turn.msg_type, event=turn.event, content=turn.content, media=turn.media)
         if not stored.created:
             pending = self.inflight.get(turn.dedupe_key)
-            log.info("redelivery of %s from %s (%s)", turn.dedupe_key, mask_openid(turn.openid),
+            log.info("redelivery of %s from %s (%s)", loggable_key(turn), mask_openid(turn.openid),
                      "in flight, waiting for its answer" if pending else "already handled")
             return await self._await_answer(pending) if pending else None
         pending = Pending(stored.id, turn.openid)
@@ -153,7 +158,7 @@ class ConversationService:
         try:
             answer, status = await self._answer(turn, pending.inbound_id)
         except Exception as exc:  # noqa: BLE001 - a resident always gets an answer
-            log.exception("processing %s failed", turn.dedupe_key)
+            log.exception("processing %s failed", loggable_key(turn))
             answer, status, error = replies.received_will_answer_later(), InboundStatus.WAITING, repr(exc)
         delivery = await self._deliver(pending, answer)
         await asyncio.to_thread(inbound.finish_inbound, self.store, pending.inbound_id, status=status,

@@ -44,6 +44,20 @@ def check_plain_signature(token: str, query: Mapping[str, str]) -> None:
         raise ProtocolError(403, "bad signature")
 
 
+def check_msg_signature(token: str, query: Mapping[str, str], body: bytes) -> None:
+    """Safe mode: the signature over token, timestamp, nonce and the encrypted body, compared in
+    constant time before anything is decrypted (wechatpy's own check uses `!=`)."""
+    try:
+        encrypt = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True).findtext("Encrypt")
+    except (DefusedXmlException, ParseError, ValueError) as exc:
+        raise ProtocolError(400, "malformed XML") from exc
+    if not encrypt:
+        raise ProtocolError(400, "encrypted push without <Encrypt>")
+    expected = sign(token, query.get("timestamp", ""), query.get("nonce", ""), encrypt)
+    if not hmac.compare_digest(query.get("msg_signature", "").encode(), expected.encode()):
+        raise ProtocolError(403, "bad msg_signature")
+
+
 def check_safe_xml(body: bytes) -> None:
     try:
         fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
@@ -89,6 +103,7 @@ def read_push(body: bytes, query: Mapping[str, str], creds: WeChatCredentials) -
     if encrypted:
         if not creds.encoding_aes_key:
             raise ProtocolError(400, "encrypted push but no EncodingAESKey configured")
+        check_msg_signature(creds.token, query, body)
         try:
             decrypted = creds.crypto().decrypt_message(
                 body.decode("utf-8"), query.get("msg_signature", ""), query.get("timestamp", ""),
