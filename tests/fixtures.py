@@ -35,6 +35,15 @@ def rules() -> ProjectRules:
     return load_rules(PROJECT_ROOT / "project" / "default.yml")
 
 
+# What "no server here" looks like; anything else (a wrong password, a missing database,
+# a refused login) is a broken setup and fails instead of skipping.
+ABSENT = ("connection refused", "no route to host", "network is unreachable")
+
+
+def server_absent(problem: str) -> bool:
+    return any(sign in problem.lower() for sign in ABSENT)
+
+
 def _postgres_reachable() -> str | None:
     import psycopg2
 
@@ -60,7 +69,7 @@ def postgres_server() -> str:
         message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {problem}"
         # Only "nobody listens there" is a reason to skip; a server that answers wrongly
         # (authentication, a missing database) is a broken setup and fails.
-        if os.environ.get("CI") or "Connection refused" not in problem:
+        if os.environ.get("CI") or not server_absent(problem):
             pytest.fail(message + " (CI must test the PostgreSQL path)")
         pytest.skip(message)
     return POSTGRES_ADMIN_URL

@@ -40,3 +40,17 @@ def test_fingerprint_follows_training_inputs_only(tmp_path: Path):
     nlu = tmp_path / "data" / "nlu" / "chitchat.yml"
     nlu.write_text(nlu.read_text(encoding="utf-8") + "      - 您好呀\n", encoding="utf-8")
     assert fingerprint(tmp_path) != fingerprint(PROJECT_ROOT)
+
+
+def test_only_an_absent_server_is_a_reason_to_skip():
+    from tests.fixtures import server_absent
+
+    assert server_absent('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+    assert server_absent("Error 113 connecting to 10.0.0.9:6379. No route to host.")
+    assert not server_absent('FATAL:  password authentication failed for user "postgres"')
+    assert not server_absent('FATAL:  database "postgres" does not exist')
+
+
+def test_ci_never_skips_the_server_tests():
+    text = (PROJECT_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "export CI=true" in text and text.rstrip().endswith("make test")
