@@ -16,6 +16,26 @@ def _default_database_url() -> str:
     return f"sqlite:///{PROJECT_ROOT / 'var' / 'wuye.db'}"
 
 
+# `make run` is the newcomer's development stack: the WeChat simulator stands in for WeChat.
+# These values are for that loopback setup only; outside development they are refused.
+DEVELOPMENT_VALUES = {
+    "WUYE_ENV": "development",
+    "WECHAT_TOKEN": "dev-wechat-token",
+    "WECHAT_APP_ID": "wxdevsimulator00000",
+    "WECHAT_APP_SECRET": "dev-wechat-secret",
+    "WECHAT_ENCODING_AES_KEY": "DevelopmentOnlyKeyForTheWeChatSimulator0123",
+    "STAFF_API_TOKEN": "dev-staff-token",
+    "STAFF_API_MANAGER_TOKEN": "dev-manager-token",
+}
+
+# What each production process cannot start without (the AES key is optional: plaintext-mode
+# accounts exist; when set it must not be the development one).
+REQUIRED_IN_PRODUCTION = {
+    "serve": ("wechat_token", "wechat_app_id", "wechat_app_secret", "staff_api_token", "staff_api_manager_token"),
+    "worker": ("wechat_app_id", "wechat_app_secret"),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=_default_database_url)
@@ -50,6 +70,20 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    def production_problems(self, process: str) -> list[str]:
+        """Why `process` must not start outside development (empty or development secrets)."""
+        if self.is_development:
+            return []
+        problems = []
+        development = set(DEVELOPMENT_VALUES.values())
+        for name in (*REQUIRED_IN_PRODUCTION.get(process, ()), "wechat_encoding_aes_key"):
+            value, variable = getattr(self, name), name.upper()
+            if not value and name != "wechat_encoding_aes_key":
+                problems.append(f"{variable} is not set")
+            elif value and value in development:
+                problems.append(f"{variable} is the development value; set the real one")
+        return problems
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":

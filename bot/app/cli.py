@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         from bot.app.access_log import PathOnlyAccessLogger
         from bot.app.gateway import create_app
         host = args.host or settings.gateway_host
+        if refused_in_production(settings, "serve"):
+            return 2
         if settings.is_development:
             from bot.channels.wechat.simulator import SimulatorRefused, check_allowed
             try:
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from bot.app.services import run_worker as run
         from bot.core.rules import load_rules
+        if refused_in_production(settings, "worker"):
+            return 2
         rules = load_rules(settings.project_config)
         try:
             now = parse_now(args.now, rules) if args.now else None
@@ -105,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         print(ensure_model())
         return 0
     return 2
+
+
+def refused_in_production(settings: Settings, process: str) -> bool:
+    problems = settings.production_problems(process)
+    if problems:
+        print(f"refusing to start {process} (production; WUYE_ENV=development only for make run): "
+              + "; ".join(problems), file=sys.stderr)
+    return bool(problems)
 
 
 def parse_now(value: str, rules: "ProjectRules") -> "datetime":

@@ -18,7 +18,7 @@ from typing import IO
 
 from bot.app import migrate
 from bot.app.model_cache import assistant_python, ensure_model
-from bot.settings import PROJECT_ROOT, Settings
+from bot.settings import DEVELOPMENT_VALUES, PROJECT_ROOT, Settings
 
 
 @dataclass
@@ -105,21 +105,15 @@ def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | Non
     return _spawn("gateway", argv, f"http://{host}:{port}/healthz", env, log_dir)
 
 
-# `make run` is the newcomer's development stack: the WeChat simulator stands in for
-# WeChat. These values are for that loopback setup only; production sets its own.
-DEV_WECHAT = {
-    "WUYE_ENV": "development",
-    "WECHAT_TOKEN": "dev-wechat-token",
-    "WECHAT_APP_ID": "wxdevsimulator00000",
-    "WECHAT_APP_SECRET": "dev-wechat-secret",
-    "WECHAT_ENCODING_AES_KEY": "DevelopmentOnlyKeyForTheWeChatSimulator0123",
-    "STAFF_API_TOKEN": "dev-staff-token",
-    "STAFF_API_MANAGER_TOKEN": "dev-manager-token",
-}
+DEV_WECHAT = DEVELOPMENT_VALUES
 
 
 def development_env(settings: Settings) -> dict[str, str]:
+    """The stack's environment. Development values are filled in only for development: with
+    WUYE_ENV set to anything else, every secret must come from the environment."""
     env = dict(os.environ, DATABASE_URL=settings.database_url, PYTHONUNBUFFERED="1")
+    if env.get("WUYE_ENV", "development") != "development":
+        return env
     for key, value in DEV_WECHAT.items():
         env.setdefault(key, value)
     env.setdefault("WECHAT_API_BASE_URL", f"http://127.0.0.1:{settings.gateway_port}/dev/wechat-api")

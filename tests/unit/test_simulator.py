@@ -14,10 +14,15 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import migrate
 from bot.app.gateway import create_app
-from bot.app.stack import DEV_WECHAT
+from bot.app.stack import DEV_WECHAT, development_env
 from bot.channels.wechat.simulator import SimulatorRefused
 from bot.settings import PROJECT_ROOT, Settings
 from tests.live import free_port
+
+# Stand-ins for a real account's secrets (not the development ones).
+PRODUCTION_SECRETS = {"WECHAT_TOKEN": "prod-token-7f3a", "WECHAT_APP_ID": "wxprod0000000001",
+                      "WECHAT_APP_SECRET": "prod-secret-91c2", "STAFF_API_TOKEN": "prod-agent-5d1e",
+                      "STAFF_API_MANAGER_TOKEN": "prod-manager-a8b4"}
 
 
 def dev_settings(database_url: str, port: int, **overrides) -> Settings:
@@ -78,7 +83,7 @@ def test_gateway_access_log_keeps_openids_out(sqlite_url):
     """WeChat puts the resident's openid in the push URL; the served gateway logs the path only."""
     migrate.upgrade(sqlite_url)
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=sqlite_url, LOG_LEVEL="INFO")
+    env = dict(os.environ, DATABASE_URL=sqlite_url, LOG_LEVEL="INFO", **PRODUCTION_SECRETS)
     env.pop("WUYE_ENV", None)
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
                                cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE, text=True)
@@ -96,3 +101,34 @@ def test_gateway_access_log_keeps_openids_out(sqlite_url):
         _, stderr = process.communicate(timeout=30)
     assert "GET /wechat " in stderr
     assert "oSecretResident42" not in stderr and "signature=" not in stderr
+
+
+
+def test_production_refuses_to_start_with_empty_or_development_secrets(sqlite_url):
+    env = dict(os.environ, DATABASE_URL=sqlite_url, **DEV_WECHAT)
+    env.pop("WUYE_ENV")  # production, but the development tokens are still around
+    env["STAFF_API_MANAGER_TOKEN"] = ""
+    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--port", str(free_port())], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "WECHAT_TOKEN is the development value" in result.stderr
+    assert "STAFF_API_MANAGER_TOKEN is not set" in result.stderr
+    assert DEV_WECHAT["WECHAT_APP_SECRET"] not in result.stderr  # names the variable, never its value
+    worker = subprocess.run([sys.executable, "-m", "bot", "worker", "--once"], cwd=PROJECT_ROOT,
+                            env=dict(env, WECHAT_APP_SECRET=""), capture_output=True, text=True, timeout=60)
+    assert worker.returncode == 2 and "WECHAT_APP_SECRET is not set" in worker.stderr
+
+
+def test_real_secrets_pass_and_development_needs_none():
+    assert Settings.from_env(dict(PRODUCTION_SECRETS)).production_problems("serve") == []
+    assert Settings.from_env({"WUYE_ENV": "development"}).production_problems("serve") == []
+
+
+def test_make_run_fills_in_development_values_only_for_development(monkeypatch):
+    monkeypatch.setenv("WUYE_ENV", "production")
+    for name in ("WECHAT_TOKEN", "STAFF_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    env = development_env(Settings())
+    assert "WECHAT_TOKEN" not in env and "STAFF_API_TOKEN" not in env and env["WUYE_ENV"] == "production"
+    monkeypatch.delenv("WUYE_ENV")
+    assert development_env(Settings())["WECHAT_TOKEN"] == DEV_WECHAT["WECHAT_TOKEN"]

@@ -269,7 +269,8 @@ async def test_a_worker_killed_mid_job_loses_nothing(store, rules, wechat):
 
 async def test_worker_refuses_a_bad_now(sqlite_url):
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "worker", "--once", "--now", "tomorrow",
-                                                cwd=PROJECT_ROOT, env=dict(os.environ, DATABASE_URL=sqlite_url),
+                                                cwd=PROJECT_ROOT, env=dict(os.environ, DATABASE_URL=sqlite_url,
+                                                                          WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET=APP_SECRET),
                                                 stderr=asyncio.subprocess.PIPE)
     _out, err = await proc.communicate()
     assert proc.returncode == 2 and b"bad --now" in err
