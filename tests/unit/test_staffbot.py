@@ -141,3 +141,25 @@ async def test_a_forged_button_is_refused_politely(telegram, rules):
     assert answer["text"] == "没有找到工单 BX19990101-0001"
     with store.transaction() as s:
         assert s.execute(select(Ticket).where(Ticket.number == number)).scalar_one().assignee_id is None
+
+
+async def test_the_bot_token_never_reaches_the_log(sqlite_store, rules, caplog):
+    # The Bot API URL carries the token, and httpx logs every request URL at INFO.
+    caplog.set_level(logging.INFO)
+    fake = FakeTelegram()
+    url = await fake.start()
+    settings = Settings(database_url=sqlite_store.url, telegram_bot_token=BOT_TOKEN, telegram_api_base_url=url,
+                        staff_chat_id=STAFF_CHAT, staff_user_ids=frozenset({WANG["id"]}))
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(create_application(settings, rules, sqlite_store), stop, feed_interval=0.1))
+    try:
+        with sqlite_store.transaction() as s:
+            number = request_human(s, rules, openid="oTgTokenCheck", context="转人工", channel="wechat").number
+        await card_for(fake, number)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await fake.close()
+    ours = [r for r in caplog.records if r.name != "aiohttp.access"]  # that one is the fake Telegram's server
+    assert any(r.name.startswith("bot.") for r in ours), "nothing of ours logged at INFO: the check proves nothing"
+    assert all(BOT_TOKEN not in r.getMessage() for r in ours)

@@ -295,7 +295,18 @@ async def on_ticket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(view or f"没有找到工单 {context.args[0]}")
 
 
+# The Bot API puts the bot token in every request URL, and httpx (python-telegram-bot's HTTP
+# client) logs each request URL at INFO: those loggers would write the token to staffbot.log.
+TOKEN_BEARING_LOGGERS = ("httpx", "httpcore", "telegram.request")
+
+
+def quiet_token_bearing_loggers() -> None:
+    for name in TOKEN_BEARING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def create_application(settings: Settings, rules: ProjectRules, store: TicketStore) -> Application:
+    quiet_token_bearing_loggers()
     application = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
