@@ -53,6 +53,10 @@ class Settings:
     wechat_app_secret: str = ""
     wechat_encoding_aes_key: str = ""
     wechat_api_base_url: str = "https://api.weixin.qq.com"
+    # WeChat's compatible mode during a migration to safe mode: plaintext pushes are taken
+    # although an EncodingAESKey is set. Off unless WECHAT_ALLOW_PLAINTEXT=1.
+    wechat_allow_plaintext: bool = False
+    wechat_max_skew_seconds: int = 300
     # WeChat waits 5 s for a passive reply; answer within this budget or push later.
     passive_reply_budget: float = 4.0
     action_server_url: str = "http://127.0.0.1:5055"
@@ -104,6 +108,8 @@ class Settings:
             wechat_app_secret=env.get("WECHAT_APP_SECRET", ""),
             wechat_encoding_aes_key=env.get("WECHAT_ENCODING_AES_KEY", ""),
             wechat_api_base_url=(env.get("WECHAT_API_BASE_URL") or defaults.wechat_api_base_url).rstrip("/"),
+            wechat_allow_plaintext=(env.get("WECHAT_ALLOW_PLAINTEXT") or "").lower() in ("1", "true", "yes"),
+            wechat_max_skew_seconds=int(env.get("WECHAT_MAX_SKEW_SECONDS") or defaults.wechat_max_skew_seconds),
             passive_reply_budget=float(env.get("PASSIVE_REPLY_BUDGET") or defaults.passive_reply_budget),
             action_server_url=(env.get("ACTION_SERVER_URL") or defaults.action_server_url).rstrip("/"),
             retry_interval=float(env.get("RETRY_INTERVAL") or defaults.retry_interval),

@@ -45,9 +45,16 @@ class WeChatServers:
         self.safe_mode = safe_mode
         self.token = token
 
-    def signed(self, xml: str, *, forge: bool = False) -> tuple[dict[str, str], bytes]:
+    def signed(self, xml: str, *, forge: bool = False, timestamp: int | None = None,
+               nonce: str | None = None) -> tuple[dict[str, str], bytes]:
         return signed_push(xml, token=self.token, app_id=APP_ID, aes_key=AES_KEY, safe_mode=self.safe_mode,
-                           forge=forge)
+                           forge=forge, timestamp=timestamp, nonce=nonce)
+
+    async def post(self, http: aiohttp.ClientSession, query: dict[str, str], body: bytes) -> Push:
+        """Send a query string and body as given (replays, tampered bodies)."""
+        async with http.post(self.url, params=query, data=body, headers={"Content-Type": "text/xml"}) as response:
+            text = await response.text()
+            return Push(response.status, text, self.read_reply(text, query) if response.status == 200 else None)
 
     def read_reply(self, body: str, query: dict[str, str]) -> str | None:
         return read_reply(body, query, token=self.token, app_id=APP_ID, aes_key=AES_KEY, safe_mode=self.safe_mode)

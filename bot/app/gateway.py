@@ -98,7 +98,8 @@ def create_app(settings: Settings, rules: ProjectRules | None = None,
     app[SETTINGS] = settings
     app[RULES] = rules or load_rules(settings.project_config)
     app[CREDENTIALS] = WeChatCredentials(settings.wechat_token, settings.wechat_app_id,
-                                         settings.wechat_encoding_aes_key)
+                                         settings.wechat_encoding_aes_key, settings.wechat_allow_plaintext,
+                                         settings.wechat_max_skew_seconds)
     app.cleanup_ctx.append(_resources)
     app.add_routes([web.get("/", index), web.get("/healthz", healthz)])
     app.add_routes(wechat_routes.ROUTES)

@@ -117,6 +117,7 @@ def development_env(settings: Settings) -> dict[str, str]:
     for key, value in DEV_WECHAT.items():
         env.setdefault(key, value)
     env.setdefault("WECHAT_API_BASE_URL", f"http://127.0.0.1:{settings.gateway_port}/dev/wechat-api")
+    env.setdefault("WECHAT_ALLOW_PLAINTEXT", "1")  # the simulator offers both modes
     env.setdefault("RASA_URL", f"http://127.0.0.1:{settings.rasa_port}")
     env.setdefault("ACTION_SERVER_URL", f"http://127.0.0.1:{settings.action_port}")
     return env

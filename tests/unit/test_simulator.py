@@ -28,7 +28,7 @@ PRODUCTION_SECRETS = {"WECHAT_TOKEN": "prod-token-7f3a", "WECHAT_APP_ID": "wxpro
 def dev_settings(database_url: str, port: int, **overrides) -> Settings:
     values = dict(database_url=database_url, environment="development", wechat_token=DEV_WECHAT["WECHAT_TOKEN"],
                   wechat_app_id=DEV_WECHAT["WECHAT_APP_ID"], wechat_app_secret=DEV_WECHAT["WECHAT_APP_SECRET"],
-                  wechat_encoding_aes_key=DEV_WECHAT["WECHAT_ENCODING_AES_KEY"],
+                  wechat_encoding_aes_key=DEV_WECHAT["WECHAT_ENCODING_AES_KEY"], wechat_allow_plaintext=True,
                   wechat_api_base_url=f"http://127.0.0.1:{port}/dev/wechat-api",
                   rasa_url=f"http://127.0.0.1:{free_port()}", action_server_url=f"http://127.0.0.1:{free_port()}",
                   passive_reply_budget=0.5)

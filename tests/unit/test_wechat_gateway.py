@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -66,7 +67,10 @@ class Gateway:
 def gateway_settings(database_url: str, api_url: str, rasa_url: str, **overrides) -> Settings:
     values = dict(database_url=database_url, wechat_token=TOKEN, wechat_app_id=APP_ID,
                   wechat_app_secret=APP_SECRET, wechat_encoding_aes_key=AES_KEY, wechat_api_base_url=api_url,
-                  rasa_url=rasa_url, action_server_url=rasa_url, passive_reply_budget=1.0, retry_interval=0.2)
+                  rasa_url=rasa_url, action_server_url=rasa_url, passive_reply_budget=1.0, retry_interval=0.2,
+                  # One gateway for tests of both modes: compatible mode. The strict default (safe
+                  # mode refuses plaintext) has its own tests below.
+                  wechat_allow_plaintext=True)
     values.update(overrides)
     return Settings(**values)
 
@@ -259,3 +263,84 @@ async def test_logs_carry_no_openid_even_inside_dedupe_keys(gateway, caplog):
         await gateway.servers().push(gateway.http, xml)  # a redelivery: logged with its key
     assert any("redelivery of" in r.getMessage() for r in caplog.records)
     assert all("oSecretOpenid123456" not in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture
+async def strict_gateway(sqlite_url, rules) -> AsyncIterator[Gateway]:
+    """A safe-mode account as production runs it: EncodingAESKey set, compatible mode off."""
+    migrate.upgrade(sqlite_url)
+    api = FakeWeChatApi()
+    api_url = await api.start()
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    settings = gateway_settings(sqlite_url, api_url, nowhere, wechat_allow_plaintext=False)
+    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    await server.start_server()
+    store = TicketStore(sqlite_url)
+    async with aiohttp.ClientSession() as http:
+        yield Gateway(str(server.make_url("")).rstrip("/"), store, api, http)
+    await server.close()
+    await api.close()
+    store.dispose()
+
+
+async def test_a_safe_mode_account_refuses_plaintext_pushes(strict_gateway):
+    # A plaintext signature covers token, timestamp and nonce only: it would let anyone post any body.
+    push = await strict_gateway.servers(safe_mode=False).push(strict_gateway.http, text_xml("oSpoof", "查询进度"))
+    assert (push.status, push.body) == (403, "plaintext push refused: this account is in safe mode")
+    assert strict_gateway.count(InboundMessage) == 0
+    safe = await strict_gateway.servers(safe_mode=True).push(strict_gateway.http, event_xml("oReal", "subscribe"))
+    assert safe.status == 200 and safe.reply  # and the answer goes back encrypted (read_reply decrypted it)
+
+
+async def test_a_plaintext_account_without_a_key_takes_plaintext(sqlite_url, rules):
+    migrate.upgrade(sqlite_url)
+    settings = gateway_settings(sqlite_url, "http://127.0.0.1:9", "http://127.0.0.1:9", wechat_encoding_aes_key="",
+                                wechat_allow_plaintext=False)
+    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as http:
+        push = await WeChatServers(str(server.make_url(""))).push(http, event_xml("oPlain", "subscribe"))
+    await server.close()
+    assert push.status == 200 and push.reply
+
+
+@pytest.mark.parametrize("safe_mode", [False, True])
+@pytest.mark.parametrize("offset", [-301, 301])
+async def test_a_timestamp_outside_five_minutes_is_refused(gateway, safe_mode, offset):
+    servers = gateway.servers(safe_mode)
+    query, body = servers.signed(text_xml("oLate", "我要报修"), timestamp=int(time.time()) + offset)
+    push = await servers.post(gateway.http, query, body)
+    assert (push.status, push.body) == (403, "timestamp outside the allowed window")
+    assert gateway.count(InboundMessage) == 0
+
+
+async def test_a_signed_query_carries_one_body_only(gateway):
+    servers = gateway.servers(safe_mode=False)
+    query, body = servers.signed(text_xml("oVictim", "你好"))
+    assert (await servers.post(gateway.http, query, body)).status == 200
+    # The same signed query string with another body (another sender): refused, nothing stored.
+    _, forged = servers.signed(text_xml("oAttacker", "查询进度"))
+    replayed = await servers.post(gateway.http, query, forged)
+    assert (replayed.status, replayed.body) == (403, "nonce already used with another body")
+    # WeChat's own redelivery (the very same request) is let through and answered once.
+    again = await servers.post(gateway.http, query, body)
+    assert again.status == 200 and again.reply is None
+    await gateway.settled()
+    with gateway.store.transaction() as s:
+        assert [m.openid for m in s.execute(select(InboundMessage)).scalars()] == ["oVictim"]
+
+
+async def test_every_gateway_replica_remembers_the_nonces(gateway, rules, sqlite_url):
+    # A second gateway on the same store: what one has seen, the other refuses.
+    second = TestServer(create_app(gateway_settings(sqlite_url, "http://127.0.0.1:9", "http://127.0.0.1:9"), rules),
+                        host="127.0.0.1")
+    await second.start_server()
+    try:
+        first_servers = gateway.servers()
+        query, body = first_servers.signed(event_xml("oReplica", "subscribe"))
+        assert (await first_servers.post(gateway.http, query, body)).status == 200
+        _, other = first_servers.signed(event_xml("oIntruder", "subscribe"))
+        push = await WeChatServers(str(second.make_url(""))).post(gateway.http, query, other)
+        assert push.status == 403
+    finally:
+        await second.close()

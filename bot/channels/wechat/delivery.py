@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from bot.cases.ports import NotDeliverable, Notice
-from bot.channels.wechat import inbound
+from bot.channels.wechat import inbound, replay
 from bot.channels.wechat.api import CUSTOMER_SERVICE_WINDOW, OUT_OF_WINDOW, WeChatApi, WeChatApiError
 from bot.channels.wechat.models import OutboundMessage
 from bot.channels.wechat.protocol import split_for_wechat
@@ -83,7 +83,8 @@ class WeChatResidentChannel:
 
     async def purge_raw_logs(self, before: datetime) -> dict[str, int]:
         inbound_rows, outbound_rows = await asyncio.to_thread(inbound.purge_logs, self.store, before)
-        return {"inbound": inbound_rows, "outbound": outbound_rows}
+        nonces = await asyncio.to_thread(replay.forget_before, self.store, before)
+        return {"inbound": inbound_rows, "outbound": outbound_rows, "nonces": nonces}
 
 
 async def deliver(api: WeChatApi, store: TicketStore, rules: ProjectRules, notice: Notice, now: datetime) -> str:

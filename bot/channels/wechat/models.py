@@ -75,3 +75,17 @@ class AccessToken(Base):
     # A worker that is fetching a new token holds this lease; the others wait for it.
     refreshing_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class SeenNonce(Base):
+    """A push's timestamp and nonce, with a digest of its body: the replay guard's memory.
+
+    In the database rather than in a process, so every gateway replica refuses what another
+    one has already seen.
+    """
+
+    __tablename__ = "wechat_nonces"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # <timestamp>:<nonce>
+    body_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    seen_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)

@@ -79,6 +79,11 @@ class WeChatCredentials:
     token: str
     app_id: str
     encoding_aes_key: str
+    # With an EncodingAESKey the account is in safe mode and plaintext pushes are refused;
+    # WeChat's compatible mode (both at once) is allowed only during a migration.
+    allow_plaintext: bool = False
+    # Pushes whose timestamp is further than this from now are refused (replays, forged clocks).
+    max_skew_seconds: int = 300
 
     def crypto(self) -> WeChatCrypto:
         return WeChatCrypto(self.token, self.encoding_aes_key, self.app_id)
@@ -91,14 +96,31 @@ class InboundRequest:
     raw: dict
 
 
-def read_push(body: bytes, query: Mapping[str, str], creds: WeChatCredentials) -> InboundRequest:
-    """Verify, decrypt if needed and parse one push from WeChat's servers."""
+def check_timestamp(query: Mapping[str, str], creds: WeChatCredentials, now: float) -> None:
+    try:
+        timestamp = int(query.get("timestamp", ""))
+    except ValueError as exc:
+        raise ProtocolError(400, "bad timestamp") from exc
+    if abs(now - timestamp) > creds.max_skew_seconds:
+        raise ProtocolError(403, "timestamp outside the allowed window")
+
+
+def read_push(body: bytes, query: Mapping[str, str], creds: WeChatCredentials,
+              now: float | None = None) -> InboundRequest:
+    """Verify, decrypt if needed and parse one push from WeChat's servers.
+
+    The mode is the account's, not the request's: with an EncodingAESKey configured only
+    safe-mode pushes (encrypt_type=aes and a valid msg_signature) are taken.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise ProtocolError(413, "body too large")
     check_plain_signature(creds.token, query)
+    check_timestamp(query, creds, time.time() if now is None else now)
     decode_utf8(body)
     check_safe_xml(body)
     encrypted = query.get("encrypt_type", "raw").lower() == "aes"
+    if creds.encoding_aes_key and not encrypted and not creds.allow_plaintext:
+        raise ProtocolError(403, "plaintext push refused: this account is in safe mode")
     xml = body
     if encrypted:
         if not creds.encoding_aes_key:

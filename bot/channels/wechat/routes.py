@@ -1,10 +1,12 @@
 """HTTP endpoints WeChat's servers call: GET URL verification, POST message push."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 
+from bot.channels.wechat import replay
 from bot.channels.wechat.keys import CONVERSATIONS, CREDENTIALS
 from bot.channels.wechat.protocol import (
     MAX_BODY_BYTES,
@@ -13,6 +15,7 @@ from bot.channels.wechat.protocol import (
     render_text_reply,
     verify_url,
 )
+from bot.core.clock import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,11 @@ async def receive(request: web.Request) -> web.Response:
         push = read_push(body, request.query, creds)
     except ProtocolError as error:
         return _refuse(request, error)
-    answer = await request.app[CONVERSATIONS].handle(push.message)
+    conversations = request.app[CONVERSATIONS]
+    if not await asyncio.to_thread(replay.remember_push, conversations.store, timestamp=request.query["timestamp"],
+                                   nonce=request.query.get("nonce", ""), body=body, now=utcnow()):
+        return _refuse(request, ProtocolError(403, "nonce already used with another body"))
+    answer = await conversations.handle(push.message)
     if answer is None:
         return web.Response(text="success")
     xml = render_text_reply(push.message, answer, creds, push.encrypted, request.query.get("nonce", ""))

@@ -65,15 +65,17 @@ def event_xml(openid: str, event: str, key: str = "", create_time: int | None = 
 
 
 def signed_push(xml: str, *, token: str, app_id: str, aes_key: str, safe_mode: bool,
-                forge: bool = False) -> tuple[dict[str, str], bytes]:
+                forge: bool = False, timestamp: int | None = None,
+                nonce: str | None = None) -> tuple[dict[str, str], bytes]:
     """Query string and body of a push, signed (and encrypted in safe mode) like WeChat's."""
-    timestamp, nonce = str(int(time.time())), f"n{new_msg_id()}"
-    query = {"timestamp": timestamp, "nonce": nonce, "signature": sign(token, timestamp, nonce)}
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = nonce or f"n{new_msg_id()}"
+    query = {"timestamp": stamp, "nonce": nonce, "signature": sign(token, stamp, nonce)}
     body = xml.encode("utf-8")
     if safe_mode:
-        envelope = WeChatCrypto(token, aes_key, app_id).encrypt_message(xml, nonce, timestamp)
+        envelope = WeChatCrypto(token, aes_key, app_id).encrypt_message(xml, nonce, stamp)
         encrypt = envelope.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
-        query.update(encrypt_type="aes", msg_signature=sign(token, timestamp, nonce, encrypt))
+        query.update(encrypt_type="aes", msg_signature=sign(token, stamp, nonce, encrypt))
         body = f"<xml><ToUserName>{_cdata(ACCOUNT)}</ToUserName><Encrypt>{_cdata(encrypt)}</Encrypt></xml>".encode()
     if forge:
         query["msg_signature" if safe_mode else "signature"] = "0" * 40
