@@ -344,3 +344,32 @@ async def test_every_gateway_replica_remembers_the_nonces(gateway, rules, sqlite
         assert push.status == 403
     finally:
         await second.close()
+
+
+async def test_a_compressed_body_that_inflates_past_the_limit_is_refused(gateway):
+    import gzip
+
+    bomb = gzip.compress(b"<xml><Content>" + b"A" * (20 * 1024 * 1024) + b"</Content></xml>")
+    assert len(bomb) < 64 * 1024  # small on the wire, 20 MiB inflated
+    query, _ = gateway.servers().signed(text_xml("oBomb", "x"))
+    async with gateway.http.post(f"{gateway.url}/wechat", params=query, data=bomb,
+                                 headers={"Content-Type": "text/xml", "Content-Encoding": "gzip"}) as response:
+        assert response.status == 413
+    assert gateway.count(InboundMessage) == 0
+
+
+async def test_a_body_that_never_arrives_is_cut_off(gateway, monkeypatch):
+    from bot.channels.wechat import routes
+
+    monkeypatch.setattr(routes, "BODY_READ_TIMEOUT", 0.5)
+    query, body = gateway.servers().signed(text_xml("oSlow", "我要报修"))
+    host, port = gateway.url.split("//")[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    path = "/wechat?" + "&".join(f"{k}={v}" for k, v in query.items())
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/xml\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])  # then nothing more
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert b" 408 " in status_line
+    assert gateway.count(InboundMessage) == 0

@@ -19,6 +19,8 @@ from bot.core.clock import utcnow
 
 log = logging.getLogger(__name__)
 
+BODY_READ_TIMEOUT = 10.0  # seconds; WeChat sends a push's few KiB at once
+
 
 def _refuse(request: web.Request, error: ProtocolError) -> web.Response:
     # No message content or openid here: only why and from where.
@@ -37,9 +39,13 @@ async def receive(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         return _refuse(request, ProtocolError(413, "body too large"))
     try:
-        body = await request.read()
+        # The limit holds after decompression too (aiohttp stops inflating at client_max_size),
+        # and a client that trickles its body does not hold the connection for ever.
+        body = await asyncio.wait_for(request.read(), BODY_READ_TIMEOUT)
     except web.HTTPRequestEntityTooLarge:
         return _refuse(request, ProtocolError(413, "body too large"))
+    except asyncio.TimeoutError:
+        return _refuse(request, ProtocolError(408, "body not received in time"))
     creds = request.app[CREDENTIALS]
     try:
         push = read_push(body, request.query, creds)
