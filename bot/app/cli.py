@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     sub.add_parser("stack", help="migrate, train if needed, start actions + Rasa + gateway")
-    sub.add_parser("migrate", help="upgrade the ticket store schema to the latest revision")
+    migrate_cmd = sub.add_parser("migrate", help="upgrade the ticket store schema to the latest revision")
+    migrate_cmd.add_argument("--check", action="store_true",
+                             help="change nothing: exit 0 when the store answers and is up to date, else 1")
     sub.add_parser("train", help="train the Rasa model unless an identical one is cached")
     residents = sub.add_parser("residents", help="the household roster (一户一档)")
     residents_sub = residents.add_subparsers(dest="residents_command", required=True)
@@ -63,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_stack(settings)
     if args.command == "migrate":
         from bot.app import migrate
+        if args.check:
+            try:
+                return 0 if migrate.is_current(settings.database_url) else 1
+            except Exception as exc:  # noqa: BLE001 - unreachable store: unhealthy, said briefly
+                print(f"store unavailable: {exc.__class__.__name__}", file=sys.stderr)
+                return 1
         migrate.upgrade(settings.database_url)
         return 0
     if args.command == "residents":

@@ -47,3 +47,28 @@ def test_compose_runs_rasa_from_the_assistant_image_and_the_rest_from_the_servic
             continue  # postgres, redis: upstream images
         expected = "docker/assistant.Dockerfile" if name == "rasa" else "docker/service.Dockerfile"
         assert service["build"]["dockerfile"] == expected, name
+
+
+def test_compose_has_no_secret_restarts_everything_and_checks_its_health():
+    text = (DOCKER / "docker-compose.yml").read_text(encoding="utf-8")
+    assert ":wuye@" not in text and "PASSWORD: wuye" not in text  # the password comes from the environment
+    assert "${POSTGRES_PASSWORD:?" in text  # … and is required
+    compose = yaml.safe_load(text)
+    for name, service in compose["services"].items():
+        assert service.get("restart") in ("unless-stopped", "on-failure"), name
+        if name != "migrate":  # one-shot
+            assert service.get("healthcheck", {}).get("test"), name
+
+
+def test_only_the_gateway_is_published_and_the_backends_have_no_way_out():
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert [name for name, service in services.items() if service.get("ports")] == ["gateway"]
+    assert compose["networks"]["internal"]["internal"] is True
+    for backend in ("postgres", "redis", "actions", "rasa"):
+        assert services[backend]["networks"] == ["internal"], backend
+
+
+def test_the_build_context_leaves_out_local_state_and_secrets():
+    ignored = set((PROJECT_ROOT / ".dockerignore").read_text(encoding="utf-8").split())
+    assert {".env", "var", ".venv", ".venv-assistant", "models", ".git"} <= ignored

@@ -229,3 +229,24 @@ def test_database_errors_hide_their_bound_parameters(store):
     assert "[parameters:" not in message
     if store.engine.dialect.name == "sqlite":
         assert all(value not in message for value in ("13812345678", "王小明", "oLeakCheck999"))
+
+
+def test_migrate_check_tells_a_current_store_from_an_old_or_missing_one(tmp_path):
+    import subprocess
+    import sys
+
+    from bot.app import migrate
+    from bot.settings import PROJECT_ROOT
+
+    def check(url: str) -> int:
+        env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": url}
+        return subprocess.run([sys.executable, "-m", "bot", "migrate", "--check"], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, timeout=60).returncode
+
+    url = f"sqlite:///{tmp_path / 'check.db'}"
+    assert check(url) == 1  # empty: no schema yet
+    migrate.upgrade(url, "0004")
+    assert check(url) == 1  # behind
+    migrate.upgrade(url)
+    assert check(url) == 0
+    assert check("postgresql+psycopg2://nobody@127.0.0.1:1/none") == 1  # nothing listens there
