@@ -373,3 +373,11 @@ async def test_a_body_that_never_arrives_is_cut_off(gateway, monkeypatch):
     writer.close()
     assert b" 408 " in status_line
     assert gateway.count(InboundMessage) == 0
+
+
+async def test_a_malformed_field_is_refused_not_a_crash(gateway):
+    # Found by tests/unit/test_fuzz.py: wechatpy converts MsgId only when it is read.
+    xml = text_xml("oOdd", "我要报修").replace("<MsgId>", "<MsgId>12z")
+    push = await gateway.servers().push(gateway.http, xml)
+    assert (push.status, push.body) == (400, "malformed field id")
+    assert gateway.count(InboundMessage) == 0

@@ -142,6 +142,13 @@ def read_push(body: bytes, query: Mapping[str, str], creds: WeChatCredentials,
         raise ProtocolError(400, f"not a WeChat message: {exc.__class__.__name__}") from exc
     if message is None or not getattr(message, "source", None):
         raise ProtocolError(400, "message without sender")
+    # wechatpy converts fields (MsgId, CreateTime, coordinates) only when read: read them all
+    # now, so that a malformed value is a refusal here rather than a crash later.
+    for name in getattr(type(message), "_fields", {}):
+        try:
+            getattr(message, name)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ProtocolError(400, f"malformed field {name}") from exc
     return InboundRequest(message=message, encrypted=encrypted, raw=dict(message._data))
 
 
