@@ -7,16 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.cases.tickets import find_or_create_resident, open_staff_follow_up
-from bot.core.clock import utcnow
+from bot.cases.tickets import RESIDENT, add_event, find_or_create_resident, open_staff_follow_up
+from bot.core.clock import to_local, to_utc_naive, utcnow
+from bot.core.kinds import TicketKind
+from bot.core.lifecycle import OPEN_STATUS_VALUES
 from bot.core.phones import PHONE_RE, normalise_phone
 from bot.core.privacy import mask_phone
 from bot.core.rooms import normalise_room
 from bot.core.rules import ProjectRules
-from bot.db.models import Resident, Ticket
+from bot.db.models import BindingAttempt, Resident, Ticket
 
 SPECIAL_GROUPS = {"空巢老人": "empty_nest_elderly", "独居老人": "living_alone_elderly", "残疾人": "disabled",
                   "智力障碍人员": "intellectual_disability"}
@@ -69,6 +71,10 @@ class BindOutcome(str, enum.Enum):
     ALREADY_BOUND = "already_bound"
     MISMATCH = "mismatch"  # room known, phone not on file for it (or taken by another account)
     UNKNOWN_ROOM = "unknown_room"
+    TOO_MANY = "too_many"  # the day's failed tries are used up (for this resident or this room)
+
+
+BINDING_CHECK_PREFIX = "微信绑定核实"
 
 
 @dataclass(frozen=True)
@@ -99,17 +105,19 @@ def bind_resident(session: Session, rules: ProjectRules, *, openid: str, room: s
     current = session.execute(select(Resident).where(Resident.openid == openid)).scalar_one_or_none()
     if current is not None and current.bound_at is not None:
         return BindResult(BindOutcome.ALREADY_BOUND, current.room or room)
+    if _tries_used_up(session, rules, openid=openid, room=room, now=now):
+        session.add(BindingAttempt(openid=openid, room=room, outcome="refused", at=now))
+        return BindResult(BindOutcome.TOO_MANY, room)
     entries = session.execute(select(Resident).where(Resident.room == room, Resident.openid.is_(None))).scalars().all()
     household = session.execute(select(Resident.id).where(Resident.room == room)).first()
     match = next((r for r in entries if r.phone == phone), None)
     if match is None:
         outcome = BindOutcome.MISMATCH if household else BindOutcome.UNKNOWN_ROOM
+        session.add(BindingAttempt(openid=openid, room=room, outcome=outcome.value, at=now))
         resident = current or find_or_create_resident(session, openid, now=now)
-        ticket = open_staff_follow_up(
-            session, rules, resident=resident, channel=channel, room=room,
-            description=f"微信绑定核实：住户自报房号 {room}、手机 {mask_phone(phone)}，"
-                        f"{'与登记电话不符' if household else '登记中没有该房号'}，请联系核实后人工绑定。",
-            now=now)
+        said = (f"住户自报房号 {room}、手机 {mask_phone(phone)}，"
+                f"{'与登记电话不符' if household else '登记中没有该房号'}")
+        ticket = _open_binding_check(session, rules, resident, channel=channel, room=room, said=said, now=now)
         return BindResult(outcome, room, ticket.number)
     if current is not None:
         # Cases opened before binding move into the household file.
@@ -123,6 +131,34 @@ def bind_resident(session: Session, rules: ProjectRules, *, openid: str, room: s
     match.bound_at = now
     match.updated_at = now
     return BindResult(BindOutcome.BOUND, room)
+
+
+def _tries_used_up(session: Session, rules: ProjectRules, *, openid: str, room: str, now: datetime) -> bool:
+    """The day's failed tries are spent, for this resident or for this room (local day)."""
+    local = to_local(now, rules.timezone)
+    day_start = to_utc_naive(local.replace(hour=0, minute=0, second=0, microsecond=0))
+    today = (BindingAttempt.at >= day_start, BindingAttempt.outcome != "refused")
+    by_resident = session.execute(select(func.count()).select_from(BindingAttempt)
+                                  .where(BindingAttempt.openid == openid, *today)).scalar_one()
+    by_room = session.execute(select(func.count()).select_from(BindingAttempt)
+                              .where(BindingAttempt.room == room, *today)).scalar_one()
+    limits = rules.binding
+    return by_resident >= limits.max_failures_per_resident_per_day or by_room >= limits.max_failures_per_room_per_day
+
+
+def _open_binding_check(session: Session, rules: ProjectRules, resident: Resident, *, channel: str, room: str,
+                        said: str, now: datetime) -> Ticket:
+    """One open check per resident: a further failed try is added to it, not a new case."""
+    waiting = session.execute(
+        select(Ticket).where(Ticket.resident_id == resident.id, Ticket.kind == TicketKind.ENQUIRY.value,
+                             Ticket.status.in_(OPEN_STATUS_VALUES), Ticket.description.startswith(BINDING_CHECK_PREFIX))
+        .order_by(Ticket.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if waiting is not None:
+        add_event(session, waiting, actor=RESIDENT, channel=channel, action="binding_attempt", content=said, now=now)
+        return waiting
+    return open_staff_follow_up(session, rules, resident=resident, channel=channel, room=room,
+                                description=f"{BINDING_CHECK_PREFIX}：{said}，请联系核实后人工绑定。", now=now)
 
 
 def note_contact(session: Session, openid: str, *, subscribed: bool | None = None,

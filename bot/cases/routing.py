@@ -151,9 +151,9 @@ class MessageRouter:
             return replies.binding_done(result.room)
         if result.outcome is BindOutcome.ALREADY_BOUND:
             return replies.binding_already(result.room)
-        if result.outcome is BindOutcome.MISMATCH:
-            return replies.binding_mismatch(result.follow_up_number or "")
-        return replies.binding_unknown_room(result.follow_up_number or "")
+        if result.outcome is BindOutcome.TOO_MANY:
+            return replies.binding_too_many_tries()
+        return replies.binding_not_matched(result.follow_up_number or "")  # mismatch or unknown room alike
 
     def _attach_image(self, message: ResidentMessage) -> str | None:
         with self.store.transaction() as session:

@@ -198,14 +198,15 @@ def binding_already(room: str) -> str:
     return f"您的微信已经绑定了 {room}，无需重复绑定。如需更换房号，请回复“转人工”。"
 
 
-def binding_mismatch(number: str) -> str:
-    return (f"抱歉，您提供的房号和手机号与物业登记的信息不一致，暂时无法自动绑定。我们已通知工作人员核实（编号 {number}），"
+def binding_not_matched(number: str) -> str:
+    # The same words whether the room is unknown or the phone does not match: the answer
+    # must not tell anyone which rooms exist.
+    return (f"抱歉，您提供的房号和手机号与物业登记的信息对不上，暂时无法自动绑定。我们已通知工作人员核实（编号 {number}），"
             "会尽快与您联系。这不影响您现在报修或投诉。")
 
 
-def binding_unknown_room(number: str) -> str:
-    return (f"抱歉，物业登记中没有找到这个房号，暂时无法自动绑定。我们已通知工作人员核实（编号 {number}），"
-            "会尽快与您联系。这不影响您现在报修或投诉。")
+def binding_too_many_tries() -> str:
+    return "今天的绑定尝试次数已用完，请明天再试，或致电物业服务中心人工办理。这不影响您现在报修或投诉。"
 
 
 # --- Enquiries, referrals, people, clarification ----------------------------

@@ -75,6 +75,18 @@ class EscalationRules:
 
 
 @dataclass(frozen=True)
+class BindingRules:
+    """Household binding (房号 + 手机号): how many tries before it waits for tomorrow.
+
+    Both limits count failed attempts of the project's local day; they keep anyone from
+    walking the roster to learn which rooms exist and which phone belongs to which.
+    """
+
+    max_failures_per_resident_per_day: int = 5
+    max_failures_per_room_per_day: int = 10
+
+
+@dataclass(frozen=True)
 class TemplateMessage:
     """A WeChat template message: its id and how each field is filled from a notice."""
 
@@ -113,6 +125,7 @@ class ProjectRules:
     follow_up: FollowUpRules = field(default_factory=FollowUpRules)
     templates: dict[str, TemplateMessage] = field(default_factory=dict)
     escalation: EscalationRules = field(default_factory=EscalationRules)
+    binding: BindingRules = field(default_factory=BindingRules)
     # Annual satisfaction survey dimensions (GB/T 45698): key -> label residents see.
     annual_survey_dimensions: tuple[tuple[str, str], ...] = (
         ("quality", "服务质量"), ("attitude", "服务态度"), ("efficiency", "服务效率"), ("facilities", "服务设施"))
@@ -164,6 +177,16 @@ def _templates(raw: dict[str, Any]) -> dict[str, TemplateMessage]:
         fields = tuple((str(k), str(v)) for k, v in (spec.get("fields") or {}).items())
         templates[str(name)] = TemplateMessage(str(spec["template_id"]), fields, str(spec.get("url") or ""))
     return templates
+
+
+def _binding(raw: dict[str, Any]) -> BindingRules:
+    defaults = BindingRules()
+    return BindingRules(
+        max_failures_per_resident_per_day=int(raw.get("max_failures_per_resident_per_day",
+                                                      defaults.max_failures_per_resident_per_day)),
+        max_failures_per_room_per_day=int(raw.get("max_failures_per_room_per_day",
+                                                  defaults.max_failures_per_room_per_day)),
+    )
 
 
 def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRules:
@@ -221,6 +244,7 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         follow_up=_follow_up(raw.get("follow_up") or {}),
         templates=_templates(raw.get("wechat_templates") or {}),
         escalation=_escalation(raw.get("escalation") or {}),
+        binding=_binding(raw.get("binding") or {}),
         annual_survey_dimensions=tuple(
             (str(k), str(v)) for k, v in (raw.get("annual_survey_dimensions") or {}).items()
         ) or ProjectRules().annual_survey_dimensions,

@@ -265,3 +265,15 @@ class StaffOutbox(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     ticket: Mapped["Ticket | None"] = relationship("Ticket")
+
+
+class BindingAttempt(Base):
+    """A failed 房号+手机号 binding: counted per resident and per room to cap guessing."""
+
+    __tablename__ = "binding_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    room: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)  # mismatch / unknown_room / refused
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
