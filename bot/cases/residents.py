@@ -133,6 +133,15 @@ def bind_resident(session: Session, rules: ProjectRules, *, openid: str, room: s
     return BindResult(BindOutcome.BOUND, room)
 
 
+def forget_binding_attempts(session: Session, before: datetime) -> int:
+    """Drop failed-binding records older than `before`: they only count within a day, and they
+    hold an openid and a room."""
+    old = session.execute(select(BindingAttempt).where(BindingAttempt.at < before)).scalars().all()
+    for attempt in old:
+        session.delete(attempt)
+    return len(old)
+
+
 def _tries_used_up(session: Session, rules: ProjectRules, *, openid: str, room: str, now: datetime) -> bool:
     """The day's failed tries are spent, for this resident or for this room (local day)."""
     local = to_local(now, rules.timezone)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
-from bot.cases import alerts, escalation, surveys
+from bot.cases import alerts, escalation, residents, surveys
 from bot.cases.ports import Assistant, NotDeliverable, Notice, ResidentChannel
 from bot.core import replies
 from bot.core.clock import to_local, to_utc_naive
@@ -29,6 +29,7 @@ from bot.db.store import TicketStore
 
 log = logging.getLogger(__name__)
 
+BINDING_ATTEMPTS_KEPT = timedelta(days=2)  # they count per local day; older ones only hold personal data
 OPEN_SURVEY_INTENT = "EXTERNAL_satisfaction_survey"
 CLOSE_SURVEY_INTENT = "EXTERNAL_survey_closed"
 
@@ -284,6 +285,12 @@ async def message_log_retention(ctx: Context, job: ClaimedJob, now: datetime) ->
     """Purge the channel's raw message logs past their retention; the case records are kept."""
     cutoff = now - timedelta(days=ctx.rules.follow_up.message_log_retention_days)
     purged = await ctx.residents.purge_raw_logs(cutoff)
+
+    def forget_binding_attempts() -> int:
+        with ctx.store.transaction() as session:
+            return residents.forget_binding_attempts(session, now - BINDING_ATTEMPTS_KEPT)
+
+    purged["binding attempts"] = await asyncio.to_thread(forget_binding_attempts)
     log.info("raw message logs older than %s purged: %s", cutoff.date().isoformat(),
              ", ".join(f"{count} {what}" for what, count in purged.items()) or "nothing")
 

@@ -59,3 +59,24 @@ def test_a_room_takes_ten_failed_tries_a_day_from_anyone(roster_store, rules):
     assert bind(roster_store, rules, "oOwner", "3栋2单元501", "13812345678").outcome is BindOutcome.TOO_MANY
     with roster_store.transaction() as session:
         assert session.execute(select(func.count()).select_from(Ticket)).scalar_one() == 10  # one per resident
+
+
+def test_failed_tries_are_forgotten_after_two_days_by_the_daily_housekeeping(roster_store, rules):
+    import asyncio
+
+    from bot.db.models import BindingAttempt
+    from bot.worker.handlers import Context, message_log_retention
+
+    class NoChannel:  # this test is about the binding records, not the channel's logs
+        async def deliver(self, notice, now):  # type: ignore[no-untyped-def]
+            raise AssertionError("nothing to deliver")
+
+        async def purge_raw_logs(self, before):  # type: ignore[no-untyped-def]
+            return {}
+
+    bind(roster_store, rules, "oOld", "9栋9单元909", "13800000000", NOON - timedelta(days=3))
+    bind(roster_store, rules, "oNew", "9栋9单元909", "13800000000", NOON)
+    ctx = Context(roster_store, rules, NoChannel(), None)  # type: ignore[arg-type]
+    asyncio.run(message_log_retention(ctx, None, NOON + timedelta(hours=1)))  # type: ignore[arg-type]
+    with roster_store.transaction() as session:
+        assert [a.openid for a in session.execute(select(BindingAttempt)).scalars()] == ["oNew"]
