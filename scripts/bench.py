@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.app import migrate  # noqa: E402
 from bot.app.model_cache import ensure_model  # noqa: E402
 from bot.app.stack import (  # noqa: E402
-    DEV_WECHAT,
     start_action_server,
     start_gateway,
     start_rasa,
@@ -35,7 +34,7 @@ from bot.app.stack import (  # noqa: E402
     write_endpoints,
 )
 from bot.channels.wechat.simulate import read_reply, signed_push, text_xml  # noqa: E402
-from bot.settings import PROJECT_ROOT  # noqa: E402
+from bot.settings import DEVELOPMENT_VALUES, PROJECT_ROOT  # noqa: E402
 from tests.live import free_port  # noqa: E402
 
 # Non-emergency repairs: all four turns (an emergency skips the appointment question).
@@ -50,8 +49,8 @@ def conversation(n: int) -> list[tuple[str, str]]:
 
 
 def push(gateway: str, openid: str, text: str) -> tuple[float, str | None]:
-    keys = dict(token=DEV_WECHAT["WECHAT_TOKEN"], app_id=DEV_WECHAT["WECHAT_APP_ID"],
-                aes_key=DEV_WECHAT["WECHAT_ENCODING_AES_KEY"], safe_mode=True)
+    keys = dict(token=DEVELOPMENT_VALUES["WECHAT_TOKEN"], app_id=DEVELOPMENT_VALUES["WECHAT_APP_ID"],
+                aes_key=DEVELOPMENT_VALUES["WECHAT_ENCODING_AES_KEY"], safe_mode=True)
     query, body = signed_push(text_xml(openid, text), **keys)
     request = urllib.request.Request(f"{gateway}/wechat?{urllib.parse.urlencode(query)}", data=body,
                                      headers={"Content-Type": "text/xml"})
@@ -100,7 +99,7 @@ def main() -> int:
     model = ensure_model()
     action_port, rasa_port, gateway_port = free_port(), free_port(), free_port()
     gateway = f"http://127.0.0.1:{gateway_port}"
-    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", **DEV_WECHAT,
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", **DEVELOPMENT_VALUES,
                WECHAT_API_BASE_URL=f"{gateway}/dev/wechat-api", RASA_URL=f"http://127.0.0.1:{rasa_port}",
                ACTION_SERVER_URL=f"http://127.0.0.1:{action_port}")
     endpoints = write_endpoints(workdir / "endpoints.yml", action_port)

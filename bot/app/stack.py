@@ -105,16 +105,13 @@ def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | Non
     return _spawn("gateway", argv, f"http://{host}:{port}/healthz", env, log_dir)
 
 
-DEV_WECHAT = DEVELOPMENT_VALUES
-
-
 def development_env(settings: Settings) -> dict[str, str]:
     """The stack's environment. Development values are filled in only for development: with
     WUYE_ENV set to anything else, every secret must come from the environment."""
     env = dict(os.environ, DATABASE_URL=settings.database_url, PYTHONUNBUFFERED="1")
     if env.get("WUYE_ENV", "development") != "development":
         return env
-    for key, value in DEV_WECHAT.items():
+    for key, value in DEVELOPMENT_VALUES.items():
         env.setdefault(key, value)
     env.setdefault("WECHAT_API_BASE_URL", f"http://127.0.0.1:{settings.gateway_port}/dev/wechat-api")
     env.setdefault("WECHAT_ALLOW_PLAINTEXT", "1")  # the simulator offers both modes

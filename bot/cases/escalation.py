@@ -195,7 +195,7 @@ def group_complaints(session: Session, rules: ProjectRules, ticket: Ticket, now:
                   and TicketStatus(t.status) in OPEN_STATUSES), None)
     if group is not None:
         ticket.parent_id = group.id
-        add_event(session, group, actor="system", channel="system", action="grouped", content=ticket.number,
+        add_event(session, group, actor=SYSTEM, channel=SYSTEM, action="grouped", content=ticket.number,
                   result=f"{len([t for t in candidates if t.parent_id == group.id]) + 1} complaints", now=now)
         return group
     members = [t for t in candidates if t.resident_id is not None and t.parent_id is None

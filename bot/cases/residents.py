@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, update
@@ -106,7 +106,7 @@ def bind_resident(session: Session, rules: ProjectRules, *, openid: str, room: s
     if current is not None and current.bound_at is not None:
         return BindResult(BindOutcome.ALREADY_BOUND, current.room or room)
     if _tries_used_up(session, rules, openid=openid, room=room, now=now):
-        session.add(BindingAttempt(openid=openid, room=room, outcome="refused", at=now))
+        session.add(BindingAttempt(openid=openid, room=room, outcome=BindOutcome.TOO_MANY.value, at=now))
         return BindResult(BindOutcome.TOO_MANY, room)
     entries = session.execute(select(Resident).where(Resident.room == room, Resident.openid.is_(None))).scalars().all()
     household = session.execute(select(Resident.id).where(Resident.room == room)).first()
@@ -133,10 +133,13 @@ def bind_resident(session: Session, rules: ProjectRules, *, openid: str, room: s
     return BindResult(BindOutcome.BOUND, room)
 
 
-def forget_binding_attempts(session: Session, before: datetime) -> int:
-    """Drop failed-binding records older than `before`: they only count within a day, and they
-    hold an openid and a room."""
-    old = session.execute(select(BindingAttempt).where(BindingAttempt.at < before)).scalars().all()
+# Failed-binding records count within one local day; after that they only hold an openid and a room.
+BINDING_ATTEMPTS_KEPT = timedelta(days=2)
+
+
+def forget_binding_attempts(session: Session, now: datetime) -> int:
+    """Drop failed-binding records past BINDING_ATTEMPTS_KEPT (the daily housekeeping job)."""
+    old = session.execute(select(BindingAttempt).where(BindingAttempt.at < now - BINDING_ATTEMPTS_KEPT)).scalars().all()
     for attempt in old:
         session.delete(attempt)
     return len(old)
@@ -146,7 +149,7 @@ def _tries_used_up(session: Session, rules: ProjectRules, *, openid: str, room: 
     """The day's failed tries are spent, for this resident or for this room (local day)."""
     local = to_local(now, rules.timezone)
     day_start = to_utc_naive(local.replace(hour=0, minute=0, second=0, microsecond=0))
-    today = (BindingAttempt.at >= day_start, BindingAttempt.outcome != "refused")
+    today = (BindingAttempt.at >= day_start, BindingAttempt.outcome != BindOutcome.TOO_MANY.value)
     by_resident = session.execute(select(func.count()).select_from(BindingAttempt)
                                   .where(BindingAttempt.openid == openid, *today)).scalar_one()
     by_room = session.execute(select(func.count()).select_from(BindingAttempt)

@@ -24,6 +24,7 @@ from bot.core.kinds import TicketStatus
 from bot.core.rules import ProjectRules
 from bot.db import queue
 from bot.db.models import Resident, Survey, SurveyScore, SurveyStatus, Ticket
+from bot.db.records import SYSTEM
 
 CALLBACK = "callback"
 ANNUAL = "annual"
@@ -300,7 +301,7 @@ def close_unanswered(session: Session, rules: ProjectRules, survey: Survey, now:
     survey.status = SurveyStatus.NO_ANSWER.value
     ticket = survey.ticket
     if ticket is not None and TicketStatus(ticket.status) is TicketStatus.RESOLVED:
-        transition(session, ticket, TicketStatus.CLOSED, rules=rules, actor="system", channel="system",
+        transition(session, ticket, TicketStatus.CLOSED, rules=rules, actor=SYSTEM, channel=SYSTEM,
                    content="回访未获答复", result="callback: no answer", now=now)
     return True
 

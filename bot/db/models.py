@@ -275,5 +275,5 @@ class BindingAttempt(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     openid: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     room: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
-    outcome: Mapped[str] = mapped_column(String(16), nullable=False)  # mismatch / unknown_room / refused
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)  # a BindOutcome: mismatch / unknown_room / too_many
     at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

@@ -29,7 +29,6 @@ from bot.db.store import TicketStore
 
 log = logging.getLogger(__name__)
 
-BINDING_ATTEMPTS_KEPT = timedelta(days=2)  # they count per local day; older ones only hold personal data
 OPEN_SURVEY_INTENT = "EXTERNAL_satisfaction_survey"
 CLOSE_SURVEY_INTENT = "EXTERNAL_survey_closed"
 
@@ -282,13 +281,14 @@ async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None
 
 
 async def message_log_retention(ctx: Context, job: ClaimedJob, now: datetime) -> None:
-    """Purge the channel's raw message logs past their retention; the case records are kept."""
+    """Daily housekeeping: the channel's raw message logs past their retention and old failed-binding
+    records are purged; the case records are kept."""
     cutoff = now - timedelta(days=ctx.rules.follow_up.message_log_retention_days)
     purged = await ctx.residents.purge_raw_logs(cutoff)
 
     def forget_binding_attempts() -> int:
         with ctx.store.transaction() as session:
-            return residents.forget_binding_attempts(session, now - BINDING_ATTEMPTS_KEPT)
+            return residents.forget_binding_attempts(session, now)
 
     purged["binding attempts"] = await asyncio.to_thread(forget_binding_attempts)
     log.info("raw message logs older than %s purged: %s", cutoff.date().isoformat(),

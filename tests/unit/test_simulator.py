@@ -14,8 +14,9 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import migrate
 from bot.app.gateway import create_app
-from bot.app.stack import DEV_WECHAT, development_env
+from bot.app.stack import development_env
 from bot.channels.wechat.simulator import SimulatorRefused
+from bot.settings import DEV as DEV
 from bot.settings import PROJECT_ROOT, Settings
 from tests.live import free_port
 
@@ -26,9 +27,9 @@ PRODUCTION_SECRETS = {"WECHAT_TOKEN": "prod-token-7f3a", "WECHAT_APP_ID": "wxpro
 
 
 def dev_settings(database_url: str, port: int, **overrides) -> Settings:
-    values = dict(database_url=database_url, environment="development", wechat_token=DEV_WECHAT["WECHAT_TOKEN"],
-                  wechat_app_id=DEV_WECHAT["WECHAT_APP_ID"], wechat_app_secret=DEV_WECHAT["WECHAT_APP_SECRET"],
-                  wechat_encoding_aes_key=DEV_WECHAT["WECHAT_ENCODING_AES_KEY"], wechat_allow_plaintext=True,
+    values = dict(database_url=database_url, environment="development", wechat_token=DEV["WECHAT_TOKEN"],
+                  wechat_app_id=DEV["WECHAT_APP_ID"], wechat_app_secret=DEV["WECHAT_APP_SECRET"],
+                  wechat_encoding_aes_key=DEV["WECHAT_ENCODING_AES_KEY"], wechat_allow_plaintext=True,
                   wechat_api_base_url=f"http://127.0.0.1:{port}/dev/wechat-api",
                   rasa_url=f"http://127.0.0.1:{free_port()}", action_server_url=f"http://127.0.0.1:{free_port()}",
                   passive_reply_budget=0.5)
@@ -105,7 +106,7 @@ def test_gateway_access_log_keeps_openids_out(sqlite_url):
 
 
 def test_production_refuses_to_start_with_empty_or_development_secrets(sqlite_url):
-    env = dict(os.environ, DATABASE_URL=sqlite_url, **DEV_WECHAT)
+    env = dict(os.environ, DATABASE_URL=sqlite_url, **DEV)
     env.pop("WUYE_ENV")  # production, but the development tokens are still around
     env["STAFF_API_MANAGER_TOKEN"] = ""
     result = subprocess.run([sys.executable, "-m", "bot", "serve", "--port", str(free_port())], cwd=PROJECT_ROOT,
@@ -113,7 +114,7 @@ def test_production_refuses_to_start_with_empty_or_development_secrets(sqlite_ur
     assert result.returncode == 2
     assert "WECHAT_TOKEN is the development value" in result.stderr
     assert "STAFF_API_MANAGER_TOKEN is not set" in result.stderr
-    assert DEV_WECHAT["WECHAT_APP_SECRET"] not in result.stderr  # names the variable, never its value
+    assert DEV["WECHAT_APP_SECRET"] not in result.stderr  # names the variable, never its value
     worker = subprocess.run([sys.executable, "-m", "bot", "worker", "--once"], cwd=PROJECT_ROOT,
                             env=dict(env, WECHAT_APP_SECRET=""), capture_output=True, text=True, timeout=60)
     assert worker.returncode == 2 and "WECHAT_APP_SECRET is not set" in worker.stderr
@@ -131,4 +132,4 @@ def test_make_run_fills_in_development_values_only_for_development(monkeypatch):
     env = development_env(Settings())
     assert "WECHAT_TOKEN" not in env and "STAFF_API_TOKEN" not in env and env["WUYE_ENV"] == "production"
     monkeypatch.delenv("WUYE_ENV")
-    assert development_env(Settings())["WECHAT_TOKEN"] == DEV_WECHAT["WECHAT_TOKEN"]
+    assert development_env(Settings())["WECHAT_TOKEN"] == DEV["WECHAT_TOKEN"]

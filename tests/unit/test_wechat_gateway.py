@@ -4,6 +4,7 @@ down on purpose)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -75,20 +76,30 @@ def gateway_settings(database_url: str, api_url: str, rasa_url: str, **overrides
     return Settings(**values)
 
 
-@pytest.fixture
-async def gateway(sqlite_url, rules) -> AsyncIterator[Gateway]:
+@contextlib.asynccontextmanager
+async def running_gateway(sqlite_url: str, rules, **overrides) -> AsyncIterator[Gateway]:  # type: ignore[no-untyped-def]
+    """The gateway app on loopback with a fake WeChat API; Rasa is down for these tests."""
     migrate.upgrade(sqlite_url)
     api = FakeWeChatApi()
     api_url = await api.start()
-    nowhere = f"http://127.0.0.1:{free_port()}"  # Rasa is down for these tests
-    server = TestServer(create_app(gateway_settings(sqlite_url, api_url, nowhere), rules), host="127.0.0.1")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    server = TestServer(create_app(gateway_settings(sqlite_url, api_url, nowhere, **overrides), rules),
+                        host="127.0.0.1")
     await server.start_server()
     store = TicketStore(sqlite_url)
-    async with aiohttp.ClientSession() as http:
-        yield Gateway(str(server.make_url("")).rstrip("/"), store, api, http)
-    await server.close()
-    await api.close()
-    store.dispose()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Gateway(str(server.make_url("")).rstrip("/"), store, api, http)
+    finally:
+        await server.close()
+        await api.close()
+        store.dispose()
+
+
+@pytest.fixture
+async def gateway(sqlite_url, rules) -> AsyncIterator[Gateway]:
+    async with running_gateway(sqlite_url, rules) as running:
+        yield running
 
 
 async def test_url_verification_echoes_only_for_a_good_signature(gateway):
@@ -268,19 +279,8 @@ async def test_logs_carry_no_openid_even_inside_dedupe_keys(gateway, caplog):
 @pytest.fixture
 async def strict_gateway(sqlite_url, rules) -> AsyncIterator[Gateway]:
     """A safe-mode account as production runs it: EncodingAESKey set, compatible mode off."""
-    migrate.upgrade(sqlite_url)
-    api = FakeWeChatApi()
-    api_url = await api.start()
-    nowhere = f"http://127.0.0.1:{free_port()}"
-    settings = gateway_settings(sqlite_url, api_url, nowhere, wechat_allow_plaintext=False)
-    server = TestServer(create_app(settings, rules), host="127.0.0.1")
-    await server.start_server()
-    store = TicketStore(sqlite_url)
-    async with aiohttp.ClientSession() as http:
-        yield Gateway(str(server.make_url("")).rstrip("/"), store, api, http)
-    await server.close()
-    await api.close()
-    store.dispose()
+    async with running_gateway(sqlite_url, rules, wechat_allow_plaintext=False) as running:
+        yield running
 
 
 async def test_a_safe_mode_account_refuses_plaintext_pushes(strict_gateway):
