@@ -16,7 +16,7 @@ from bot.app import migrate
 from bot.app.gateway import create_app
 from bot.app.stack import development_env
 from bot.channels.wechat.simulator import SimulatorRefused
-from bot.settings import DEV as DEV
+from bot.settings import DEVELOPMENT_VALUES as DEV
 from bot.settings import PROJECT_ROOT, Settings
 from tests.live import free_port
 
