@@ -26,13 +26,16 @@ DEVELOPMENT_VALUES = {
     "WECHAT_ENCODING_AES_KEY": "DevelopmentOnlyKeyForTheWeChatSimulator0123",
     "STAFF_API_TOKEN": "dev-staff-token",
     "STAFF_API_MANAGER_TOKEN": "dev-manager-token",
+    "RASA_AUTH_TOKEN": "dev-rasa-token",
 }
 
 # What each production process cannot start without (the AES key is optional: plaintext-mode
-# accounts exist; when set it must not be the development one).
+# accounts exist; when set it must not be the development one). Rasa's HTTP API reads and
+# rewrites any resident's conversation, so every process that calls it needs its token.
 REQUIRED_IN_PRODUCTION = {
-    "serve": ("wechat_token", "wechat_app_id", "wechat_app_secret", "staff_api_token", "staff_api_manager_token"),
-    "worker": ("wechat_app_id", "wechat_app_secret"),
+    "serve": ("wechat_token", "wechat_app_id", "wechat_app_secret", "staff_api_token", "staff_api_manager_token",
+              "rasa_auth_token"),
+    "worker": ("wechat_app_id", "wechat_app_secret", "rasa_auth_token"),
 }
 
 
@@ -41,10 +44,16 @@ class Settings:
     database_url: str = field(default_factory=_default_database_url)
     project_config: Path = PROJECT_ROOT / "project" / "default.yml"
     rasa_url: str = "http://127.0.0.1:5005"
+    # Rasa runs with `--enable-api --auth-token`; every call to its HTTP API carries this.
+    rasa_auth_token: str = ""
     action_port: int = 5055
     rasa_port: int = 5005
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
+    # The staff API listens apart from the public WeChat listener: an internal port, or a
+    # path behind the intranet reverse proxy, so publishing the WeChat port never publishes it.
+    staff_host: str = "127.0.0.1"
+    staff_port: int = 8081
     log_level: str = "INFO"
     # "development" enables the WeChat simulator; anything else is production.
     environment: str = "production"
@@ -62,6 +71,12 @@ class Settings:
     action_server_url: str = "http://127.0.0.1:5055"
     # How often messages that could not reach the assistant are retried.
     retry_interval: float = 5.0
+    # Shared short-lived state of several gateway replicas (per-resident rate limits); empty:
+    # this process's memory, right for one gateway.
+    redis_url: str = ""
+    # Rasa's SQL tracker store (SQLAlchemy URL), pruned and erased by the worker and the CLI;
+    # empty: Rasa's in-memory store, reached through Rasa's HTTP API.
+    tracker_store_url: str = ""
     staff_api_token: str = ""
     staff_api_manager_token: str = ""
     # Telegram staff bot: without a token there is no bot and escalations wait in the staff API.
@@ -97,10 +112,13 @@ class Settings:
             database_url=env.get("DATABASE_URL") or defaults.database_url,
             project_config=Path(env.get("PROJECT_CONFIG") or defaults.project_config),
             rasa_url=env.get("RASA_URL") or defaults.rasa_url,
+            rasa_auth_token=env.get("RASA_AUTH_TOKEN", ""),
             action_port=int(env.get("ACTION_PORT") or defaults.action_port),
             rasa_port=int(env.get("RASA_PORT") or defaults.rasa_port),
             gateway_host=env.get("GATEWAY_HOST") or defaults.gateway_host,
             gateway_port=int(env.get("GATEWAY_PORT") or defaults.gateway_port),
+            staff_host=env.get("STAFF_HOST") or defaults.staff_host,
+            staff_port=int(env.get("STAFF_PORT") or defaults.staff_port),
             log_level=env.get("LOG_LEVEL") or defaults.log_level,
             environment=env.get("WUYE_ENV") or defaults.environment,
             wechat_token=env.get("WECHAT_TOKEN", ""),
@@ -113,6 +131,8 @@ class Settings:
             passive_reply_budget=float(env.get("PASSIVE_REPLY_BUDGET") or defaults.passive_reply_budget),
             action_server_url=(env.get("ACTION_SERVER_URL") or defaults.action_server_url).rstrip("/"),
             retry_interval=float(env.get("RETRY_INTERVAL") or defaults.retry_interval),
+            redis_url=env.get("REDIS_URL", ""),
+            tracker_store_url=env.get("TRACKER_STORE_URL", ""),
             staff_api_token=env.get("STAFF_API_TOKEN", ""),
             staff_api_manager_token=env.get("STAFF_API_MANAGER_TOKEN", ""),
             telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", ""),

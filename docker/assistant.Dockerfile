@@ -31,5 +31,7 @@ RUN if [ -f docker/model.tar.gz ]; then \
     fi
 USER 1000
 EXPOSE 5005
-CMD ["python", "-m", "rasa", "run", "--enable-api", "--model", "/app/model.tar.gz", \
-     "--endpoints", "docker/endpoints.prod.yml", "--credentials", "credentials.yml"]
+# The HTTP API reads and rewrites any resident's conversation and replaces the model: it is
+# never served without a token (the shell refuses to start when RASA_AUTH_TOKEN is unset).
+CMD ["sh", "-c", "exec python -m rasa run --enable-api --auth-token \"${RASA_AUTH_TOKEN:?set RASA_AUTH_TOKEN}\" \
+--model /app/model.tar.gz --endpoints docker/endpoints.prod.yml --credentials credentials.yml"]

@@ -12,5 +12,7 @@ RUN pip install --no-cache-dir "pip==24.3.1" \
  && pip check
 COPY . .
 USER 1000
+# 8080: the public WeChat listener. The staff API listener (STAFF_PORT, 8081) is not exposed:
+# publish it only to the intranet reverse proxy (docker-compose.yml binds it to loopback).
 EXPOSE 8080
 CMD ["python", "-m", "bot", "serve", "--host", "0.0.0.0"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +15,7 @@ from bot.db.store import TicketStore
 from bot.settings import PROJECT_ROOT
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +75,24 @@ def postgres_server() -> str:
             pytest.fail(message + " (CI must test the PostgreSQL path)")
         pytest.skip(message)
     return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The URL of the Redis test server; skipped like `postgres_server` (refused, not in CI)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        message = f"Redis not reachable at {REDIS_TEST_URL}: {exc}"
+        if os.environ.get("CI") or not server_absent(str(exc)):
+            pytest.fail(message + " (CI must test the Redis path)")
+        pytest.skip(message)
+    finally:
+        client.close()
+    return REDIS_TEST_URL
 
 
 def _admin_connection(admin_url: str):  # type: ignore[no-untyped-def]
@@ -148,7 +168,8 @@ def sqlite_store(sqlite_url: str) -> Iterator[TicketStore]:
 def live_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The real action server and Rasa server (trained model), sharing one SQLite store.
 
-    Started once per test session; tests keep apart by using their own sender ids.
+    Started once per test session; tests keep apart by using their own sender ids. Rasa's
+    HTTP API wants the session's token, as in production.
     """
     from bot.app.model_cache import ensure_model
     from bot.app.stack import start_action_server, start_rasa, wait_until_healthy, write_endpoints
@@ -158,7 +179,8 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     database_url = f"sqlite:///{workdir / 'tickets.db'}"
     migrate.upgrade(database_url)
     model = ensure_model()
-    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
+    rasa_token = f"e2e-rasa-{secrets.token_hex(8)}"
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", RASA_AUTH_TOKEN=rasa_token)
     action_port, rasa_port = free_port(), free_port()
     endpoints = write_endpoints(workdir / "endpoints.yml", action_port)
     actions = start_action_server(action_port, env, workdir / "log")
@@ -167,7 +189,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     try:
         wait_until_healthy(actions, timeout=120)
         wait_until_healthy(rasa, timeout=300)
-        yield LiveStack(rasa_port, store, actions, action_port)
+        yield LiveStack(rasa_port, store, actions, action_port, rasa_token, rasa)
     finally:
         rasa.stop()
         actions.stop()

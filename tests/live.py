@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import socket
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
@@ -25,6 +25,9 @@ class LiveStack:
     store: TicketStore
     actions: Service
     action_port: int = 0
+    # What Rasa was started with (`--auth-token`); its HTTP API refuses calls without it.
+    rasa_token: str = field(default="", repr=False)
+    rasa: Service | None = None
 
     @property
     def rasa_url(self) -> str:

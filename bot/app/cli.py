@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="物业客服助手 service commands")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve = sub.add_parser("serve", help="run the gateway: public WeChat listener and staff API listener")
+    serve.add_argument("--host", help="public (WeChat) listener; default GATEWAY_HOST")
+    serve.add_argument("--port", type=int, help="default GATEWAY_PORT")
+    serve.add_argument("--staff-host", help="staff API listener, internal only; default STAFF_HOST")
+    serve.add_argument("--staff-port", type=int, help="default STAFF_PORT")
     sub.add_parser("stack", help="migrate, train if needed, start actions + Rasa + gateway")
     migrate_cmd = sub.add_parser("migrate", help="upgrade the ticket store schema to the latest revision")
     migrate_cmd.add_argument("--check", action="store_true",
@@ -27,6 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     residents_sub = residents.add_subparsers(dest="residents_command", required=True)
     roster = residents_sub.add_parser("import", help="import a UTF-8 CSV: room,name,phone[,tags,...]")
     roster.add_argument("file")
+    for verb, what in (("export", "write everything held about a resident as JSON"),
+                       ("erase", "erase a resident's personal data everywhere (keeps case numbers, kinds, times)")):
+        rights = residents_sub.add_parser(verb, help=what)
+        rights.add_argument("who", help="the resident's openid, or a room (every resident of that room)")
+        rights.add_argument("--by", required=True, help="the staff member carrying out the request (audited)")
+        rights.add_argument("--reason", required=True, help="why, e.g. the resident's request of 2026-12-01 (audited)")
+        if verb == "export":
+            rights.add_argument("--out", help="file to write (created readable by its owner only); default stdout")
+        else:
+            rights.add_argument("--yes", action="store_true", help="really erase (it cannot be undone)")
     sub.add_parser("staffbot", help="run the Telegram staff bot (needs TELEGRAM_BOT_TOKEN and STAFF_CHAT_ID)")
     worker = sub.add_parser("worker", help="run scheduled follow-ups (callbacks, updates, SLA checks)")
     worker.add_argument("--once", action="store_true", help="run what is due now, then exit")
@@ -43,22 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if args.command == "serve":
-        from aiohttp import web
+        import asyncio
 
-        from bot.app.access_log import PathOnlyAccessLogger
-        from bot.app.gateway import create_app
-        host = args.host or settings.gateway_host
+        from bot.app.listeners import Listener, serve_gateway
+        public = Listener("public (WeChat)", args.host or settings.gateway_host, args.port or settings.gateway_port)
+        staff = Listener("staff API", args.staff_host or settings.staff_host, args.staff_port or settings.staff_port)
         if refused_in_production(settings, "serve"):
             return 2
         if settings.is_development:
             from bot.channels.wechat.simulator import SimulatorRefused, check_allowed
             try:
-                check_allowed(settings, host)
+                for listener in (public, staff):  # development tokens: loopback only, both listeners
+                    check_allowed(settings, listener.host)
             except SimulatorRefused as exc:
                 print(f"refusing to start: {exc}", file=sys.stderr)
                 return 2
-        web.run_app(create_app(settings), host=host, port=args.port or settings.gateway_port, print=None,
-                    access_log_class=PathOnlyAccessLogger)
+        asyncio.run(serve_gateway(settings, public, staff))
         return 0
     if args.command == "stack":
         from bot.app.stack import run_stack
@@ -73,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         migrate.upgrade(settings.database_url)
         return 0
+    if args.command == "residents" and args.residents_command in ("export", "erase"):
+        return resident_rights_command(args, settings)
     if args.command == "residents":
         from pathlib import Path
 
@@ -117,6 +131,55 @@ def main(argv: list[str] | None = None) -> int:
         print(ensure_model())
         return 0
     return 2
+
+
+def resident_rights_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`residents export|erase`: a resident's rights over their data, audited."""
+    import asyncio
+    import getpass
+    import json
+    import os
+
+    from bot.app.services import rights_ports
+    from bot.cases.resident_rights import Request, RightsError, erase_resident, export_resident
+    from bot.core.clock import utcnow
+    from bot.core.rules import load_rules
+    from bot.db.store import TicketStore
+    if args.residents_command == "erase" and not args.yes:
+        print("erasure cannot be undone: add --yes to carry it out", file=sys.stderr)
+        return 2
+    request = Request(requested_by=args.by.strip()[:64], os_user=getpass.getuser()[:64], reason=args.reason.strip(),
+                      now=utcnow())
+    if not request.requested_by or not request.reason:
+        print("--by and --reason must not be empty (they go to the audit table)", file=sys.stderr)
+        return 2
+    store = TicketStore(settings.database_url)
+
+    async def carry_out() -> object:
+        async with rights_ports(store, settings, load_rules(settings.project_config)) as (channel, memory):
+            if args.residents_command == "export":
+                return await export_resident(store, channel, memory, args.who, request)
+            return await erase_resident(store, channel, memory, args.who, request)
+
+    try:
+        result = asyncio.run(carry_out())
+    except RightsError as exc:
+        print(f"not done: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
+    if args.residents_command == "erase":
+        print("erased: " + ", ".join(f"{count} {what}" for what, count in result.items()))  # type: ignore[attr-defined]
+        return 0
+    text = json.dumps(result, ensure_ascii=False, indent=2, default=str)
+    if args.out:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data: owner only
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        print(f"exported to {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
 
 
 def refused_in_production(settings: Settings, process: str) -> bool:

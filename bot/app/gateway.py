@@ -1,7 +1,9 @@
-"""Gateway application factory: WeChat push endpoint, staff API, health, dev simulator.
+"""Gateway application factories: the public app (WeChat push endpoint, health, dev simulator)
+and the staff app (staff API, health), served on separate listeners.
 
 The one place where the resident channel, the message router, the assistant client and
-the staff API meet: each is built here and handed what it needs.
+the staff API meet: each is built here and handed what it needs. The staff API is never
+mounted on the public app, so publishing the WeChat port never publishes staff routes.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bot import staff_api
-from bot.app.services import assistant_client, wechat_api
+from bot.app.services import assistant_client, flood_counters, wechat_api
+from bot.cases.flood import FloodGuard
 from bot.cases.routing import MessageRouter
 from bot.channels.wechat import routes as wechat_routes
 from bot.channels.wechat.conversation import ConversationService
@@ -24,6 +27,7 @@ from bot.channels.wechat.keys import CONVERSATIONS, CREDENTIALS, HTTP
 from bot.channels.wechat.protocol import MAX_BODY_BYTES, WeChatCredentials
 from bot.core.clock import utcnow
 from bot.core.rules import ProjectRules, load_rules
+from bot.db.counters import RedisCounters
 from bot.db.store import TicketStore
 from bot.settings import Settings
 from bot.staff_api.keys import StaffTokens
@@ -35,28 +39,45 @@ STORE = web.AppKey("store", TicketStore)
 RULES = web.AppKey("rules", ProjectRules)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    checks: dict[str, str] = {}
+async def _store_check(store: TicketStore) -> str:
     try:
         def ping() -> None:
-            with request.app[STORE].transaction() as session:
+            with store.transaction() as session:
                 session.execute(text("SELECT 1"))
 
         await asyncio.to_thread(ping)
-        checks["store"] = "ok"
+        return "ok"
     except Exception as exc:  # noqa: BLE001 - report any store failure as unhealthy
         log.warning("health check: store unavailable: %s", exc.__class__.__name__)
-        checks["store"] = "unavailable"
+        return "unavailable"
+
+
+async def _rasa_check(http: aiohttp.ClientSession, settings: Settings) -> str:
+    # /status is behind Rasa's auth token (`?token=`, the only form Rasa reads); a refused
+    # token shows here as "http 401" before any resident's message meets it.
     try:
-        async with request.app[HTTP].get(f"{request.app[SETTINGS].rasa_url}/status",
-                                         timeout=aiohttp.ClientTimeout(total=2)) as response:
-            checks["rasa"] = "ok" if response.status == 200 else f"http {response.status}"
+        async with http.get(f"{settings.rasa_url}/status", params={"token": settings.rasa_auth_token},
+                            timeout=aiohttp.ClientTimeout(total=2)) as response:
+            return "ok" if response.status == 200 else f"http {response.status}"
     except (aiohttp.ClientError, asyncio.TimeoutError):
-        checks["rasa"] = "unavailable"
-    # The gateway is healthy when its store works; Rasa being down is reported, not fatal:
-    # messages are stored, acknowledged and answered when it is back.
+        return "unavailable"
+
+
+def _health_response(checks: dict[str, str]) -> web.Response:
+    # Healthy when the store works; Rasa being down is reported, not fatal: messages are
+    # stored, acknowledged and answered when it is back.
     status = 200 if checks["store"] == "ok" else 503
     return web.json_response({"status": "ok" if status == 200 else "degraded", "checks": checks}, status=status)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    checks = {"store": await _store_check(request.app[STORE]),
+              "rasa": await _rasa_check(request.app[HTTP], request.app[SETTINGS])}
+    return _health_response(checks)
+
+
+async def staff_healthz(request: web.Request) -> web.Response:
+    return _health_response({"store": await _store_check(request.app[STORE])})
 
 
 async def index(_request: web.Request) -> web.Response:
@@ -78,8 +99,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = app[STORE] = TicketStore(settings.database_url)
     http = app[HTTP] = aiohttp.ClientSession()
-    staff_api.attach_store(app, store)
-    router = MessageRouter(store, app[RULES], assistant_client(http, settings))
+    counters = flood_counters(settings)
+    router = MessageRouter(store, app[RULES], assistant_client(http, settings), FloodGuard(counters, app[RULES].flood))
     service = ConversationService(store, router, wechat_api(http, store, settings), settings.passive_reply_budget)
     app[CONVERSATIONS] = service
     retry = asyncio.create_task(_retry_loop(service, settings.retry_interval))
@@ -89,11 +110,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await retry
     await service.drain()
     await http.close()
+    if isinstance(counters, RedisCounters):
+        await counters.close()
     store.dispose()
 
 
-def create_app(settings: Settings, rules: ProjectRules | None = None,
-               clock: Callable[[], datetime] = utcnow) -> web.Application:
+def create_app(settings: Settings, rules: ProjectRules | None = None) -> web.Application:
+    """The public listener: what WeChat's servers (and, in development, the simulator) reach."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[RULES] = rules or load_rules(settings.project_config)
@@ -103,10 +126,29 @@ def create_app(settings: Settings, rules: ProjectRules | None = None,
     app.cleanup_ctx.append(_resources)
     app.add_routes([web.get("/", index), web.get("/healthz", healthz)])
     app.add_routes(wechat_routes.ROUTES)
-    staff_api.install(app, rules=app[RULES], clock=clock,
-                      tokens=StaffTokens(settings.staff_api_token, settings.staff_api_manager_token))
     if settings.is_development:
         from bot.channels.wechat import simulator  # only ever loaded in development
 
         simulator.install(app, settings)
+    return app
+
+
+async def _staff_store(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE] = TicketStore(app[SETTINGS].database_url)
+    staff_api.attach_store(app, store)
+    yield
+    store.dispose()
+
+
+def create_staff_app(settings: Settings, rules: ProjectRules | None = None,
+                     clock: Callable[[], datetime] = utcnow) -> web.Application:
+    """The staff listener: the staff API and its health, on an internal port (or behind the
+    intranet reverse proxy), never on the public WeChat listener."""
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[RULES] = rules or load_rules(settings.project_config)
+    app.cleanup_ctx.append(_staff_store)
+    app.add_routes([web.get("/healthz", staff_healthz)])
+    staff_api.install(app, rules=app[RULES], clock=clock,
+                      tokens=StaffTokens(settings.staff_api_token, settings.staff_api_manager_token))
     return app

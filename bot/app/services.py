@@ -3,16 +3,21 @@ assistant answers them. The one place that knows WeChat and Rasa are what is beh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from datetime import datetime
+from typing import AsyncIterator
 
 import aiohttp
 
 from bot.assistant.client import AssistantClient
+from bot.assistant.tracker import RasaApiMemory, SqlTrackerMemory
+from bot.cases.ports import ConversationMemory, ResidentChannel
 from bot.channels.wechat.api import WeChatApi
 from bot.channels.wechat.delivery import WeChatResidentChannel
 from bot.core.clock import utcnow
 from bot.core.rules import ProjectRules
+from bot.db.counters import MemoryCounters, RedisCounters
 from bot.db.store import TicketStore
 from bot.settings import Settings
 from bot.worker.handlers import Context
@@ -24,13 +29,38 @@ def wechat_api(http: aiohttp.ClientSession, store: TicketStore, settings: Settin
 
 
 def assistant_client(http: aiohttp.ClientSession, settings: Settings) -> AssistantClient:
-    return AssistantClient(http, settings.rasa_url, settings.action_server_url)
+    return AssistantClient(http, settings.rasa_url, settings.action_server_url, settings.rasa_auth_token)
+
+
+def flood_counters(settings: Settings) -> MemoryCounters | RedisCounters:
+    """Redis when replicas must share what each resident sent; this process's memory otherwise."""
+    return RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
+
+
+def conversation_memory(http: aiohttp.ClientSession, settings: Settings) -> SqlTrackerMemory | RasaApiMemory:
+    """Rasa's SQL tracker store when its URL is configured; else the running Rasa's in-memory one."""
+    if settings.tracker_store_url:
+        return SqlTrackerMemory(settings.tracker_store_url)
+    return RasaApiMemory(http, settings.rasa_url, settings.rasa_auth_token)
 
 
 def worker_context(http: aiohttp.ClientSession, store: TicketStore, settings: Settings,
                    rules: ProjectRules) -> Context:
     residents = WeChatResidentChannel(wechat_api(http, store, settings), store, rules)
-    return Context(store, rules, residents, assistant_client(http, settings))
+    return Context(store, rules, residents, assistant_client(http, settings), conversation_memory(http, settings))
+
+
+@contextlib.asynccontextmanager
+async def rights_ports(store: TicketStore, settings: Settings,
+                       rules: ProjectRules) -> AsyncIterator[tuple[ResidentChannel, ConversationMemory]]:
+    """The channel and the assistant's memory, for a resident's export or erasure."""
+    async with aiohttp.ClientSession() as http:
+        memory = conversation_memory(http, settings)
+        try:
+            yield WeChatResidentChannel(wechat_api(http, store, settings), store, rules), memory
+        finally:
+            if isinstance(memory, SqlTrackerMemory):
+                memory.dispose()
 
 
 async def run_worker(settings: Settings, rules: ProjectRules, *, once: bool, now: datetime | None) -> dict[str, int]:

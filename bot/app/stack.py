@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,14 @@ from bot.settings import DEVELOPMENT_VALUES, PROJECT_ROOT, Settings
 @dataclass
 class Service:
     name: str
-    process: subprocess.Popen
-    health_url: str
+    # Not in the repr: its argv holds Rasa's auth token.
+    process: subprocess.Popen = field(repr=False)
+    # Each must answer 200 for the service to be healthy; none: no HTTP side (the worker).
+    health_urls: tuple[str, ...]
     log_path: Path | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
+    # Sent as `?token=` with each health check and never shown: Rasa's /status needs it.
+    health_token: str = field(default="", repr=False)
 
     def stop(self, timeout: float = 15) -> None:
         if self.process.poll() is None:
@@ -41,7 +46,8 @@ class Service:
             self._log.close()
 
 
-def _spawn(name: str, argv: list[str], health_url: str, env: dict[str, str], log_dir: Path | None) -> Service:
+def _spawn(name: str, argv: list[str], health_urls: tuple[str, ...], env: dict[str, str], log_dir: Path | None,
+           health_token: str = "") -> Service:
     log_file = None
     log_path = None
     if log_dir is not None:
@@ -50,7 +56,17 @@ def _spawn(name: str, argv: list[str], health_url: str, env: dict[str, str], log
         log_file = open(log_path, "ab")
     process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log_file or None,
                                stderr=subprocess.STDOUT if log_file else None)
-    return Service(name, process, health_url, log_path, log_file)
+    return Service(name, process, health_urls, log_path, log_file, health_token)
+
+
+def _answers_200(url: str, token: str) -> bool:
+    if token:
+        url = f"{url}?{urllib.parse.urlencode({'token': token})}"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
 
 
 def wait_until_healthy(service: Service, timeout: float) -> None:
@@ -60,19 +76,15 @@ def wait_until_healthy(service: Service, timeout: float) -> None:
         if service.process.poll() is not None:
             hint = f" (see {service.log_path})" if service.log_path else ""
             raise RuntimeError(f"{service.name} exited with code {service.process.returncode}{hint}")
-        if not service.health_url:
+        if not service.health_urls:
             if time.monotonic() >= settle:  # no HTTP side (the worker): alive after a moment is healthy
                 return
             time.sleep(0.2)
             continue
-        try:
-            with urllib.request.urlopen(service.health_url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
+        if all(_answers_200(url, service.health_token) for url in service.health_urls):
+            return
         time.sleep(0.5)
-    raise TimeoutError(f"{service.name} not healthy at {service.health_url} after {timeout:.0f} s")
+    raise TimeoutError(f"{service.name} not healthy at {', '.join(service.health_urls)} after {timeout:.0f} s")
 
 
 def write_endpoints(path: Path, action_port: int) -> Path:
@@ -82,27 +94,45 @@ def write_endpoints(path: Path, action_port: int) -> Path:
 
 def start_action_server(port: int, env: dict[str, str], log_dir: Path | None = None) -> Service:
     argv = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
-    return _spawn("actions", argv, f"http://127.0.0.1:{port}/health", env, log_dir)
+    # The action server writes tickets for whoever calls it and has no auth of its own: only
+    # Rasa (here on loopback) may reach it. rasa_sdk takes its bind address from SANIC_HOST
+    # and would otherwise listen on every interface.
+    return _spawn("actions", argv, (f"http://127.0.0.1:{port}/health",), dict(env, SANIC_HOST="127.0.0.1"), log_dir)
+
+
+class MissingRasaToken(RuntimeError):
+    pass
 
 
 def start_rasa(model: Path, port: int, endpoints: Path, env: dict[str, str], log_dir: Path | None = None) -> Service:
-    argv = [str(assistant_python()), "-m", "rasa", "run", "--enable-api", "--model", str(model), "--port", str(port),
-            "--interface", "127.0.0.1", "--endpoints", str(endpoints), "--credentials",
+    """Rasa with its HTTP API behind env's RASA_AUTH_TOKEN, in every mode: without a token the
+    API lets anyone who reaches it read and rewrite any resident's conversation or replace the model."""
+    token = env.get("RASA_AUTH_TOKEN", "")
+    if not token:
+        raise MissingRasaToken("RASA_AUTH_TOKEN is not set; Rasa's HTTP API is never started without a token")
+    argv = [str(assistant_python()), "-m", "rasa", "run", "--enable-api", "--auth-token", token, "--model", str(model),
+            "--port", str(port), "--interface", "127.0.0.1", "--endpoints", str(endpoints), "--credentials",
             str(PROJECT_ROOT / "credentials.yml")]
-    return _spawn("rasa", argv, f"http://127.0.0.1:{port}/status", env, log_dir)
+    return _spawn("rasa", argv, (f"http://127.0.0.1:{port}/status",), env, log_dir, health_token=token)
 
 
 def start_worker(env: dict[str, str], log_dir: Path | None = None) -> Service:
-    return _spawn("worker", [sys.executable, "-m", "bot", "worker"], "", env, log_dir)
+    return _spawn("worker", [sys.executable, "-m", "bot", "worker"], (), env, log_dir)
 
 
 def start_staffbot(env: dict[str, str], log_dir: Path | None = None) -> Service:
-    return _spawn("staffbot", [sys.executable, "-m", "bot", "staffbot"], "", env, log_dir)
+    return _spawn("staffbot", [sys.executable, "-m", "bot", "staffbot"], (), env, log_dir)
 
 
-def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | None = None) -> Service:
-    argv = [sys.executable, "-m", "bot", "serve", "--host", host, "--port", str(port)]
-    return _spawn("gateway", argv, f"http://{host}:{port}/healthz", env, log_dir)
+def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | None = None,
+                  staff_port: int | None = None) -> Service:
+    """The gateway's public listener on host:port and its staff API listener on loopback at
+    staff_port (env's STAFF_PORT, or its default, when not given); healthy when both answer."""
+    staff_port = staff_port or int(env.get("STAFF_PORT") or Settings().staff_port)
+    argv = [sys.executable, "-m", "bot", "serve", "--host", host, "--port", str(port),
+            "--staff-host", "127.0.0.1", "--staff-port", str(staff_port)]
+    health = (f"http://{host}:{port}/healthz", f"http://127.0.0.1:{staff_port}/healthz")
+    return _spawn("gateway", argv, health, env, log_dir)
 
 
 def development_env(settings: Settings) -> dict[str, str]:
@@ -118,6 +148,13 @@ def development_env(settings: Settings) -> dict[str, str]:
     env.setdefault("RASA_URL", f"http://127.0.0.1:{settings.rasa_port}")
     env.setdefault("ACTION_SERVER_URL", f"http://127.0.0.1:{settings.action_port}")
     return env
+
+
+def shown_secret(env: dict[str, str], name: str) -> str:
+    """What `make run` may print for a secret: the development value itself (the newcomer
+    needs it to try the API), otherwise only the variable that holds it."""
+    value = env.get(name, "")
+    return value if value and value == DEVELOPMENT_VALUES.get(name) else f"${name}"
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -137,7 +174,7 @@ def run_stack(settings: Settings) -> int:
     try:
         services.append(start_action_server(settings.action_port, env, log_dir))
         services.append(start_rasa(model, settings.rasa_port, endpoints, env, log_dir))
-        services.append(start_gateway(settings.gateway_host, settings.gateway_port, env, log_dir))
+        services.append(start_gateway(settings.gateway_host, settings.gateway_port, env, log_dir, settings.staff_port))
         services.append(start_worker(env, log_dir))
         telegram = bool(env.get("TELEGRAM_BOT_TOKEN") and env.get("STAFF_CHAT_ID"))
         if telegram:
@@ -152,8 +189,10 @@ def run_stack(settings: Settings) -> int:
             "物业客服助手 is running:",
             f"  WeChat simulator  http://{host}:{port}/dev/simulator  <- start here",
             f"  gateway        http://{host}:{port}/  (health: /healthz, WeChat: /wechat)",
-            f"  staff API      http://{host}:{port}/api/tickets  (Authorization: Bearer {env['STAFF_API_TOKEN']})",
-            f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook",
+            f"  staff API      http://127.0.0.1:{settings.staff_port}/api/tickets  "
+            f"(own listener; Authorization: Bearer {shown_secret(env, 'STAFF_API_TOKEN')})",
+            f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook  "
+            f"(HTTP API: ?token={shown_secret(env, 'RASA_AUTH_TOKEN')})",
             f"  action server  http://127.0.0.1:{settings.action_port}/health",
             "  worker         callbacks, progress updates, SLA checks (python -m bot worker)",
             f"  staff bot      {staff_bot}",

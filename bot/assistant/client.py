@@ -13,17 +13,39 @@ import aiohttp
 
 from bot.cases.ports import AssistantUnavailable
 
-__all__ = ["AssistantClient", "AssistantUnavailable"]
+__all__ = ["AssistantClient", "AssistantRefused", "AssistantUnavailable", "check_status"]
 
 log = logging.getLogger(__name__)
 
 
+class AssistantRefused(Exception):
+    """Rasa turned the request down (HTTP 4xx other than an auth failure); trying again will not help."""
+
+
+def check_status(status: int) -> None:
+    """Raise for an unsuccessful answer of Rasa, saying the status only (the URL holds the token).
+
+    A refused token (401/403) is a deployment fault that a restart with the right
+    RASA_AUTH_TOKEN fixes: the message waits and is retried, like when Rasa is down.
+    """
+    if status >= 500:
+        raise AssistantUnavailable(f"Rasa answered HTTP {status}")
+    if status in (401, 403):
+        raise AssistantUnavailable(f"Rasa refused the request (HTTP {status}): check RASA_AUTH_TOKEN")
+    if status >= 400:
+        raise AssistantRefused(f"Rasa answered HTTP {status}")
+
+
 class AssistantClient:
     def __init__(self, http: aiohttp.ClientSession, rasa_url: str, action_server_url: str,
-                 timeout: float = 60.0) -> None:
+                 auth_token: str, timeout: float = 60.0) -> None:
         self.http = http
         self.rasa_url = rasa_url.rstrip("/")
         self.action_server_url = action_server_url.rstrip("/")
+        # Rasa (`--auth-token`) reads its token from the `token` query parameter only; a
+        # bearer header is taken as a JWT. Errors below never carry the URL, so it stays
+        # out of logs and of the job errors staff see.
+        self.auth_token = auth_token
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._actions_ok_until = 0.0
 
@@ -51,12 +73,12 @@ class AssistantClient:
         return [str(item["text"]) for item in answers if item.get("text")]
 
     async def _post(self, url: str, payload: dict[str, Any], params: dict[str, str] | None = None) -> Any:
+        query = {**(params or {}), "token": self.auth_token}
         try:
-            async with self.http.post(url, json=payload, params=params, timeout=self.timeout) as response:
-                if response.status >= 500:
-                    raise AssistantUnavailable(f"Rasa answered HTTP {response.status}")
-                response.raise_for_status()
-                return await response.json()
+            async with self.http.post(url, json=payload, params=query, timeout=self.timeout) as response:
+                check_status(response.status)
+                # Any content type: aiohttp's own error for a wrong one would quote the URL.
+                return await response.json(content_type=None)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
             raise AssistantUnavailable(f"Rasa unreachable: {exc.__class__.__name__}") from exc
 

@@ -52,3 +52,28 @@ class ResidentChannel(Protocol):
     async def purge_raw_logs(self, before: datetime) -> dict[str, int]:
         """Delete the channel's raw message logs older than `before` (retention); how many, by log."""
         ...
+
+    async def raw_logs_of(self, openid: str) -> dict[str, list[dict[str, Any]]]:
+        """Everything the channel logged from and to this resident (a rights export), by log."""
+        ...
+
+    async def erase_raw_logs_of(self, openid: str) -> dict[str, int]:
+        """Delete everything the channel logged from and to this resident; how many, by log."""
+        ...
+
+
+class ConversationMemory(Protocol):
+    """What the assistant remembers of each resident's conversation (Rasa's tracker store):
+    pruned for retention, exported and erased for a resident's rights."""
+
+    async def prune(self, before: datetime) -> int:
+        """Forget conversation events older than `before`; how many were removed."""
+        ...
+
+    async def export(self, sender: str) -> list[dict[str, Any]]:
+        """Every event held for this sender, oldest first."""
+        ...
+
+    async def erase(self, sender: str) -> int:
+        """Forget this sender's whole conversation; how many events were removed."""
+        ...

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.cases.flood import Admission, FloodGuard
 from bot.cases.handoff import route_resident_message, route_resident_picture
 from bot.cases.ports import Assistant, AssistantUnavailable
 from bot.cases.residents import BindOutcome, bind_resident, mentions_binding, note_contact
@@ -20,6 +21,7 @@ from bot.cases.tickets import attach_evidence
 from bot.core import replies
 from bot.core.privacy import mask_openid
 from bot.core.rules import ProjectRules
+from bot.db.counters import MemoryCounters
 from bot.db.store import TicketStore
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class Disposition(str, enum.Enum):
     ANSWERED = "answered"
     WAITING = "waiting"  # the assistant is down: answer later, in order
     IGNORED = "ignored"
+    THROTTLED = "throttled"  # over the resident's rate limit: stored, the assistant not asked
 
 
 @dataclass(frozen=True)
@@ -71,19 +74,29 @@ def menu_utterance(command: str) -> str | None:
 class MessageRouter:
     """Decides, per message, who answers; stores and store calls run off the event loop."""
 
-    def __init__(self, store: TicketStore, rules: ProjectRules, assistant: Assistant) -> None:
+    def __init__(self, store: TicketStore, rules: ProjectRules, assistant: Assistant,
+                 guard: FloodGuard | None = None) -> None:
         self.store = store
         self.rules = rules
         self.assistant = assistant
+        self.guard = guard or FloodGuard(MemoryCounters(), rules.flood)
 
     async def route(self, message: ResidentMessage) -> Routed:
+        if message.kind is MessageKind.UNSUBSCRIBE:
+            await asyncio.to_thread(self._note_contact, message.openid, False)
+            return Routed(None, Disposition.IGNORED)
+        admission = await self.guard.admit(message.openid)
+        if admission is not Admission.ADMITTED:
+            answer = replies.sending_too_fast() if admission is Admission.TOLD_TO_WAIT else None
+            return Routed(answer, Disposition.THROTTLED)
+        async with self.guard.turn(message.openid):
+            return await self._route(message)
+
+    async def _route(self, message: ResidentMessage) -> Routed:
         kind = message.kind
         if kind is MessageKind.SUBSCRIBE:
             await asyncio.to_thread(self._note_contact, message.openid, True)
             return Routed(replies.welcome(), Disposition.ANSWERED)
-        if kind is MessageKind.UNSUBSCRIBE:
-            await asyncio.to_thread(self._note_contact, message.openid, False)
-            return Routed(None, Disposition.IGNORED)
         if kind is MessageKind.MENU:
             if message.text == "enquiry":
                 return Routed(replies.enquiry_menu(), Disposition.ANSWERED)

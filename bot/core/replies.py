@@ -160,6 +160,10 @@ def received_will_answer_later() -> str:
     return "您的消息我们已经收到，系统正在处理中，稍后会在这里回复您，请您放心。紧急情况请直接拨打物业值班电话。"
 
 
+def sending_too_fast() -> str:
+    return "您的消息发得有点快，请稍后再发，谢谢理解。如遇紧急情况，请直接拨打物业值班电话。"
+
+
 def only_text_and_pictures() -> str:
     return "抱歉，我目前只能看懂文字和图片（语音会自动转成文字）。请用文字简单描述一下您遇到的问题，我马上为您处理。"
 

@@ -50,8 +50,9 @@ class FollowUpRules:
     job_max_attempts: int = 6
     job_backoff_seconds: int = 60
     job_backoff_max_seconds: int = 3600
-    # The raw WeChat message logs (inbound/outbound) are purged after this many days; the
-    # case record (ticket events) is kept — it is the household's file (一户一档).
+    # Whatever holds conversation text — the raw WeChat message logs, Rasa's tracker events,
+    # finished jobs' payloads — is purged after this many days; the case record (ticket
+    # events) is kept — it is the household's file (一户一档).
     message_log_retention_days: int = 180
 
     def is_quiet(self, local: time) -> bool:
@@ -84,6 +85,15 @@ class BindingRules:
 
     max_failures_per_resident_per_day: int = 5
     max_failures_per_room_per_day: int = 10
+
+
+@dataclass(frozen=True)
+class FloodRules:
+    """How much one resident may send: beyond `max_messages` within `window_seconds` a message
+    is stored but not answered by the assistant (the resident is asked once to wait)."""
+
+    max_messages: int = 20
+    window_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class ProjectRules:
     templates: dict[str, TemplateMessage] = field(default_factory=dict)
     escalation: EscalationRules = field(default_factory=EscalationRules)
     binding: BindingRules = field(default_factory=BindingRules)
+    flood: FloodRules = field(default_factory=FloodRules)
     # Annual satisfaction survey dimensions (GB/T 45698): key -> label residents see.
     annual_survey_dimensions: tuple[tuple[str, str], ...] = (
         ("quality", "服务质量"), ("attitude", "服务态度"), ("efficiency", "服务效率"), ("facilities", "服务设施"))
@@ -189,6 +200,12 @@ def _binding(raw: dict[str, Any]) -> BindingRules:
     )
 
 
+def _flood(raw: dict[str, Any]) -> FloodRules:
+    defaults = FloodRules()
+    return FloodRules(max_messages=int(raw.get("max_messages", defaults.max_messages)),
+                      window_seconds=int(raw.get("window_seconds", defaults.window_seconds)))
+
+
 def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRules:
     project = raw.get("project") or {}
     sla_raw = dict(raw.get("sla") or {})
@@ -245,6 +262,7 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         templates=_templates(raw.get("wechat_templates") or {}),
         escalation=_escalation(raw.get("escalation") or {}),
         binding=_binding(raw.get("binding") or {}),
+        flood=_flood(raw.get("flood") or {}),
         annual_survey_dimensions=tuple(
             (str(k), str(v)) for k, v in (raw.get("annual_survey_dimensions") or {}).items()
         ) or ProjectRules().annual_survey_dimensions,

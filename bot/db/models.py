@@ -277,3 +277,22 @@ class BindingAttempt(Base):
     room: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     outcome: Mapped[str] = mapped_column(String(16), nullable=False)  # a BindOutcome: mismatch / unknown_room / too_many
     at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class PrivacyRequest(Base):
+    """The audit trail of residents' rights (GB/T 35273, PIPL): every export and erasure —
+    who ran it, when, for which resident, why, and what it touched."""
+
+    __tablename__ = "privacy_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # export / erase
+    requested_by: Mapped[str] = mapped_column(String(64), nullable=False)  # the staff member who ran it
+    os_user: Mapped[str] = mapped_column(String(64), nullable=False)  # the account it ran under
+    # Which resident: the case-file ids and the identifier as asked, masked (an erased
+    # resident's openid must not survive here either).
+    resident_ids: Mapped[Any] = mapped_column(JSON, nullable=False, default=list)
+    subject: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    outcome: Mapped[Any] = mapped_column(JSON, nullable=False, default=dict)  # what was exported / erased, counted

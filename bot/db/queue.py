@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Text, and_, or_, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
@@ -175,3 +176,21 @@ def retry_parked(session: Session, job_id: int, now: datetime, extra_attempts: i
 def jobs_with_status(session: Session, status: JobStatus, limit: int = 200) -> Sequence[Job]:
     return session.execute(select(Job).where(Job.status == status.value).order_by(Job.due_at, Job.id)
                            .limit(limit)).scalars().all()
+
+
+FINISHED = (JobStatus.DONE.value, JobStatus.CANCELLED.value, JobStatus.PARKED.value)
+
+
+def forget_old_payloads(session: Session, before: datetime, now: datetime) -> int:
+    """Retention: finished jobs last touched before `before` lose their payloads and errors (a
+    staff member's words, an openid). The rows stay, so their idempotency keys still hold and
+    nothing is scheduled twice; a parked job that old is cancelled, it cannot run without them."""
+    old = and_(Job.status.in_(FINISHED), Job.updated_at < before)
+    session.execute(update(Job).where(old, Job.status == JobStatus.PARKED.value)
+                    .values(status=JobStatus.CANCELLED.value, finished_at=now)
+                    .execution_options(synchronize_session=False))
+    # Session.execute() is typed as returning Result; for this UPDATE it is a CursorResult.
+    result = cast("CursorResult[Any]", session.execute(
+        update(Job).where(old, or_(sql_cast(Job.payload, Text) != "{}", Job.last_error.is_not(None)))
+        .values(payload={}, last_error=None).execution_options(synchronize_session=False)))
+    return result.rowcount or 0

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import create_engine, event, exc
+from sqlalchemy.engine import Engine, ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,31 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# PostgreSQL quotes the data in its error texts: "DETAIL: Failing row contains (…)",
+# "Key (dedupe_key)=(…) already exists", 'invalid input syntax for type integer: "…"'.
+_QUOTED_VALUE = re.compile(r':\s*"[^"]*"')
+
+
+def scrub_driver_message(message: str) -> str:
+    """The driver's error text without the values it quotes: its first line, quoted values blanked."""
+    first = message.strip().splitlines()[0] if message.strip() else message
+    return _QUOTED_VALUE.sub(': "…"', first)
+
+
+def _hide_driver_values(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> BaseException | None:
+        original = context.original_exception
+        text = str(original)
+        clean = scrub_driver_message(text)
+        if clean == text or not isinstance(context.sqlalchemy_exception, exc.DBAPIError):
+            return None
+        original.args = (clean,)  # the driver's exception is chained to ours: it is logged too
+        return exc.DBAPIError.instance(context.statement, context.parameters, original,
+                                       context.dialect.loaded_dbapi.Error, hide_parameters=True,
+                                       connection_invalidated=context.is_disconnect, dialect=context.dialect)
+
+
 def make_engine(url: str) -> Engine:
     """An engine whose errors never carry the statement's values (hide_parameters): they are
     residents' words, phone numbers and openids, and database errors get logged."""
@@ -42,7 +68,9 @@ def make_engine(url: str) -> Engine:
                                connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
+    engine = create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
+    _hide_driver_values(engine)
+    return engine
 
 
 class TicketStore:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 from bot.cases import alerts, escalation, residents, surveys
-from bot.cases.ports import Assistant, NotDeliverable, Notice, ResidentChannel
+from bot.cases.ports import Assistant, ConversationMemory, NotDeliverable, Notice, ResidentChannel
 from bot.core import replies
 from bot.core.clock import to_local, to_utc_naive
 from bot.core.kinds import TicketKind, TicketStatus
@@ -39,6 +39,7 @@ class Context:
     rules: ProjectRules
     residents: ResidentChannel
     assistant: Assistant
+    memory: ConversationMemory | None = None  # the assistant's conversation store, for retention
 
 
 class Deferred(Exception):
@@ -281,17 +282,20 @@ async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None
 
 
 async def message_log_retention(ctx: Context, job: ClaimedJob, now: datetime) -> None:
-    """Daily housekeeping: the channel's raw message logs past their retention and old failed-binding
-    records are purged; the case records are kept."""
+    """Daily housekeeping: whatever holds residents' words past the retention period goes — the
+    channel's raw message logs, the assistant's conversation events, finished jobs' payloads —
+    and old failed-binding records; the case records (一户一档) are kept."""
     cutoff = now - timedelta(days=ctx.rules.follow_up.message_log_retention_days)
     purged = await ctx.residents.purge_raw_logs(cutoff)
 
-    def forget_binding_attempts() -> int:
+    def forget_in_store() -> tuple[int, int]:
         with ctx.store.transaction() as session:
-            return residents.forget_binding_attempts(session, now)
+            return residents.forget_binding_attempts(session, now), queue.forget_old_payloads(session, cutoff, now)
 
-    purged["binding attempts"] = await asyncio.to_thread(forget_binding_attempts)
-    log.info("raw message logs older than %s purged: %s", cutoff.date().isoformat(),
+    purged["binding attempts"], purged["job payloads"] = await asyncio.to_thread(forget_in_store)
+    if ctx.memory is not None:
+        purged["conversation events"] = await ctx.memory.prune(cutoff)
+    log.info("records older than %s purged: %s", cutoff.date().isoformat(),
              ", ".join(f"{count} {what}" for what, count in purged.items()) or "nothing")
 
 

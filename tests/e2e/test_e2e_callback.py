@@ -34,7 +34,7 @@ async def run_worker(stack: WeChatStack, now: datetime, rules) -> str:
     """`python -m bot worker --once --now …` against the live stack's store, Rasa and the fake WeChat API."""
     env = dict(os.environ, DATABASE_URL=stack.live.store.url, WECHAT_API_BASE_URL=stack.api_url,
                WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET=APP_SECRET, RASA_URL=stack.live.rasa_url,
-               ACTION_SERVER_URL=stack.live.actions_url, PYTHONUNBUFFERED="1")
+               RASA_AUTH_TOKEN=stack.live.rasa_token, ACTION_SERVER_URL=stack.live.actions_url, PYTHONUNBUFFERED="1")
     local = to_local(now, rules.timezone).replace(tzinfo=None).isoformat(timespec="seconds")
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "worker", "--once", "--now", local,
                                                 cwd=PROJECT_ROOT, env=env, stdout=asyncio.subprocess.PIPE,
@@ -57,7 +57,7 @@ async def repaired(stack: WeChatStack, openid: str) -> Ticket:
     assert "什么时候" in await stack.say(openid, "3栋2单元501")
     assert "工单号" in await stack.say(openid, "明天上午")
     [ticket] = stack.tickets_of(openid)
-    url = stack.wechat.url.replace("/wechat", f"/api/tickets/{ticket.number}/resolve")
+    url = f"{stack.staff_url}/api/tickets/{ticket.number}/resolve"
     async with stack.http.post(url, json={"note": "已疏通下水道", "staff": "wang"}, headers=STAFF) as response:
         assert response.status == 200, await response.text()
         assert (await response.json())["status"] == "resolved"

@@ -57,6 +57,7 @@ def production_stack(postgres_server: str, redis_client, tmp_path_factory) -> It
     env = dict(
         os.environ,
         PYTHONUNBUFFERED="1",
+        RASA_AUTH_TOKEN="e2e-production-rasa-token",
         DATABASE_URL=tickets_url,
         ACTION_ENDPOINT_URL=f"http://127.0.0.1:{action_port}/webhook",
         TRACKER_DB_HOST=tracker.host or "127.0.0.1",
@@ -75,7 +76,7 @@ def production_stack(postgres_server: str, redis_client, tmp_path_factory) -> It
     try:
         wait_until_healthy(actions, timeout=120)
         wait_until_healthy(rasa, timeout=300)
-        yield LiveStack(rasa_port, store, actions), tracker_url
+        yield LiveStack(rasa_port, store, actions, rasa_token=env["RASA_AUTH_TOKEN"], rasa=rasa), tracker_url
     finally:
         rasa.stop()
         actions.stop()
@@ -103,3 +104,32 @@ def test_repair_conversation_on_postgres_and_redis(production_stack, redis_clien
     assert user_turns == 3
     # ... and took its conversation lock in Redis for every message.
     assert int(redis_client.info("stats")["total_commands_processed"]) - commands_before >= 3
+
+
+async def test_retention_and_erasure_reach_rasas_postgres_tracker(production_stack):
+    """The worker's retention and a resident's erasure delete in the tracker store Rasa really
+    wrote, and Rasa then finds nothing of what was deleted."""
+    import asyncio
+    import json
+    import urllib.request
+
+    from bot.assistant.tracker import SqlTrackerMemory
+    from bot.core.clock import utcnow
+
+    stack, tracker_url = production_stack
+    old, kept = "oProdForgetOld01", "oProdForgetKept1"
+    await asyncio.to_thread(stack.say, old, "你好")
+    between = utcnow()
+    await asyncio.to_thread(stack.say, kept, "你好")
+    memory = SqlTrackerMemory(tracker_url)
+    try:
+        assert await memory.prune(between) >= 1  # every event of the first conversation is older
+        assert await memory.export(old) == []
+        assert [e["text"] for e in await memory.export(kept) if e["event"] == "user"] == ["你好"]
+        url = f"{stack.rasa_url}/conversations/{old}/tracker?token={stack.rasa_token}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert [e for e in json.loads(response.read())["events"] if e["event"] == "user"] == []
+        assert await memory.erase(kept) >= 1
+        assert await memory.export(kept) == []
+    finally:
+        memory.dispose()

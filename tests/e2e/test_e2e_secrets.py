@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 STAFF_TOKEN = "agent-4c1d9e7b-secret"
 MANAGER_TOKEN = "manager-77aa0f3c-secret"
 DB_PASSWORD = "Db-Pa55-9f8e7d"  # the server trusts loopback; the password still travels in DATABASE_URL
+RASA_TOKEN = "rasa-2b8d61f0-secret"
 
 
 async def wait_for_http(url: str, timeout: float = 60) -> None:
@@ -47,13 +48,14 @@ async def test_no_secret_appears_in_any_output(postgres_database_url: str, tmp_p
     migrate.upgrade(database_url)
     wechat, telegram = FakeWeChatApi(), FakeTelegram()
     wechat_url, telegram_url = await wechat.start(), await telegram.start()
-    port = free_port()
+    port, staff_port = free_port(), free_port()
     env = dict(os.environ, DATABASE_URL=database_url, LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
                WECHAT_TOKEN=TOKEN, WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET=APP_SECRET,
                WECHAT_ENCODING_AES_KEY=AES_KEY, WECHAT_API_BASE_URL=wechat_url,
                STAFF_API_TOKEN=STAFF_TOKEN, STAFF_API_MANAGER_TOKEN=MANAGER_TOKEN,
                TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_API_BASE_URL=telegram_url, STAFF_CHAT_ID=str(STAFF_CHAT),
-               RASA_URL=f"http://127.0.0.1:{free_port()}", ACTION_SERVER_URL=f"http://127.0.0.1:{free_port()}")
+               RASA_URL=f"http://127.0.0.1:{free_port()}", ACTION_SERVER_URL=f"http://127.0.0.1:{free_port()}",
+               RASA_AUTH_TOKEN=RASA_TOKEN)
     env.pop("WUYE_ENV", None)  # production
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -65,19 +67,21 @@ async def test_no_secret_appears_in_any_output(postgres_database_url: str, tmp_p
 
     action_port = free_port()
     actions = start_action_server(action_port, env, logs)  # holds DATABASE_URL (and its password) too
-    gateway = await spawn("gateway", "serve", "--host", "127.0.0.1", "--port", str(port))
+    gateway = await spawn("gateway", "serve", "--host", "127.0.0.1", "--port", str(port),
+                          "--staff-port", str(staff_port))
     staffbot = await spawn("staffbot", "staffbot")
     store = TicketStore(database_url)
     try:
         await wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        await wait_for_http(f"http://127.0.0.1:{staff_port}/healthz")
         await wait_for_http(f"http://127.0.0.1:{action_port}/health")
         async with aiohttp.ClientSession() as http:
             # A resident writes (safe mode; the assistant is down, so the gateway also retries and logs).
             push = await WeChatServers(f"http://127.0.0.1:{port}", safe_mode=True).push(
                 http, text_xml("oSecretsCheck", "厨房漏水了，电话13812345678"))
             assert push.status == 200
-            # Staff read the case list through the staff API (the agent token travels in a header).
-            async with http.get(f"http://127.0.0.1:{port}/api/tickets",
+            # Staff read the case list through the staff API's own listener (the agent token travels in a header).
+            async with http.get(f"http://127.0.0.1:{staff_port}/api/tickets",
                                 headers={"Authorization": f"Bearer {STAFF_TOKEN}"}) as response:
                 assert response.status == 200
         # A case for staff: the staff bot posts its card through the (fake) Bot API.
@@ -101,6 +105,6 @@ async def test_no_secret_appears_in_any_output(postgres_database_url: str, tmp_p
     secrets = {"WeChat token": TOKEN, "WeChat app secret": APP_SECRET, "EncodingAESKey": AES_KEY,
                "agent token": STAFF_TOKEN, "manager token": MANAGER_TOKEN, "Telegram token": BOT_TOKEN,
                "Telegram token (URL-encoded)": urllib.parse.quote(BOT_TOKEN), "database password": DB_PASSWORD,
-               "resident's phone": "13812345678", "openid": "oSecretsCheck"}
+               "Rasa auth token": RASA_TOKEN, "resident's phone": "13812345678", "openid": "oSecretsCheck"}
     leaks = [f"{what} in {name}" for name, text in output.items() for what, value in secrets.items() if value in text]
     assert not leaks, leaks

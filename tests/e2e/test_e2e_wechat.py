@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.app.gateway import create_app
+from bot.app.gateway import create_app, create_staff_app
 from bot.channels.wechat.models import InboundMessage, OutboundMessage
 from bot.db.models import Resident, Ticket
 from tests.live import LiveStack
@@ -31,6 +31,7 @@ class WeChatStack:
     rasa: RasaProxy
     http: aiohttp.ClientSession
     api_url: str = ""
+    staff_url: str = ""  # the staff API's own listener
 
     async def say(self, openid: str, text: str, msg_id: int | None = None) -> str | None:
         push = await self.wechat.push(self.http, text_xml(openid, text, msg_id=msg_id))
@@ -52,11 +53,15 @@ async def _stack(live: LiveStack, budget: float, rules, **overrides) -> AsyncIte
     api, proxy = FakeWeChatApi(), RasaProxy(live.rasa_url)
     api_url, proxy_url = await api.start(), await proxy.start()
     settings = gateway_settings(live.store.url, api_url, proxy_url, action_server_url=live.actions_url,
-                                passive_reply_budget=budget, **overrides)
+                                rasa_auth_token=live.rasa_token, passive_reply_budget=budget, **overrides)
     server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    staff = TestServer(create_staff_app(settings, rules), host="127.0.0.1")
     await server.start_server()
+    await staff.start_server()
     async with aiohttp.ClientSession() as http:
-        yield WeChatStack(live, WeChatServers(str(server.make_url("")), safe_mode=True), api, proxy, http, api_url)
+        yield WeChatStack(live, WeChatServers(str(server.make_url("")), safe_mode=True), api, proxy, http, api_url,
+                          str(staff.make_url("")).rstrip("/"))
+    await staff.close()
     await server.close()
     await proxy.close()
     await api.close()

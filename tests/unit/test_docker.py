@@ -69,6 +69,32 @@ def test_only_the_gateway_is_published_and_the_backends_have_no_way_out():
         assert services[backend]["networks"] == ["internal"], backend
 
 
+def test_the_gateway_publishes_only_its_wechat_listener_to_the_world():
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text(encoding="utf-8"))
+    gateway = compose["services"]["gateway"]
+    public = [port for port in gateway["ports"] if not str(port).startswith("127.0.0.1:")]
+    assert public == ["8080:8080"]  # GATEWAY_PORT: /wechat and /healthz, never a staff route
+    # The staff API listener: the host's loopback only, for the intranet reverse proxy.
+    assert [port for port in gateway["ports"] if port not in public] == ["127.0.0.1:8081:8081"]
+    assert "--staff-host" in gateway["command"]
+    assert "EXPOSE 8081" not in (DOCKER / "service.Dockerfile").read_text(encoding="utf-8")
+
+
+def test_rasa_serves_its_http_api_only_with_a_token_that_the_gateway_and_worker_hold():
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    command = services["rasa"]["command"]
+    assert "--enable-api" in command
+    assert command[command.index("--auth-token") + 1].startswith("${RASA_AUTH_TOKEN:?")  # required, from the env
+    for caller in ("gateway", "worker"):
+        assert services[caller]["environment"]["RASA_AUTH_TOKEN"].startswith("${RASA_AUTH_TOKEN:?"), caller
+    # The image on its own refuses to start without one too.
+    cmd = (DOCKER / "assistant.Dockerfile").read_text(encoding="utf-8").split("\nCMD ")[1]
+    assert "--enable-api --auth-token" in cmd and "${RASA_AUTH_TOKEN:?" in cmd
+    # The action server (no auth of its own) is reached on the internal network only.
+    assert "ports" not in services["actions"] and services["actions"]["networks"] == ["internal"]
+
+
 def test_the_build_context_leaves_out_local_state_and_secrets():
     ignored = set((PROJECT_ROOT / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".env", "var", ".venv", ".venv-assistant", "models", ".git"} <= ignored

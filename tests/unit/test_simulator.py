@@ -23,7 +23,7 @@ from tests.live import free_port
 # Stand-ins for a real account's secrets (not the development ones).
 PRODUCTION_SECRETS = {"WECHAT_TOKEN": "prod-token-7f3a", "WECHAT_APP_ID": "wxprod0000000001",
                       "WECHAT_APP_SECRET": "prod-secret-91c2", "STAFF_API_TOKEN": "prod-agent-5d1e",
-                      "STAFF_API_MANAGER_TOKEN": "prod-manager-a8b4"}
+                      "STAFF_API_MANAGER_TOKEN": "prod-manager-a8b4", "RASA_AUTH_TOKEN": "prod-rasa-3e9c"}
 
 
 def dev_settings(database_url: str, port: int, **overrides) -> Settings:
@@ -72,10 +72,11 @@ def test_development_mode_refuses_the_real_wechat_api(sqlite_url, rules):
         create_app(dev_settings(sqlite_url, 1, wechat_api_base_url="https://api.weixin.qq.com"), rules)
 
 
-def test_development_mode_refuses_to_listen_beyond_loopback(sqlite_url):
+@pytest.mark.parametrize("listener", ["--host", "--staff-host"])
+def test_development_mode_refuses_to_listen_beyond_loopback(sqlite_url, listener):
     env = dict(os.environ, DATABASE_URL=sqlite_url, WUYE_ENV="development",
                WECHAT_API_BASE_URL="http://127.0.0.1:9/dev/wechat-api")
-    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+    result = subprocess.run([sys.executable, "-m", "bot", "serve", listener, "0.0.0.0", "--port", str(free_port())],
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "loopback only" in result.stderr
 
@@ -86,8 +87,9 @@ def test_gateway_access_log_keeps_openids_out(sqlite_url):
     port = free_port()
     env = dict(os.environ, DATABASE_URL=sqlite_url, LOG_LEVEL="INFO", **PRODUCTION_SECRETS)
     env.pop("WUYE_ENV", None)
-    process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                "--staff-port", str(free_port())], cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE,
+                               text=True)
     try:
         url = f"http://127.0.0.1:{port}/wechat?signature=0&timestamp=1&nonce=2&openid=oSecretResident42"
         for _ in range(100):

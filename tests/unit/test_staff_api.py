@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.app import migrate
-from bot.app.gateway import create_app
+from bot.app.gateway import create_staff_app
 from bot.cases.residents import bind_resident, import_roster
 from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, transition
 from bot.core.kinds import TicketStatus
@@ -30,7 +30,7 @@ API_NOW = datetime(2026, 11, 27, 6, 0)
 async def api(sqlite_url, rules, tmp_path):
     migrate.upgrade(sqlite_url)
     settings = Settings(database_url=sqlite_url, staff_api_token=AGENT, staff_api_manager_token=MANAGER)
-    server = TestServer(create_app(settings, rules, clock=lambda: API_NOW), host="127.0.0.1")
+    server = TestServer(create_staff_app(settings, rules, clock=lambda: API_NOW), host="127.0.0.1")
     await server.start_server()
     from bot.db.store import TicketStore
     store = TicketStore(sqlite_url)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import traceback
 from datetime import datetime
 
 import pytest
@@ -214,7 +215,7 @@ def test_ticket_numbers_unique_under_concurrent_writers(store, rules):
 
 def test_database_errors_hide_their_bound_parameters(store):
     # Errors get logged; their bound parameters are residents' words, phones and openids.
-    # (PostgreSQL's own DETAIL line may still quote a failing row: issue 12 deals with that.)
+    # PostgreSQL's own DETAIL line would quote the failing row: it is scrubbed too.
     from sqlalchemy.exc import IntegrityError
 
     try:
@@ -227,8 +228,35 @@ def test_database_errors_hide_their_bound_parameters(store):
         raise AssertionError("the insert should have failed")
     assert "[SQL parameters hidden due to hide_parameters=True]" in message
     assert "[parameters:" not in message
-    if store.engine.dialect.name == "sqlite":
-        assert all(value not in message for value in ("13812345678", "王小明", "oLeakCheck999"))
+    assert all(value not in message for value in ("13812345678", "王小明", "oLeakCheck999"))
+    assert "Failing row" not in message and "created_at" in message  # which column, not which values
+
+
+def test_duplicate_key_errors_do_not_quote_the_key(store):
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.core.clock import utcnow
+
+    with store.transaction() as session:
+        session.add(Resident(openid="oDuplicate4242", tags=[], created_at=utcnow(), updated_at=utcnow()))
+    try:
+        with store.transaction() as session:
+            session.add(Resident(openid="oDuplicate4242", tags=[], created_at=utcnow(), updated_at=utcnow()))
+    except IntegrityError as exc:
+        message = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    else:
+        raise AssertionError("the duplicate should have failed")
+    assert "oDuplicate4242" not in message  # neither in our exception nor in the chained driver error
+
+
+def test_scrubbed_driver_messages_keep_what_went_wrong():
+    from bot.db.store import scrub_driver_message
+
+    assert scrub_driver_message('invalid input syntax for type integer: "13812345678"\nLINE 1: …') == \
+        'invalid input syntax for type integer: "…"'
+    assert scrub_driver_message('duplicate key value violates unique constraint "uq_openid"\n'
+                                'DETAIL:  Key (openid)=(oAbc) already exists.\n') == \
+        'duplicate key value violates unique constraint "uq_openid"'
 
 
 def test_migrate_check_tells_a_current_store_from_an_old_or_missing_one(tmp_path):

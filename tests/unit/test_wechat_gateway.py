@@ -78,12 +78,12 @@ def gateway_settings(database_url: str, api_url: str, rasa_url: str, **overrides
 
 @contextlib.asynccontextmanager
 async def running_gateway(sqlite_url: str, rules, **overrides) -> AsyncIterator[Gateway]:  # type: ignore[no-untyped-def]
-    """The gateway app on loopback with a fake WeChat API; Rasa is down for these tests."""
+    """The gateway app on loopback with a fake WeChat API; Rasa is down unless `rasa_url` is given."""
     migrate.upgrade(sqlite_url)
     api = FakeWeChatApi()
     api_url = await api.start()
-    nowhere = f"http://127.0.0.1:{free_port()}"
-    server = TestServer(create_app(gateway_settings(sqlite_url, api_url, nowhere, **overrides), rules),
+    rasa_url = overrides.pop("rasa_url", f"http://127.0.0.1:{free_port()}")  # default: nobody listens
+    server = TestServer(create_app(gateway_settings(sqlite_url, api_url, rasa_url, **overrides), rules),
                         host="127.0.0.1")
     await server.start_server()
     store = TicketStore(sqlite_url)

@@ -31,6 +31,7 @@ from tests.wechat_fakes import APP_ID, APP_SECRET, FakeWeChatApi
 WED_10 = datetime(2026, 11, 25, 2, 0)  # Wed 25 Nov 2026 10:00 Shanghai, as naive UTC
 MON_10 = datetime(2026, 11, 30, 2, 0)  # 3 working days later
 WED_NEXT_10 = datetime(2026, 12, 2, 2, 0)  # 2 more working days
+RASA_TOKEN = "worker-test-rasa-token"  # production refuses a worker without one
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def worker_for(store, rules, http, api_url: str, now: datetime, name: str = "tes
     ctx = Context(store, rules, WeChatResidentChannel(WeChatApi(http, store, api_url, APP_ID, APP_SECRET, timeout=3),
                                                         store, rules),
                   # No survey jobs here: an assistant nobody listens on would refuse them.
-                  AssistantClient(http, "http://127.0.0.1:9", "http://127.0.0.1:9"))
+                  AssistantClient(http, "http://127.0.0.1:9", "http://127.0.0.1:9", RASA_TOKEN))
     return Worker(ctx, name, clock=lambda: now)
 
 
@@ -202,7 +203,7 @@ async def test_cancelled_case_gets_no_follow_ups(store, rules, wechat):
 def worker_env(database_url: str, api_url: str) -> dict[str, str]:
     return dict(os.environ, DATABASE_URL=database_url, WECHAT_API_BASE_URL=api_url, WECHAT_APP_ID=APP_ID,
                 WECHAT_APP_SECRET=APP_SECRET, RASA_URL="http://127.0.0.1:9", ACTION_SERVER_URL="http://127.0.0.1:9",
-                PYTHONUNBUFFERED="1")
+                RASA_AUTH_TOKEN=RASA_TOKEN, PYTHONUNBUFFERED="1")
 
 
 async def run_worker(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
@@ -270,7 +271,8 @@ async def test_a_worker_killed_mid_job_loses_nothing(store, rules, wechat):
 async def test_worker_refuses_a_bad_now(sqlite_url):
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "worker", "--once", "--now", "tomorrow",
                                                 cwd=PROJECT_ROOT, env=dict(os.environ, DATABASE_URL=sqlite_url,
-                                                                          WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET=APP_SECRET),
+                                                                          WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET=APP_SECRET,
+                                                                          RASA_AUTH_TOKEN=RASA_TOKEN),
                                                 stderr=asyncio.subprocess.PIPE)
     _out, err = await proc.communicate()
     assert proc.returncode == 2 and b"bad --now" in err

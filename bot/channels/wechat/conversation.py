@@ -34,7 +34,7 @@ MENU_COMMANDS = {"MENU_REPAIR": "repair", "MENU_COMPLAINT": "complaint", "MENU_M
 KINDS = {"text": MessageKind.TEXT, "voice": MessageKind.VOICE, "image": MessageKind.IMAGE,
          "location": MessageKind.LOCATION}
 STATUS_OF = {Disposition.ANSWERED: InboundStatus.ANSWERED, Disposition.WAITING: InboundStatus.WAITING,
-             Disposition.IGNORED: InboundStatus.IGNORED}
+             Disposition.IGNORED: InboundStatus.IGNORED, Disposition.THROTTLED: InboundStatus.THROTTLED}
 
 
 @dataclass
@@ -219,9 +219,10 @@ class ConversationService:
             if message.event == "click":
                 text = menu_utterance(MENU_COMMANDS.get(message.content, message.content)) or message.content
             kind = MessageKind.VOICE if message.msg_type == "voice" else MessageKind.TEXT
-            routed = await self.router.ask_assistant(
-                ResidentMessage(message.openid, kind, CHANNEL, text=text, dedupe_key=message.dedupe_key), text,
-                retried=True)
+            async with self.router.guard.turn(message.openid):  # after what is in flight, in order
+                routed = await self.router.ask_assistant(
+                    ResidentMessage(message.openid, kind, CHANNEL, text=text, dedupe_key=message.dedupe_key), text,
+                    retried=True)
             if routed.disposition is Disposition.WAITING:
                 break  # still down: keep the order, try again next round
             answer = routed.answer or replies.assistant_did_not_answer()

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -85,6 +86,13 @@ class WeChatResidentChannel:
         inbound_rows, outbound_rows = await asyncio.to_thread(inbound.purge_logs, self.store, before)
         nonces = await asyncio.to_thread(replay.forget_before, self.store, before)
         return {"inbound": inbound_rows, "outbound": outbound_rows, "nonces": nonces}
+
+    async def raw_logs_of(self, openid: str) -> dict[str, list[dict[str, Any]]]:
+        return await asyncio.to_thread(inbound.logs_of, self.store, openid)
+
+    async def erase_raw_logs_of(self, openid: str) -> dict[str, int]:
+        inbound_rows, outbound_rows = await asyncio.to_thread(inbound.erase_logs_of, self.store, openid)
+        return {"inbound": inbound_rows, "outbound": outbound_rows}
 
 
 async def deliver(api: WeChatApi, store: TicketStore, rules: ProjectRules, notice: Notice, now: datetime) -> str:

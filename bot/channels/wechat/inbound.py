@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.engine import CursorResult
 
 from bot.channels.wechat.models import InboundMessage, InboundStatus, OutboundMessage
@@ -79,5 +79,38 @@ def purge_logs(store: TicketStore, before: datetime) -> tuple[int, int]:
         referenced = select(OutboundMessage.inbound_id).where(OutboundMessage.inbound_id.is_not(None))
         inbound = cast("CursorResult[Any]", session.execute(
             delete(InboundMessage).where(InboundMessage.id.in_(old_inbound), InboundMessage.id.not_in(referenced))
+            .execution_options(synchronize_session=False))).rowcount
+        return inbound or 0, outbound or 0
+
+
+def _row(row: InboundMessage | OutboundMessage, columns: tuple[str, ...]) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in columns}
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
+def logs_of(store: TicketStore, openid: str) -> dict[str, list[dict[str, Any]]]:
+    """This resident's raw messages, both ways, oldest first."""
+    with store.transaction() as session:
+        received = session.execute(select(InboundMessage).where(InboundMessage.openid == openid)
+                                   .order_by(InboundMessage.id)).scalars().all()
+        sent = session.execute(select(OutboundMessage).where(OutboundMessage.openid == openid)
+                               .order_by(OutboundMessage.id)).scalars().all()
+        return {
+            "received": [_row(r, ("received_at", "msg_type", "event", "content", "media", "status", "reply"))
+                         for r in received],
+            "sent": [_row(r, ("created_at", "content", "status", "via")) for r in sent],
+        }
+
+
+def erase_logs_of(store: TicketStore, openid: str) -> tuple[int, int]:
+    """Delete this resident's raw messages: (inbound, outbound) rows removed."""
+    with store.transaction() as session:
+        mine = select(InboundMessage.id).where(InboundMessage.openid == openid)
+        # Outbound rows of this resident go first; they may point at the inbound ones.
+        outbound = cast("CursorResult[Any]", session.execute(
+            delete(OutboundMessage).where(or_(OutboundMessage.openid == openid, OutboundMessage.inbound_id.in_(mine)))
+            .execution_options(synchronize_session=False))).rowcount
+        inbound = cast("CursorResult[Any]", session.execute(
+            delete(InboundMessage).where(InboundMessage.openid == openid)
             .execution_options(synchronize_session=False))).rowcount
         return inbound or 0, outbound or 0

@@ -21,6 +21,7 @@ class InboundStatus(str, enum.Enum):
     WAITING = "waiting"  # the assistant was unreachable; retried in the background
     FAILED = "failed"  # gave up (too old to answer within WeChat's window)
     IGNORED = "ignored"  # nothing to answer (unsubscribe, ...)
+    THROTTLED = "throttled"  # over the resident's rate limit: kept, not answered by the assistant
 
 
 class InboundMessage(Base):
