@@ -82,13 +82,26 @@ class MessageRouter:
         self.guard = guard or FloodGuard(MemoryCounters(), rules.flood)
 
     async def route(self, message: ResidentMessage) -> Routed:
+        """Admit the message (the resident's rate limit), then answer it."""
+        return await self.admit(message) or await self.answer(message)
+
+    async def admit(self, message: ResidentMessage) -> Routed | None:
+        """None when the message may go on; the throttled outcome when the resident is over
+        their limit. A channel that stores messages calls this first, so that a throttled
+        message costs one write and nothing else."""
+        if message.kind is MessageKind.UNSUBSCRIBE:
+            return None  # always recorded: the resident leaves
+        admission = await self.guard.admit(message.openid)
+        if admission is Admission.ADMITTED:
+            return None
+        return Routed(replies.sending_too_fast() if admission is Admission.TOLD_TO_WAIT else None,
+                      Disposition.THROTTLED)
+
+    async def answer(self, message: ResidentMessage) -> Routed:
+        """Answer an admitted message, one at a time per resident, in arrival order."""
         if message.kind is MessageKind.UNSUBSCRIBE:
             await asyncio.to_thread(self._note_contact, message.openid, False)
             return Routed(None, Disposition.IGNORED)
-        admission = await self.guard.admit(message.openid)
-        if admission is not Admission.ADMITTED:
-            answer = replies.sending_too_fast() if admission is Admission.TOLD_TO_WAIT else None
-            return Routed(answer, Disposition.THROTTLED)
         async with self.guard.turn(message.openid):
             return await self._route(message)
 

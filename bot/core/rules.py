@@ -92,7 +92,7 @@ class FloodRules:
     """How much one resident may send: beyond `max_messages` within `window_seconds` a message
     is stored but not answered by the assistant (the resident is asked once to wait)."""
 
-    max_messages: int = 20
+    max_messages: int = 10
     window_seconds: int = 60
 
 

@@ -119,14 +119,26 @@ class ConversationService:
     async def handle(self, message: BaseMessage) -> str | None:
         """The passive reply for this push, or None to answer `success`."""
         turn = describe(message)
+        pending = self.inflight.get(turn.dedupe_key)
+        if pending is not None:
+            log.info("redelivery of %s from %s (in flight, waiting for its answer)", loggable_key(turn),
+                     mask_openid(turn.openid))
+            return await self._await_answer(pending)
+        routed_message = resident_message(turn)
+        # Over the resident's limit: stored as throttled in one write, nothing else done.
+        throttled = await self.router.admit(routed_message) if routed_message else None
         stored = await asyncio.to_thread(
             inbound.record_inbound, self.store, dedupe_key=turn.dedupe_key, openid=turn.openid,
-            msg_type=turn.msg_type, event=turn.event, content=turn.content, media=turn.media)
+            msg_type=turn.msg_type, event=turn.event, content=turn.content, media=turn.media,
+            status=InboundStatus.THROTTLED if throttled else InboundStatus.RECEIVED,
+            reply=throttled.answer if throttled else None)
         if not stored.created:
             pending = self.inflight.get(turn.dedupe_key)
             log.info("redelivery of %s from %s (%s)", loggable_key(turn), mask_openid(turn.openid),
                      "in flight, waiting for its answer" if pending else "already handled")
             return await self._await_answer(pending) if pending else None
+        if throttled:
+            return split_for_wechat(throttled.answer)[0] if throttled.answer else None
         pending = Pending(stored.id, turn.openid)
         self.inflight[turn.dedupe_key] = pending
         task = asyncio.create_task(self._process(turn, pending))
@@ -202,7 +214,7 @@ class ConversationService:
         message = resident_message(turn)
         if message is None:
             return None, InboundStatus.IGNORED
-        routed = await self.router.route(message)
+        routed = await self.router.answer(message)  # admitted in `handle`
         return routed.answer, STATUS_OF[routed.disposition]
 
     # --- background retries -------------------------------------------------

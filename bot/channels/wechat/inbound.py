@@ -22,13 +22,17 @@ class Stored:
 
 
 def record_inbound(store: TicketStore, *, dedupe_key: str, openid: str, msg_type: str, event: str | None,
-                   content: str, media: dict[str, Any] | None, now: datetime | None = None) -> Stored:
-    """Insert once; a redelivery finds the first row (unique dedupe_key)."""
+                   content: str, media: dict[str, Any] | None, now: datetime | None = None,
+                   status: InboundStatus = InboundStatus.RECEIVED, reply: str | None = None) -> Stored:
+    """Insert once; a redelivery finds the first row (unique dedupe_key). A message that is
+    final on arrival (throttled) is stored with its status and answer at once."""
     now = now or utcnow()
+    final = status is not InboundStatus.RECEIVED
     with store.transaction() as session:
         created = insert_once(session, InboundMessage, "dedupe_key", dict(
             dedupe_key=dedupe_key, openid=openid, msg_type=msg_type, event=event, content=content,
-            media=media, received_at=now, status=InboundStatus.RECEIVED.value, attempts=0))
+            media=media, received_at=now, status=status.value, attempts=0, reply=reply,
+            delivery=("passive" if reply else "none") if final else None, processed_at=now if final else None))
         row_id = session.execute(select(InboundMessage.id).where(InboundMessage.dedupe_key == dedupe_key)).scalar_one()
     return Stored(row_id, created)
 
