@@ -68,6 +68,7 @@ crossval: venv
 # Measured NLU quality: held-out intent/entity scores, 5-fold cross-validation -> results/eval.md.
 eval: train
 	@$(ASSIST_PY) scripts/evaluate_nlu.py
+	@$(SVC_PY) scripts/evaluate_urgency.py
 
 # Benchmarks (latency targets live here, never in timed unit tests); reports in results/.
 bench: train

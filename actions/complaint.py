@@ -13,13 +13,15 @@ from actions.common import (
     first_value,
     input_channel,
     is_substantive,
+    project_rules,
     resident_id,
     with_store,
 )
-from bot.cases.tickets import open_complaint_ticket
+from bot.cases.tickets import open_complaint_ticket, open_repair_ticket
 from bot.core import replies
 from bot.core.rooms import normalise_room
 from bot.core.rules import ProjectRules
+from bot.core.urgency import assess
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -34,6 +36,15 @@ MAX_LOCATION = 64
 class ValidateComplaintForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_complaint_form"
+
+    async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> List[Text]:
+        description = tracker.get_slot("complaint_description") or ""
+        if description and assess(description, project_rules().urgency).emergency:
+            # Water through the ceiling told as a complaint is still an emergency: only where,
+            # then it is opened as an emergency repair.
+            return [slot for slot in domain_slots if slot != "complaint_demand"]
+        return domain_slots
 
     async def extract_complaint_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                             domain: DomainDict) -> Dict[Text, Any]:
@@ -76,6 +87,10 @@ class ActionSubmitComplaintForm(Action):
             description = f"{description}\n地点：{location}"
         reset = [SlotSet(slot, None) for slot in COMPLAINT_SLOTS]
         def open_ticket(session: Session, rules: ProjectRules) -> Tuple[str, str]:
+            if assess(description, rules.urgency).emergency:
+                repair = open_repair_ticket(session, rules, openid=resident_id(tracker), description=description,
+                                            room=room, visit_time=None, channel=input_channel(tracker))
+                return replies.repair_confirmation(repair, rules), repair.number
             ticket = open_complaint_ticket(
                 session, rules,
                 openid=resident_id(tracker),

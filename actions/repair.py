@@ -45,7 +45,7 @@ class ValidateRepairForm(FormValidationAction):
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
         description = tracker.get_slot("repair_description") or ""
-        if description and repair_priority(description, project_rules().triage) is Priority.EMERGENCY:
+        if description and repair_priority(description, project_rules().urgency) is Priority.EMERGENCY:
             # Nobody waits for an appointment in an emergency: we come now.
             return [slot for slot in domain_slots if slot != "visit_time"]
         return domain_slots

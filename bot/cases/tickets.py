@@ -18,7 +18,8 @@ from bot.core.clock import utcnow
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import NOT_STARTED, OPEN_STATUS_VALUES, RESIDENT_CANCELLABLE, check_transition
 from bot.core.rules import ProjectRules
-from bot.core.triage import complaint_tier, repair_priority
+from bot.core.triage import complaint_tier
+from bot.core.urgency import assess
 from bot.db.models import Resident, Ticket, TicketEvent
 from bot.db.records import ASSISTANT, RESIDENT, add_event, find_or_create_resident
 
@@ -47,11 +48,25 @@ def open_repair_ticket(session: Session, rules: ProjectRules, *, openid: str, de
                        room: str | None, visit_time: str | None, channel: str,
                        now: datetime | None = None) -> Ticket:
     resident = find_or_create_resident(session, openid, room=room, now=now)
+    urgency = assess(description, rules.urgency)
     # A repair is at the resident's home unless they said otherwise.
-    return _open_ticket(session, rules, kind=TicketKind.REPAIR,
-                        priority=repair_priority(description, rules.triage), resident=resident,
-                        description=description, channel=channel, room=room or resident.room,
-                        visit_time=visit_time, now=now)
+    ticket = _open_ticket(session, rules, kind=TicketKind.REPAIR,
+                          priority=Priority.EMERGENCY if urgency.emergency else Priority.NORMAL, resident=resident,
+                          description=description, channel=channel, room=room or resident.room,
+                          visit_time=visit_time, now=now)
+    if urgency.emergency:
+        # Why it is urgent, in the case's timeline: staff see the hazard and the words it came from.
+        add_event(session, ticket, actor=ASSISTANT, channel=channel, action=URGENCY_EVENT, content=urgency.explain(),
+                  now=now or utcnow())
+    return ticket
+
+
+URGENCY_EVENT = "urgency"
+
+
+def urgency_reason(ticket: Ticket) -> str:
+    """The explanation stored when the case was found urgent ("" when it was not)."""
+    return next((e.content for e in reversed(ticket.events) if e.action == URGENCY_EVENT), "")
 
 
 def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str, description: str,

@@ -11,6 +11,7 @@ from bot.core.clock import to_local
 from bot.core.kinds import Case, Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import STATUS_LABELS_ZH
 from bot.core.rules import ProjectRules
+from bot.core.urgency import assess
 
 KIND_LABELS_ZH = {
     TicketKind.REPAIR: "报修",
@@ -28,16 +29,6 @@ PRIORITY_LABELS_ZH = {
     Priority.GENERAL: "一般",
 }
 
-# First-aid advice for emergencies, keyed by words in the description.
-_SAFETY_TIPS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("燃气", "煤气", "漏气"), "请立即关闭燃气总阀、打开门窗通风，不要开关电器或使用明火，并尽快离开室内。"),
-    (("着火", "起火", "火情", "冒烟", "冒火"), "如有明火请立即拨打119并有序撤离，不要乘坐电梯。"),
-    (("困人", "被困", "困在电梯", "关在电梯", "卡在电梯"), "请保持冷静，按下轿厢内的警铃或拨打电梯内的求助电话，不要强行扒门。"),
-    (("漏水", "爆管", "爆了", "跑水", "淹", "水漫", "喷水"), "请先关闭进户水阀，并把贵重物品和电器移到高处。"),
-    (("断电", "停电", "没电", "跳闸"), "请暂时不要自行拆修电路，注意用电安全。"),
-)
-
-
 def format_local(moment: datetime | None, rules: ProjectRules) -> str:
     if moment is None:
         return ""
@@ -45,24 +36,19 @@ def format_local(moment: datetime | None, rules: ProjectRules) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
-def safety_tip(description: str) -> str:
-    for words, tip in _SAFETY_TIPS:
-        if any(word in description for word in words):
-            return tip
-    return ""
-
-
 def repair_confirmation(ticket: Case, rules: ProjectRules) -> str:
     sla = rules.sla
-    lines = [f"您的报修已登记，工单号 {ticket.number}。"]
+    urgency = assess(ticket.description, rules.urgency) if ticket.priority == Priority.EMERGENCY.value else None
+    # Where life is at risk, what to do now comes before anything else.
+    lines = [urgency.advice] if urgency and urgency.life_risk and urgency.advice else []
+    lines.append(f"您的报修已登记，工单号 {ticket.number}。")
     if ticket.room:
         lines.append(f"维修地址：{ticket.room}。")
     if ticket.priority == Priority.EMERGENCY.value:
         lines.append(f"这是紧急报修，维修人员将在 {sla.emergency_repair_onsite_minutes} 分钟内到场"
                      f"（{format_local(ticket.due_at, rules)} 前）。")
-        tip = safety_tip(ticket.description)
-        if tip:
-            lines.append(tip)
+        if urgency and not urgency.life_risk and urgency.advice:
+            lines.append(urgency.advice)
     else:
         when = f"，上门时间按您说的“{ticket.visit_time}”安排" if ticket.visit_time else ""
         lines.append(f"维修人员会尽快与您联系{when}，一般维修将在 {sla.general_repair_hours} 小时内完成"

@@ -106,8 +106,40 @@ class TemplateMessage:
 
 
 @dataclass(frozen=True)
+class HazardRule:
+    """One kind of emergency: how it is described, what resembles it, what to do now."""
+
+    key: str
+    label: str
+    life_risk: bool
+    advice: str
+    cues: tuple[str, ...]  # regular expressions; any one reveals the hazard
+    look_alikes: tuple[str, ...] = ()
+    # Or a thing and what is happening to it, told in one clause (水 … 往外流) or anywhere in
+    # the message (电梯卡住了 … 里面有人): one expression of every group must match.
+    together: tuple[tuple[str, ...], ...] = ()
+    together_in_message: tuple[tuple[str, ...], ...] = ()
+    # Words that say it can wait (不着急): they cancel the hazard in their message. Never
+    # configured for hazards that endanger life.
+    calm: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UrgencyRules:
+    """How emergencies are read from descriptions (see bot.core.urgency); per project."""
+
+    hazards: tuple[HazardRule, ...] = ()
+    people_at_risk: tuple[str, ...] = ()
+    person_in_danger: HazardRule | None = None
+    negations: tuple[str, ...] = ()
+    resolved: tuple[str, ...] = ()
+    past: tuple[str, ...] = ()
+    present: tuple[str, ...] = ()
+    hypothetical: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TriageRules:
-    emergency_repair_keywords: tuple[str, ...] = ()
     major_complaint_keywords: tuple[str, ...] = ()
     urgent_complaint_keywords: tuple[str, ...] = ()
 
@@ -129,6 +161,7 @@ class ProjectRules:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     sla: SlaRules = field(default_factory=SlaRules)
     triage: TriageRules = field(default_factory=TriageRules)
+    urgency: UrgencyRules = field(default_factory=UrgencyRules)
     service_hours: ServiceHours = field(default_factory=ServiceHours)
     knowledge: KnowledgeBase = field(default_factory=KnowledgeBase)
     calendar: WorkCalendar = field(default_factory=WorkCalendar)
@@ -200,6 +233,32 @@ def _binding(raw: dict[str, Any]) -> BindingRules:
     )
 
 
+def _words(raw: Any) -> tuple[str, ...]:
+    return tuple(str(word) for word in raw or () if str(word))
+
+
+def _groups(raw: Any) -> tuple[tuple[str, ...], ...]:
+    return tuple(_words(group) for group in raw or () if group)
+
+
+def _hazard(key: str, raw: dict[str, Any]) -> HazardRule:
+    return HazardRule(key=key, label=str(raw.get("label") or key), life_risk=bool(raw.get("life_risk", True)),
+                      advice=str(raw.get("advice") or ""), cues=_words(raw.get("cues")),
+                      look_alikes=_words(raw.get("look_alikes")), together=_groups(raw.get("together")),
+                      together_in_message=_groups(raw.get("together_in_message")), calm=_words(raw.get("calm")))
+
+
+def _urgency(raw: dict[str, Any]) -> UrgencyRules:
+    danger = raw.get("person_in_danger")
+    return UrgencyRules(
+        hazards=tuple(_hazard(str(key), spec or {}) for key, spec in (raw.get("hazards") or {}).items()),
+        people_at_risk=_words(raw.get("people_at_risk")),
+        person_in_danger=_hazard("person", {"life_risk": True, **danger}) if danger else None,
+        negations=_words(raw.get("negations")), resolved=_words(raw.get("resolved")), past=_words(raw.get("past")),
+        present=_words(raw.get("present")), hypothetical=_words(raw.get("hypothetical")),
+    )
+
+
 def _flood(raw: dict[str, Any]) -> FloodRules:
     defaults = FloodRules()
     return FloodRules(max_messages=int(raw.get("max_messages", defaults.max_messages)),
@@ -236,7 +295,6 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
             sla_raw.get("progress_update_every_working_days", defaults.progress_update_every_working_days)),
     )
     triage = TriageRules(
-        emergency_repair_keywords=tuple(triage_raw.get("emergency_repair_keywords") or ()),
         major_complaint_keywords=tuple(triage_raw.get("major_complaint_keywords") or ()),
         urgent_complaint_keywords=tuple(triage_raw.get("urgent_complaint_keywords") or ()),
     )
@@ -255,6 +313,7 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         timezone=ZoneInfo(str(project.get("timezone") or "Asia/Shanghai")),
         sla=sla,
         triage=triage,
+        urgency=_urgency(raw.get("urgency") or {}),
         service_hours=service_hours,
         knowledge=knowledge,
         calendar=parse_calendar(raw, base_dir),

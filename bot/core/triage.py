@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from bot.core.kinds import Priority
-from bot.core.rules import TriageRules
+from bot.core.rules import TriageRules, UrgencyRules
+from bot.core.urgency import assess
 
 
 def _mentions(text: str, keywords: tuple[str, ...]) -> bool:
     return any(keyword and keyword in text for keyword in keywords)
 
 
-def repair_priority(description: str, rules: TriageRules) -> Priority:
-    """Emergency repairs: leaks/burst pipes, power cuts, people trapped in lifts, gas, fire."""
-    return Priority.EMERGENCY if _mentions(description, rules.emergency_repair_keywords) else Priority.NORMAL
+def repair_priority(description: str, rules: UrgencyRules) -> Priority:
+    """Emergency repairs: what the description reveals (bot.core.urgency), not a keyword."""
+    return Priority.EMERGENCY if assess(description, rules).emergency else Priority.NORMAL
 
 
 def complaint_tier(text: str, rules: TriageRules) -> Priority:

@@ -28,7 +28,7 @@ def raw_rules() -> dict:
     ("门禁刷不开", Priority.NORMAL),
 ])
 def test_repair_urgency(rules, text, expected):
-    assert repair_priority(text, rules.triage) is expected
+    assert repair_priority(text, rules.urgency) is expected
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -64,9 +64,12 @@ def test_holidays_are_not_working_days():
 def test_numbers_come_from_project_configuration():
     raw = raw_rules()
     raw["sla"]["emergency_repair_onsite_minutes"] = 30
-    raw["triage"]["emergency_repair_keywords"] = ["冒水"]
+    # A project with a pool adds its own hazard; the default rules know nothing of it.
+    assert repair_priority("泳池里有人溺水", parse_rules(raw_rules()).urgency) is Priority.NORMAL
+    raw["urgency"]["hazards"]["pool"] = {"label": "溺水", "life_risk": True, "cues": ["溺水"]}
     rules = parse_rules(raw)
-    due = compute_due_at(TicketKind.REPAIR, repair_priority("卫生间冒水", rules.triage), FRIDAY_10_LOCAL_AS_UTC, rules)
+    due = compute_due_at(TicketKind.REPAIR, repair_priority("泳池里有人溺水", rules.urgency), FRIDAY_10_LOCAL_AS_UTC,
+                         rules)
     assert due - FRIDAY_10_LOCAL_AS_UTC == timedelta(minutes=30)
 
 

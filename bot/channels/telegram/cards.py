@@ -5,6 +5,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.cases.escalation import REASON_LABELS_ZH
 from bot.cases.handoff import ACTIONS, CLAIM, REPLY, RESOLVE
+from bot.cases.tickets import urgency_reason
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import STATUS_LABELS_ZH
 from bot.core.privacy import mask_phone, redact_text
@@ -41,6 +42,9 @@ def ticket_lines(ticket: Ticket, rules: ProjectRules) -> list[str]:
         f"房号：{ticket.room or '未提供'}",
         f"内容：{_summary(ticket.description)}",
     ]
+    reason = urgency_reason(ticket)
+    if reason:
+        lines.append(f"紧急原因：{reason}")
     if ticket.demand:
         lines.append(f"诉求：{_summary(ticket.demand, 60)}")
     if ticket.due_at:

@@ -1,0 +1,154 @@
+"""Is this an emergency? Read from the situation a resident describes, not from a keyword.
+
+A substring match fails both ways: 热水器打不着火 contains 着火 and a gas leak told by its
+smell names no gas. So a description is read the way a duty clerk hears it:
+
+1. Look-alikes are blanked first (打不着火, 火力小, 手机没电): they only resemble a hazard.
+2. The text is cut into clauses; in each, every hazard's cues (its usual descriptions and
+   synonyms, regular expressions from the project's rules) are looked for.
+3. A cue does not count when a negation stands right before it (没有漏水), or when its
+   clause says the trouble is over (已经不漏了, 修好了), belongs to the past (上次漏水, unless
+   the clause also says 现在/又), or is a what-if (如果漏水).
+4. A person in danger (喘不上气, 受伤) is an emergency by itself; residents at risk (老人,
+   小孩) make any hazard a danger to life.
+
+The result says what was found and from which words, so staff see why a case is urgent.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from bot.core.chinese import to_simplified
+from bot.core.rules import HazardRule, UrgencyRules
+
+_CLAUSE_BREAK = re.compile(r"[，,。.！!？?；;、\n\r…~～]+|\s{2,}|但是|不过|可是|然而|结果")
+_NEGATION_REACH = 3  # characters before a cue in which a negation cancels it
+
+
+@dataclass(frozen=True)
+class Urgency:
+    emergency: bool
+    life_risk: bool = False
+    hazard: str | None = None  # a HazardRule key, or "person"
+    label: str = ""  # what staff read: 燃气泄漏, 有人被困 …
+    cue: str = ""  # the resident's words that revealed it
+    at_risk: str = ""  # who is at risk, when the resident said so (老人, 小孩 …)
+    advice: str = ""  # what to do now
+
+    def explain(self) -> str:
+        """One line for the case's timeline and the staff card."""
+        if not self.emergency:
+            return ""
+        who = f"；在场：{self.at_risk}" if self.at_risk else ""
+        risk = "，危及人身安全" if self.life_risk else ""
+        return f"{self.label}{risk}（依据：“{self.cue}”{who}）"
+
+
+NOT_URGENT = Urgency(emergency=False)
+
+
+@lru_cache(maxsize=512)
+def _pattern(expression: str) -> re.Pattern[str]:
+    return re.compile(expression)
+
+
+def _blank(text: str, expressions: tuple[str, ...]) -> str:
+    """Look-alikes become spaces of the same length, so nothing they contain is a cue."""
+    for expression in expressions:
+        text = _pattern(expression).sub(lambda m: "\u3000" * len(m.group(0)), text)
+    return text
+
+
+def _mentions(clause: str, words: tuple[str, ...]) -> bool:
+    return any(word in clause for word in words)
+
+
+def _says_resolved(clause: str, rules: UrgencyRules) -> bool:
+    """修好了 says it is over; 还没修好 says the opposite."""
+    for word in rules.resolved:
+        start = clause.find(word)
+        while start != -1:
+            if not _negated(clause, start, rules):
+                return True
+            start = clause.find(word, start + 1)
+    return False
+
+
+def _clause_counts(clause: str, rules: UrgencyRules) -> bool:
+    """False when the clause speaks of a resolved, past or hypothetical situation."""
+    if _says_resolved(clause, rules) or _mentions(clause, rules.hypothetical):
+        return False
+    return not (_mentions(clause, rules.past) and not _mentions(clause, rules.present))
+
+
+def _negated(clause: str, start: int, rules: UrgencyRules) -> bool:
+    before = clause[max(0, start - _NEGATION_REACH):start]
+    return any(before.endswith(word) for word in rules.negations)
+
+
+def _unnegated(clause: str, expression: str, rules: UrgencyRules) -> str | None:
+    for match in _pattern(expression).finditer(clause):
+        if match.group(0).strip("\u3000") and not _negated(clause, match.start(), rules):
+            return match.group(0)
+    return None
+
+
+def _all_groups(text: str, groups: tuple[str, ...], rules: UrgencyRules) -> str | None:
+    """The words matched when every group matches in `text`; None when one does not."""
+    found = []
+    for group in groups:
+        words = _unnegated(text, group, rules)
+        if words is None:
+            return None
+        found.append(words)
+    return "…".join(found)
+
+
+def _first_cue(clauses: list[str], hazard: HazardRule, rules: UrgencyRules) -> str | None:
+    counting = [clause for clause in clauses if _clause_counts(clause, rules)]
+    for clause in counting:
+        for expression in hazard.cues:
+            words = _unnegated(clause, expression, rules)
+            if words:
+                return words
+        for groups in hazard.together:
+            words = _all_groups(clause, groups, rules)
+            if words:
+                return words
+    message = "，".join(counting)
+    for groups in hazard.together_in_message:
+        words = _all_groups(message, groups, rules)
+        if words:
+            return words
+    return None
+
+
+def _clauses(text: str) -> list[str]:
+    return [part for part in _CLAUSE_BREAK.split(text) if part.strip("\u3000 ")]
+
+
+def assess(description: str, rules: UrgencyRules) -> Urgency:
+    """What the description reveals: the first hazard found, in the order the rules list them
+    (those that endanger life come first in the default rules), or NOT_URGENT."""
+    text = to_simplified(description or "")
+    if not text.strip():
+        return NOT_URGENT
+    every_look_alike = tuple(e for hazard in rules.hazards for e in hazard.look_alikes)
+    clauses = _clauses(_blank(text, every_look_alike))
+    at_risk = next((word for word in rules.people_at_risk if word in text), "")
+    danger = rules.person_in_danger
+    danger_cue = _first_cue(clauses, danger, rules) if danger else None
+    for hazard in rules.hazards:
+        cue = _first_cue(clauses, hazard, rules)
+        if cue is None or (not hazard.life_risk and not at_risk and _mentions(text, hazard.calm)):
+            continue
+        life_risk = hazard.life_risk or bool(at_risk) or danger_cue is not None
+        advice = hazard.advice
+        if danger is not None and danger_cue is not None and not hazard.life_risk:
+            advice = f"{danger.advice}{advice}"  # the person first, then the water or the power
+        return Urgency(True, life_risk, hazard.key, hazard.label, cue, at_risk, advice)
+    if danger is not None and danger_cue is not None:
+        return Urgency(True, True, danger.key, danger.label, danger_cue, at_risk, danger.advice)
+    return NOT_URGENT
