@@ -28,11 +28,13 @@ def test_the_development_table_meets_the_targets(rules):
     assert scores.hazard_right >= 0.95 * scores.found
 
 
-@pytest.mark.parametrize("table", ["fresh", "unseen", "holdout"])
-def test_tables_written_apart_never_raise_a_false_fire_or_gas_alarm(rules, table):
+# Floors against regressions, below what was measured; the values are reported by make eval.
+# `final` was never used to change a cue: its recall is what to expect of new phrasings.
+@pytest.mark.parametrize("table,recall_floor", [("fresh", 0.95), ("unseen", 0.95), ("holdout", 0.95), ("final", 0.6)])
+def test_tables_written_apart_never_raise_a_false_fire_or_gas_alarm(rules, table, recall_floor):
     scores = score(load_table(table), rules.urgency)
     assert scores.false_life_alarms == []
-    assert scores.recall >= 0.7, scores.missed  # a floor against regressions; the measured value is in make eval
+    assert scores.recall >= recall_floor, scores.missed
 
 
 @pytest.mark.parametrize("text", ["热水器打不着火", "燃气灶点不着火", "灶的火力太小", "电梯广告屏不亮",
