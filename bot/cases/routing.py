@@ -82,8 +82,12 @@ class MessageRouter:
         self.guard = guard or FloodGuard(MemoryCounters(), rules.flood)
 
     async def route(self, message: ResidentMessage) -> Routed:
-        """Admit the message (the resident's rate limit), then answer it."""
-        return await self.admit(message) or await self.answer(message)
+        """Admit the message (the resident's rate limit), then answer it in the resident's turn."""
+        throttled = await self.admit(message)
+        if throttled is not None:
+            return throttled
+        async with self.guard.turn(message.openid):
+            return await self.answer(message)
 
     async def admit(self, message: ResidentMessage) -> Routed | None:
         """None when the message may go on; the throttled outcome when the resident is over
@@ -98,12 +102,12 @@ class MessageRouter:
                       Disposition.THROTTLED)
 
     async def answer(self, message: ResidentMessage) -> Routed:
-        """Answer an admitted message, one at a time per resident, in arrival order."""
+        """Answer an admitted message. The caller holds the resident's turn (`guard.turn`) until
+        the answer has gone out, so a resident's answers leave in the order of their messages."""
         if message.kind is MessageKind.UNSUBSCRIBE:
             await asyncio.to_thread(self._note_contact, message.openid, False)
             return Routed(None, Disposition.IGNORED)
-        async with self.guard.turn(message.openid):
-            return await self._route(message)
+        return await self._route(message)
 
     async def _route(self, message: ResidentMessage) -> Routed:
         kind = message.kind

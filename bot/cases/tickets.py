@@ -18,7 +18,7 @@ from bot.core.clock import utcnow
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import NOT_STARTED, OPEN_STATUS_VALUES, RESIDENT_CANCELLABLE, check_transition
 from bot.core.rules import ProjectRules
-from bot.core.triage import complaint_tier
+from bot.core.triage import weigh_complaint
 from bot.core.urgency import assess
 from bot.db.models import Resident, Ticket, TicketEvent
 from bot.db.records import ASSISTANT, RESIDENT, add_event, find_or_create_resident
@@ -69,15 +69,28 @@ def urgency_reason(ticket: Ticket) -> str:
     return next((e.content for e in reversed(ticket.events) if e.action == URGENCY_EVENT), "")
 
 
+def tier_reason(ticket: Ticket) -> str:
+    """The signals a complaint's tier was raised by ("" for a general complaint)."""
+    return next((e.content for e in reversed(ticket.events) if e.action == TIER_EVENT), "")
+
+
 def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str, description: str,
                           demand: str | None, room: str | None, channel: str,
                           now: datetime | None = None) -> Ticket:
     resident = find_or_create_resident(session, openid, room=room, now=now)
-    tier = complaint_tier(f"{description} {demand or ''}", rules.triage)
+    weight = weigh_complaint(f"{description} {demand or ''}", rules.triage)
     # A bound household's verified room identifies the complainant when no room was named.
     home = resident.room if resident.bound_at is not None else None
-    return _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=tier, resident=resident,
-                        description=description, demand=demand, channel=channel, room=room or home, now=now)
+    ticket = _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=weight.tier, resident=resident,
+                          description=description, demand=demand, channel=channel, room=room or home, now=now)
+    if weight.reasons:
+        # Why this tier, in the timeline and on the staff card.
+        add_event(session, ticket, actor=ASSISTANT, channel=channel, action=TIER_EVENT, content=weight.explain(),
+                  now=now or utcnow())
+    return ticket
+
+
+TIER_EVENT = "tier_reason"
 
 
 def open_staff_follow_up(session: Session, rules: ProjectRules, *, resident: Resident, description: str,

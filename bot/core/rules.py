@@ -1,6 +1,7 @@
 """Per-project business rules loaded from the project YAML (see project/default.yml)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import time
 from functools import lru_cache
@@ -139,9 +140,18 @@ class UrgencyRules:
 
 
 @dataclass(frozen=True)
+class ComplaintSignal:
+    """Something a clerk hears in a complaint that raises its tier ("major" or "urgent")."""
+
+    key: str
+    label: str
+    tier: str
+    cues: tuple[str, ...]  # regular expressions
+
+
+@dataclass(frozen=True)
 class TriageRules:
-    major_complaint_keywords: tuple[str, ...] = ()
-    urgent_complaint_keywords: tuple[str, ...] = ()
+    complaint_signals: tuple[ComplaintSignal, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,25 @@ def _words(raw: Any) -> tuple[str, ...]:
     return tuple(str(word) for word in raw or () if str(word))
 
 
+COMPLAINT_TIERS = ("major", "urgent")
+
+
+def _complaint_signals(raw: dict[str, Any]) -> tuple[ComplaintSignal, ...]:
+    signals = []
+    for key, spec in (raw.get("complaint_signals") or {}).items():
+        spec = spec or {}
+        tier = str(spec.get("tier") or "urgent")
+        if tier not in COMPLAINT_TIERS:
+            raise ValueError(f"triage.complaint_signals.{key}.tier: {tier!r} is not one of {COMPLAINT_TIERS}")
+        signals.append(ComplaintSignal(str(key), str(spec.get("label") or key), tier, _words(spec.get("cues"))))
+    # Project files written before signals existed: their two word lists still count.
+    for tier in COMPLAINT_TIERS:
+        words = _words(raw.get(f"{tier}_complaint_keywords"))
+        if words:
+            signals.append(ComplaintSignal(f"{tier}_words", "关键词", tier, tuple(re.escape(w) for w in words)))
+    return tuple(signals)
+
+
 def _groups(raw: Any) -> tuple[tuple[str, ...], ...]:
     return tuple(_words(group) for group in raw or () if group)
 
@@ -294,10 +323,7 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         progress_update_every_working_days=int(
             sla_raw.get("progress_update_every_working_days", defaults.progress_update_every_working_days)),
     )
-    triage = TriageRules(
-        major_complaint_keywords=tuple(triage_raw.get("major_complaint_keywords") or ()),
-        urgent_complaint_keywords=tuple(triage_raw.get("urgent_complaint_keywords") or ()),
-    )
+    triage = TriageRules(complaint_signals=_complaint_signals(triage_raw))
     service_hours = ServiceHours(
         open=_time(hours_raw.get("open"), time(8, 0)),
         close=_time(hours_raw.get("close"), time(20, 0)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import uuid
 from typing import AsyncIterator
 
 import pytest
@@ -154,7 +155,7 @@ async def test_memory_counters_stay_bounded():
 
 async def test_redis_counters_are_shared_between_replicas(redis_server):
     one, two = RedisCounters(redis_server, prefix="wuye-test:"), RedisCounters(redis_server, prefix="wuye-test:")
-    key = f"resident:oShared{next(ids)}"
+    key = f"resident:oShared{uuid.uuid4().hex}"  # Redis outlives the test run: a key of its own
     try:
         assert await one.hit(key, 60) == 1
         assert await two.hit(key, 60) == 2  # the other replica sees the first hit

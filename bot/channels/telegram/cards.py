@@ -5,7 +5,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.cases.escalation import REASON_LABELS_ZH
 from bot.cases.handoff import ACTIONS, CLAIM, REPLY, RESOLVE
-from bot.cases.tickets import urgency_reason
+from bot.cases.tickets import tier_reason, urgency_reason
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import STATUS_LABELS_ZH
 from bot.core.privacy import mask_phone, redact_text
@@ -45,6 +45,9 @@ def ticket_lines(ticket: Ticket, rules: ProjectRules) -> list[str]:
     reason = urgency_reason(ticket)
     if reason:
         lines.append(f"紧急原因：{reason}")
+    grounds = tier_reason(ticket)
+    if grounds:
+        lines.append(f"定级依据：{grounds}")
     if ticket.demand:
         lines.append(f"诉求：{_summary(ticket.demand, 60)}")
     if ticket.due_at:

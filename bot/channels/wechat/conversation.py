@@ -167,12 +167,15 @@ class ConversationService:
     async def _process(self, turn: Turn, pending: Pending) -> None:
         status = InboundStatus.ANSWERED
         error = None
-        try:
-            answer, status = await self._answer(turn, pending.inbound_id)
-        except Exception as exc:  # noqa: BLE001 - a resident always gets an answer
-            log.exception("processing %s failed", loggable_key(turn))
-            answer, status, error = replies.received_will_answer_later(), InboundStatus.WAITING, repr(exc)
-        delivery = await self._deliver(pending, answer)
+        # One message of a resident at a time, from the assistant's answer until it has gone
+        # out: the next waits its turn, so answers arrive in the order the messages were sent.
+        async with self.router.guard.turn(turn.openid):
+            try:
+                answer, status = await self._answer(turn, pending.inbound_id)
+            except Exception as exc:  # noqa: BLE001 - a resident always gets an answer
+                log.exception("processing %s failed", loggable_key(turn))
+                answer, status, error = replies.received_will_answer_later(), InboundStatus.WAITING, repr(exc)
+            delivery = await self._deliver(pending, answer)
         await asyncio.to_thread(inbound.finish_inbound, self.store, pending.inbound_id, status=status,
                                 reply=answer, delivery=delivery, error=error)
         # Keep the entry a little so a late redelivery still finds the shared answer.
@@ -235,10 +238,10 @@ class ConversationService:
                 routed = await self.router.ask_assistant(
                     ResidentMessage(message.openid, kind, CHANNEL, text=text, dedupe_key=message.dedupe_key), text,
                     retried=True)
-            if routed.disposition is Disposition.WAITING:
-                break  # still down: keep the order, try again next round
-            answer = routed.answer or replies.assistant_did_not_answer()
-            await self._push(message.openid, split_for_wechat(answer), message.id)
+                if routed.disposition is Disposition.WAITING:
+                    break  # still down: keep the order, try again next round
+                answer = routed.answer or replies.assistant_did_not_answer()
+                await self._push(message.openid, split_for_wechat(answer), message.id)
             await asyncio.to_thread(inbound.finish_inbound, self.store, message.id, status=InboundStatus.ANSWERED,
                                     reply=answer, delivery="custom")
             done += 1
