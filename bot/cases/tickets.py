@@ -5,7 +5,7 @@ a failure anywhere leaves neither a ticket nor an event behind.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Sequence
 
 from sqlalchemy import select
@@ -17,6 +17,7 @@ from bot.cases.opening import insert_case
 from bot.core.clock import utcnow
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import NOT_STARTED, OPEN_STATUS_VALUES, RESIDENT_CANCELLABLE, check_transition
+from bot.core.references import CaseReference
 from bot.core.rules import ProjectRules
 from bot.core.triage import weigh_complaint
 from bot.core.urgency import assess
@@ -183,6 +184,19 @@ def resident_tickets(session: Session, openid: str, *, open_only: bool = True) -
 
 def cancellable_tickets(session: Session, openid: str) -> Sequence[Ticket]:
     return [t for t in resident_tickets(session, openid) if TicketStatus(t.status) in RESIDENT_CANCELLABLE]
+
+
+def referenced_case(session: Session, openid: str, reference: CaseReference, now: datetime,
+                    within_days: int = 365) -> Ticket | None:
+    """The resident's own case a message points at; never someone else's (None then)."""
+    stmt = select(Ticket).join(Resident).where(Resident.openid == openid)
+    if reference.number:
+        return session.execute(stmt.where(Ticket.number == reference.number)).scalar_one_or_none()
+    if reference.kind is None:
+        return None
+    return session.execute(stmt.where(Ticket.kind == reference.kind.value,
+                                      Ticket.created_at >= now - timedelta(days=within_days))
+                           .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(1)).scalar_one_or_none()
 
 
 def find_ticket(session: Session, number: str) -> Ticket | None:

@@ -92,6 +92,11 @@ def status_line(ticket: Case, rules: ProjectRules) -> str:
     return f"· {ticket.number}【{kind}】{summary}：{status}{due}"
 
 
+def case_status(ticket: Case, rules: ProjectRules) -> str:
+    """One named case: where it stands."""
+    return f"您问的工单情况如下：\n{status_line(ticket, rules)}"
+
+
 def status_overview(tickets: list[Case], rules: ProjectRules) -> str:
     if not tickets:
         return "您目前没有正在处理中的工单。如需报修或投诉，直接告诉我就可以。"
