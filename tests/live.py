@@ -12,6 +12,15 @@ from bot.app.stack import Service
 from bot.db.models import Resident, Ticket
 from bot.db.store import TicketStore
 
+# Every reply the e2e tests receive from the assistant, for the length report that
+# tests/e2e/conftest.py writes at the end of the session (results/reply-lengths.md).
+REPLIES: list[str] = []
+
+
+def record_replies(texts: list[str]) -> list[str]:
+    REPLIES.extend(t for t in texts if t)
+    return texts
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -43,7 +52,7 @@ class LiveStack:
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             assert response.status == 200
-            return [m.get("text", "") for m in json.loads(response.read())]
+            return record_replies([m.get("text", "") for m in json.loads(response.read())])
 
     def tickets_of(self, sender: str) -> list[Ticket]:
         with self.store.transaction() as s:

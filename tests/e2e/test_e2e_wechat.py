@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.app.gateway import create_app, create_staff_app
 from bot.channels.wechat.models import InboundMessage, OutboundMessage
 from bot.db.models import Resident, Ticket
-from tests.live import LiveStack
+from tests.live import LiveStack, record_replies
 from tests.unit.test_wechat_gateway import gateway_settings
 from tests.wechat_fakes import FakeWeChatApi, RasaProxy, WeChatServers, event_xml, new_msg_id, text_xml, voice_xml
 
@@ -36,6 +36,7 @@ class WeChatStack:
     async def say(self, openid: str, text: str, msg_id: int | None = None) -> str | None:
         push = await self.wechat.push(self.http, text_xml(openid, text, msg_id=msg_id))
         assert push.status == 200
+        record_replies([push.reply or ""])
         return push.reply
 
     async def pushed(self, openid: str, count: int, timeout: float = 30.0) -> list[str]:
