@@ -31,14 +31,24 @@ class TicketNotCancellable(ValueError):
     """The resident asked to cancel a ticket that is already being worked on or is not theirs."""
 
 
+# Ticket events that say why a case got its priority (shown to staff).
+URGENCY_EVENT = "urgency"
+TIER_EVENT = "tier_reason"
+
+
 def _open_ticket(session: Session, rules: ProjectRules, *, kind: TicketKind, priority: Priority | None,
                  resident: Resident | None, description: str, channel: str, room: str | None = None,
                  demand: str | None = None, visit_time: str | None = None,
-                 now: datetime | None = None) -> Ticket:
-    """A new case, its deadlines' checks, its escalation (if its kind and tier call for one), its updates."""
+                 now: datetime | None = None, grounds: tuple[str, str] | None = None) -> Ticket:
+    """A new case, its deadlines' checks, its escalation (if its kind and tier call for one), its updates.
+
+    `grounds` (event action, explanation) says why the case got its priority: it goes into the
+    timeline before the escalation it causes, so staff read the reason first."""
     now = now or utcnow()
     ticket = insert_case(session, rules, kind=kind, priority=priority, resident=resident, description=description,
                          channel=channel, room=room, demand=demand, visit_time=visit_time, now=now)
+    if grounds is not None:
+        add_event(session, ticket, actor=ASSISTANT, channel=channel, action=grounds[0], content=grounds[1], now=now)
     follow_ups.schedule_deadline_checks(session, rules, ticket, now)
     escalation.on_case_opened(session, rules, ticket, now)
     follow_ups.schedule_progress_updates(session, rules, ticket, now)
@@ -51,18 +61,13 @@ def open_repair_ticket(session: Session, rules: ProjectRules, *, openid: str, de
     resident = find_or_create_resident(session, openid, room=room, now=now)
     urgency = assess(description, rules.urgency)
     # A repair is at the resident's home unless they said otherwise.
-    ticket = _open_ticket(session, rules, kind=TicketKind.REPAIR,
-                          priority=Priority.EMERGENCY if urgency.emergency else Priority.NORMAL, resident=resident,
-                          description=description, channel=channel, room=room or resident.room,
-                          visit_time=visit_time, now=now)
-    if urgency.emergency:
-        # Why it is urgent, in the case's timeline: staff see the hazard and the words it came from.
-        add_event(session, ticket, actor=ASSISTANT, channel=channel, action=URGENCY_EVENT, content=urgency.explain(),
-                  now=now or utcnow())
-    return ticket
+    # Why it is urgent, in the case's timeline: staff see the hazard and the words it came from.
+    return _open_ticket(session, rules, kind=TicketKind.REPAIR,
+                        priority=Priority.EMERGENCY if urgency.emergency else Priority.NORMAL, resident=resident,
+                        description=description, channel=channel, room=room or resident.room,
+                        visit_time=visit_time, now=now,
+                        grounds=(URGENCY_EVENT, urgency.explain()) if urgency.emergency else None)
 
-
-URGENCY_EVENT = "urgency"
 
 
 def urgency_reason(ticket: Ticket) -> str:
@@ -82,16 +87,11 @@ def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str,
     weight = weigh_complaint(f"{description} {demand or ''}", rules.triage)
     # A bound household's verified room identifies the complainant when no room was named.
     home = resident.room if resident.bound_at is not None else None
-    ticket = _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=weight.tier, resident=resident,
-                          description=description, demand=demand, channel=channel, room=room or home, now=now)
-    if weight.reasons:
-        # Why this tier, in the timeline and on the staff card.
-        add_event(session, ticket, actor=ASSISTANT, channel=channel, action=TIER_EVENT, content=weight.explain(),
-                  now=now or utcnow())
-    return ticket
+    # Why this tier, in the timeline and on the staff card.
+    return _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=weight.tier, resident=resident,
+                        description=description, demand=demand, channel=channel, room=room or home, now=now,
+                        grounds=(TIER_EVENT, weight.explain()) if weight.reasons else None)
 
-
-TIER_EVENT = "tier_reason"
 
 
 def open_staff_follow_up(session: Session, rules: ProjectRules, *, resident: Resident, description: str,

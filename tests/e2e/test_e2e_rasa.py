@@ -53,7 +53,9 @@ def test_whole_complaint_conversation(stack: LiveStack):
     assert (ticket.kind, ticket.priority, ticket.room) == ("complaint", "urgent", "6栋2单元301")
     assert ticket.description == "我要投诉，楼上每天半夜装修，吵得根本睡不着"
     assert ticket.demand == "希望物业出面让他们晚上别再施工"
-    assert [(e.action, e.result) for e in ticket.events] == [("created", "priority=urgent"), ("escalated", "urgent_complaint")]
+    assert [(e.action, e.result) for e in ticket.events] == [("created", "priority=urgent"), ("tier_reason", ""),
+                                                             ("escalated", "urgent_complaint")]
+    assert "半夜" in ticket.events[1].content  # why it is 紧急, for staff
 
 
 def test_cancelling_midway_leaves_no_ticket(stack: LiveStack):
