@@ -20,7 +20,7 @@ def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
         f"{len(lengths)} replies: median {lengths[len(lengths) // 2]} characters, "
         f"90th percentile {lengths[int(len(lengths) * 0.9)]}, longest {lengths[-1]}.",
         f"At most 80 characters: {share(80)}; at most 120: {share(120)}; at most 200: {share(200)}.", "",
-        "Longest:", *[f"- {len(t)}: " + t[:40].replace("\\n", " / ") + "…" for t in longest], ""])
+        "Longest:", *[f"- {len(t)}: " + t[:40].replace("\n", " / ") + "…" for t in longest], ""])
     out = PROJECT_ROOT / "results" / "reply-lengths.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(report, encoding="utf-8")
