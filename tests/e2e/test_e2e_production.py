@@ -21,26 +21,17 @@ from bot.app.model_cache import ensure_model
 from bot.app.stack import start_action_server, start_rasa, wait_until_healthy
 from bot.db.store import TicketStore
 from bot.settings import PROJECT_ROOT
-from tests.fixtures import _create_postgres_database, _drop_postgres_database, server_absent
+from tests.fixtures import REDIS_TEST_URL, _create_postgres_database, _drop_postgres_database
 from tests.live import LiveStack, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
 @pytest.fixture(scope="module")
-def redis_client():
+def redis_client(redis_server: str):  # type: ignore[no-untyped-def]
+    """A client of the Redis test server (reachability is checked by `redis_server`)."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        message = f"Redis not reachable at {REDIS_URL}: {exc}"
-        if os.environ.get("CI") or not server_absent(str(exc)):
-            pytest.fail(message + " (CI must test the Redis lock store)")
-        pytest.skip(message)
+    client = redis.Redis.from_url(redis_server, socket_connect_timeout=3)
     yield client
     client.close()
 
@@ -52,7 +43,7 @@ def production_stack(postgres_server: str, redis_client, tmp_path_factory) -> It
     tracker_db, tracker_url = _create_postgres_database(postgres_server)
     migrate.upgrade(tickets_url)
     tracker = make_url(tracker_url)
-    redis_url = urlparse(REDIS_URL)
+    redis_url = urlparse(REDIS_TEST_URL)
     action_port, rasa_port = free_port(), free_port()
     env = dict(
         os.environ,

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.repair import ActionSubmitRepairForm
 from actions.status import ActionCheckStatus
 from bot.cases.tickets import open_complaint_ticket, transition
 from bot.core.kinds import TicketKind, TicketStatus
 from bot.core.references import CaseReference, case_reference
 from bot.db.models import Ticket
-from tests.unit.test_actions import DOMAIN, tickets, tracker, wired  # noqa: F401 - the fixture wires the actions
+from tests.unit.test_actions import DOMAIN, file_repairs, tracker, wired  # noqa: F401 - the fixture wires the actions
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -33,10 +32,7 @@ async def status_reply(text: str, sender: str = "oTestResident0001") -> str:
 
 
 async def test_a_named_case_gets_its_status_even_when_closed(wired, rules):  # noqa: F811
-    for description in ("客厅灯不亮", "门锁坏了"):
-        await ActionSubmitRepairForm().run(CollectingDispatcher(), tracker(slots={
-            "repair_description": description, "room": "3栋2单元501", "visit_time": "随时"}), DOMAIN)
-    first, second = tickets(wired)
+    first, second = await file_repairs(wired, "客厅灯不亮", "门锁坏了")
     with wired.transaction() as s:
         transition(s, s.get(Ticket, first.id), TicketStatus.CANCELLED, rules=rules, actor="resident", channel="rest")
     text = await status_reply(f"{first.number}怎么样了")
