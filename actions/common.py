@@ -12,6 +12,7 @@ from bot.cases import context
 from bot.cases.context import StoreUnavailable
 from bot.core.privacy import mask_openid
 from bot.core.rules import ProjectRules
+from bot.core.urgency import assess
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -52,15 +53,75 @@ def is_substantive(text: str) -> bool:
     return len(_FILLER.sub("", text)) >= 2
 
 
-def extract_case_text(tracker: Tracker, slot: str, opening_intent: str,
-                      answer_intents: frozenset[str]) -> dict[str, Any]:
+# The ways out of a form's question: the model must say so, and the message must read as
+# one: short, or opening with the way out ("算了不投诉了", "转人工吧"). A long answer that
+# the model happens to call "cancel" ("希望别再这样了，不然我取消续约") is still an answer.
+WAY_OUT_INTENTS = frozenset({"cancel", "request_human"})
+_WAY_OUT_WORDS = re.compile(
+    r"取消|撤销|撤回|不弄了|不修了|不报了|不投诉了|不用了|不要了|算了|不需要|先这样|"
+    r"人工|真人|客服|接线员"
+)
+_SHORT_WAY_OUT = 10  # characters, punctuation not counted
+_WAY_OUT_OPENING = 6  # a way-out word must start within this many characters
+
+
+def is_way_out(tracker: Tracker) -> bool:
+    """True when the latest message leaves the form instead of answering its question."""
+    if latest_intent(tracker) not in WAY_OUT_INTENTS:
+        return False
+    text = re.sub(r"[\s，。！？!?,.、~～…]", "", latest_text(tracker))
+    found = _WAY_OUT_WORDS.search(text)
+    return len(text) <= _SHORT_WAY_OUT or (found is not None and found.start() < _WAY_OUT_OPENING)
+
+
+def free_text_answer(tracker: Tracker, slot: str) -> dict[str, Any]:
+    """The answer to a free-text question is the next message, whatever the model thinks
+    it is (an answer often sounds like another request: "今天就派人来修 并且给个解释"),
+    unless it is a way out of the form. Emergencies are read by the form that asks."""
+    if tracker.get_slot("requested_slot") != slot or is_way_out(tracker):
+        return {}
+    text = latest_text(tracker)
+    if not text or text.startswith("/"):
+        return {}
+    return {slot: text}
+
+
+def emergency_addendum(tracker: Tracker, description_slot: str, rules: ProjectRules) -> dict[str, Any]:
+    """An emergency told while the form asks something else jumps the queue: it joins the
+    case's description, which makes the case an emergency (the forms then ask only what
+    is needed to send someone)."""
+    requested = tracker.get_slot("requested_slot")
+    text = latest_text(tracker)
+    if requested in (None, description_slot) or not text or not assess(text, rules.urgency).emergency:
+        return {}
+    current = str(tracker.get_slot(description_slot) or "").strip()
+    return {description_slot: f"{current}；{text}" if current else text}
+
+
+def advise_now(dispatcher: CollectingDispatcher, tracker: Tracker, description: str, rules: ProjectRules) -> None:
+    """Where life is at risk, what to do now is said at once, before the form's next question."""
+    urgency = assess(description, rules.urgency)
+    if urgency.life_risk and urgency.advice and not already_said(tracker, urgency.advice):
+        dispatcher.utter_message(text=urgency.advice)
+
+
+def already_said(tracker: Tracker, text: str) -> bool:
+    """True when the assistant said `text` in this conversation since the resident's
+    request began (the last form activation)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "bot" and text in str(event.get("text") or ""):
+            return True
+        if event.get("event") == "active_loop" and event.get("name") is None:
+            return False
+    return False
+
+
+def extract_case_text(tracker: Tracker, slot: str, opening_intent: str) -> dict[str, Any]:
     """Free-text case description: from the message that opened the form (it usually
     already says what happened), or from the answer to the form's question."""
-    requested = tracker.get_slot("requested_slot")
-    intent = latest_intent(tracker)
-    if (requested is None and intent == opening_intent) or (requested == slot and intent in answer_intents):
+    if tracker.get_slot("requested_slot") is None and latest_intent(tracker) == opening_intent:
         return {slot: latest_text(tracker)}
-    return {}
+    return free_text_answer(tracker, slot)
 
 
 def value_before_this_turn(tracker: Tracker, slot: str) -> Any:

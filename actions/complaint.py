@@ -9,10 +9,15 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
+    advise_now,
+    already_said,
+    emergency_addendum,
     extract_case_text,
     first_value,
+    free_text_answer,
     input_channel,
     is_substantive,
+    latest_text,
     project_rules,
     resident_id,
     with_store,
@@ -27,8 +32,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 COMPLAINT_SLOTS = ("complaint_description", "complaint_location", "complaint_demand")
-_ANSWER_INTENTS = frozenset({"file_complaint", "report_repair", "inform", "affirm", "deny", "out_of_scope",
-                             "nlu_fallback", "suggestion", ""})
 _NO_PLACE = {"无", "没有", "不涉及", "不用", "没", "不知道", "都有", "不清楚"}
 MAX_LOCATION = 64
 
@@ -48,12 +51,29 @@ class ValidateComplaintForm(FormValidationAction):
 
     async def extract_complaint_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                             domain: DomainDict) -> Dict[Text, Any]:
-        return extract_case_text(tracker, "complaint_description", "file_complaint", _ANSWER_INTENTS)
+        return (extract_case_text(tracker, "complaint_description", "file_complaint")
+                or emergency_addendum(tracker, "complaint_description", project_rules()))
+
+    async def extract_complaint_location(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                         domain: DomainDict) -> Dict[Text, Any]:
+        # A room named anywhere in the complaint is its place; otherwise the answer to the question.
+        room = next(tracker.get_latest_entity_values("room"), None)
+        if room and not tracker.get_slot("complaint_location"):
+            return {"complaint_location": normalise_room(latest_text(tracker)) or room}
+        return free_text_answer(tracker, "complaint_location")
+
+    async def extract_complaint_demand(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                       domain: DomainDict) -> Dict[Text, Any]:
+        return free_text_answer(tracker, "complaint_demand")
 
     def validate_complaint_description(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                        tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         text = str(slot_value or "").strip()
-        return {"complaint_description": text if is_substantive(text) else None}
+        if not is_substantive(text):
+            return {"complaint_description": None}
+        if not tracker.get_slot("complaint_location"):
+            advise_now(dispatcher, tracker, text, project_rules())
+        return {"complaint_description": text}
 
     def validate_complaint_location(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                     tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -90,7 +110,8 @@ class ActionSubmitComplaintForm(Action):
             if assess(description, rules.urgency).emergency:
                 repair = open_repair_ticket(session, rules, openid=resident_id(tracker), description=description,
                                             room=room, visit_time=None, channel=input_channel(tracker))
-                return replies.repair_confirmation(repair, rules), repair.number
+                advised = already_said(tracker, assess(description, rules.urgency).advice or "\0")
+                return replies.repair_confirmation(repair, rules, advice_given=advised), repair.number
             ticket = open_complaint_ticket(
                 session, rules,
                 openid=resident_id(tracker),

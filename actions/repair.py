@@ -9,8 +9,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
+    advise_now,
+    already_said,
+    emergency_addendum,
     extract_case_text,
     first_value,
+    free_text_answer,
     input_channel,
     is_substantive,
     latest_text,
@@ -28,13 +32,12 @@ from bot.core.kinds import Priority
 from bot.core.rooms import corrected_room, normalise_room
 from bot.core.rules import ProjectRules
 from bot.core.triage import repair_priority
+from bot.core.urgency import assess
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 REPAIR_SLOTS = ("repair_description", "room", "visit_time")
-# Intents that answer the form's question; anything else is not a slot value.
-_ANSWER_INTENTS = frozenset({"report_repair", "inform", "affirm", "deny", "out_of_scope", "nlu_fallback", ""})
 MAX_VISIT_TIME = 64
 
 
@@ -52,7 +55,14 @@ class ValidateRepairForm(FormValidationAction):
 
     async def extract_repair_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                          domain: DomainDict) -> Dict[Text, Any]:
-        return extract_case_text(tracker, "repair_description", "report_repair", _ANSWER_INTENTS)
+        return (extract_case_text(tracker, "repair_description", "report_repair")
+                or emergency_addendum(tracker, "repair_description", project_rules()))
+
+    async def extract_visit_time(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                 domain: DomainDict) -> Dict[Text, Any]:
+        if emergency_addendum(tracker, "repair_description", project_rules()):
+            return {}  # "漏水了！" is not a time to visit: we come now
+        return free_text_answer(tracker, "visit_time")
 
     async def extract_room(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                            domain: DomainDict) -> Dict[Text, Any]:
@@ -72,11 +82,14 @@ class ValidateRepairForm(FormValidationAction):
         if not is_substantive(text):
             # "我要报修" says nothing yet: ask, without scolding.
             return {"repair_description": None}
+        if not tracker.get_slot("room"):
+            advise_now(dispatcher, tracker, text, project_rules())
         return {"repair_description": text}
 
     def validate_room(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                       domain: DomainDict) -> Dict[Text, Any]:
-        room = normalise_room(first_value(slot_value)) or normalise_room(latest_text(tracker))
+        # The whole message first: it may correct itself ("501 哦不对 是502"), which a span cannot.
+        room = normalise_room(latest_text(tracker)) or normalise_room(first_value(slot_value))
         if room is None:
             if tracker.get_slot("requested_slot") == "room":
                 dispatcher.utter_message(response="utter_invalid_room")
@@ -118,7 +131,8 @@ class ActionSubmitRepairForm(Action):
                 visit_time=tracker.get_slot("visit_time"),
                 channel=input_channel(tracker),
             )
-            return replies.repair_confirmation(ticket, rules), ticket.number
+            advised = already_said(tracker, assess(ticket.description, rules.urgency).advice or "\0")
+            return replies.repair_confirmation(ticket, rules, advice_given=advised), ticket.number
 
         reset: List[EventType] = [SlotSet(slot, None) for slot in REPAIR_SLOTS]
         opened = with_store(dispatcher, tracker, "opening a repair ticket", open_ticket)

@@ -12,8 +12,10 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import input_channel, latest_intent, latest_text, project_rules, resident_id, with_store
 from bot.cases import context, surveys
+from bot.cases.tickets import open_repair_ticket
 from bot.core import replies
 from bot.core.rules import ProjectRules
+from bot.core.urgency import assess
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -172,6 +174,12 @@ def answer_survey(dispatcher: CollectingDispatcher, tracker: Tracker, survey_id:
         outcome = surveys.record_answer(session, rules, survey, answer, text=full_text,
                                         channel=input_channel(tracker))
         ticket = survey.ticket
+        if assess(full_text, rules.urgency).emergency:
+            # "又漏水了，水流了一地" in a survey answer jumps the queue: an emergency repair now.
+            repair = open_repair_ticket(session, rules, openid=openid, description=full_text,
+                                        room=ticket.room if ticket else None, visit_time=None,
+                                        channel=input_channel(tracker))
+            return replies.repair_confirmation(repair, rules)
         if outcome is surveys.Outcome.REOPENED and ticket is not None:
             return replies.survey_reopened(ticket, rules)
         if outcome is surveys.Outcome.CLOSED:

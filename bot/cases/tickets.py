@@ -224,3 +224,25 @@ def attach_evidence(session: Session, openid: str, *, picture_url: str, media_id
               result=f"media_id={media_id}", now=now)
     ticket.updated_at = now or utcnow()
     return ticket
+
+
+ROOM_CORRECTED = "room_corrected"
+
+
+class RoomNotCorrectable(ValueError):
+    """The case is not the resident's, or it is already finished."""
+
+
+def correct_room(session: Session, ticket: Ticket, room: str, *, openid: str, channel: str,
+                 now: datetime | None = None) -> TicketEvent:
+    """The resident corrects the room of a case they just filed ("不对 是1202"): the case
+    keeps its number and deadlines, and the timeline says what the room was."""
+    if ticket.resident is None or ticket.resident.openid != openid:
+        raise RoomNotCorrectable(f"ticket {ticket.number} does not belong to this resident")
+    if ticket.status not in OPEN_STATUS_VALUES:
+        raise RoomNotCorrectable(f"ticket {ticket.number} is already {ticket.status}")
+    previous = ticket.room or "（未填）"
+    ticket.room = room
+    ticket.updated_at = now or utcnow()
+    return add_event(session, ticket, actor=RESIDENT, channel=channel, action=ROOM_CORRECTED,
+                     content=f"{previous} → {room}", now=now)

@@ -6,10 +6,12 @@ facts the same way.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol, Sequence
 
 from bot.core.clock import to_local
 from bot.core.kinds import Case, Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import STATUS_LABELS_ZH
+from bot.core.privacy import mask_phone
 from bot.core.rules import ProjectRules
 from bot.core.urgency import assess
 
@@ -36,24 +38,28 @@ def format_local(moment: datetime | None, rules: ProjectRules) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
-def repair_confirmation(ticket: Case, rules: ProjectRules) -> str:
+def repair_confirmation(ticket: Case, rules: ProjectRules, *, advice_given: bool = False) -> str:
+    """Number, promise and time first (what fits a phone's first screen), details after."""
     sla = rules.sla
     urgency = assess(ticket.description, rules.urgency) if ticket.priority == Priority.EMERGENCY.value else None
-    # Where life is at risk, what to do now comes before anything else.
-    lines = [urgency.advice] if urgency and urgency.life_risk and urgency.advice else []
-    lines.append(f"您的报修已登记，工单号 {ticket.number}。")
-    if ticket.room:
-        lines.append(f"维修地址：{ticket.room}。")
+    due = format_local(ticket.due_at, rules)
+    lines = []
+    # Where life is at risk, what to do now comes before anything else (unless the form
+    # already said it while asking for the room).
+    if urgency and urgency.life_risk and urgency.advice and not advice_given:
+        lines.append(urgency.advice)
     if ticket.priority == Priority.EMERGENCY.value:
-        lines.append(f"这是紧急报修，维修人员将在 {sla.emergency_repair_onsite_minutes} 分钟内到场"
-                     f"（{format_local(ticket.due_at, rules)} 前）。")
+        lines.append(f"紧急报修已登记，工单号 {ticket.number}，维修人员 {sla.emergency_repair_onsite_minutes} 分钟内"
+                     f"到场（{due} 前）。")
+        if ticket.room:
+            lines.append(f"地址：{ticket.room}。")
         if urgency and not urgency.life_risk and urgency.advice:
             lines.append(urgency.advice)
-    else:
-        when = f"，上门时间按您说的“{ticket.visit_time}”安排" if ticket.visit_time else ""
-        lines.append(f"维修人员会尽快与您联系{when}，一般维修将在 {sla.general_repair_hours} 小时内完成"
-                     f"（{format_local(ticket.due_at, rules)} 前）；如需配件或外部单位协助，我们会提前告诉您预计完成时间。")
-    lines.append("完工后我们会回访，听听您对维修的意见。随时发送“查询进度”可查看处理情况。")
+        return "\n".join(lines)
+    lines.append(f"报修已登记，工单号 {ticket.number}，{sla.general_repair_hours} 小时内修好（{due} 前）。")
+    when = f"，上门时间按“{ticket.visit_time}”" if ticket.visit_time else ""
+    room = f"地址 {ticket.room}" if ticket.room else "维修人员会先联系您"
+    lines.append(f"{room}{when}。需配件时会提前告知；完工后会回访，发“查询进度”可查看。")
     return "\n".join(lines)
 
 
@@ -105,11 +111,19 @@ def status_overview(tickets: list[Case], rules: ProjectRules) -> str:
     return "\n".join(lines)
 
 
-FORM_LABELS_ZH = {"repair_form": "报修", "complaint_form": "投诉"}
+FORM_LABELS_ZH = {"repair_form": "报修", "complaint_form": "投诉", "phone_change_form": "手机号变更"}
 
 
 def room_corrected(room: str) -> str:
     return f"好的，房号已更正为 {room}。"
+
+
+def ticket_room_corrected(number: str, room: str) -> str:
+    return f"好的，工单 {number} 的地址已改为 {room}，不用重新报修。"
+
+
+def room_unchanged(number: str, room: str) -> str:
+    return f"工单 {number} 登记的地址就是 {room}，不用改。"
 
 
 def form_cancelled(form: str) -> str:
@@ -230,6 +244,7 @@ def human_requested(number: str, rules: ProjectRules, now: datetime) -> str:
 INTENT_CHOICES_ZH = {
     "report_repair": "报修", "file_complaint": "投诉", "check_status": "查询进度", "suggestion": "提建议",
     "praise": "表扬", "request_human": "转人工", "cancel": "取消",
+    "change_phone": "更换手机号", "request_review": "申请复议",
 }
 
 
@@ -327,3 +342,92 @@ def human_session_ended() -> str:
 def human_session_resolved(number: str) -> str:
     return (f"您的工单 {number} 已处理完毕，本次人工服务结束，接下来由智能助手继续为您服务。"
             "稍后我们会请您对这次服务做个简短评价，感谢您的耐心！")
+
+
+# --- the household file: the phone on file, the past year's cases, 复议 -----------------------
+
+
+def phone_change_needs_binding() -> str:
+    return ("更换手机号需要先绑定住户档案：请发送“房号+物业登记的手机号”，例如 3栋2单元501 13812345678。"
+            "绑定后再告诉我新号码。")
+
+
+def phone_unchanged(phone: str) -> str:
+    return f"{mask_phone(phone)} 就是您档案里登记的手机号，不用更换。"
+
+
+def phone_changed(phone: str) -> str:
+    return f"已核对物业登记信息，您的手机号已更新为 {mask_phone(phone)}。以后我们用这个号码联系您。"
+
+
+def phone_change_pending(number: str, phone: str) -> str:
+    return (f"已收到更换手机号为 {mask_phone(phone)} 的申请（编号 {number}）。"
+            "工作人员致电核实后为您更新，核实前仍用原号码联系您。")
+
+
+class ListedCase(Protocol):
+    """What a line of the case history shows (the stored ticket satisfies it)."""
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+HISTORY_LINES = 8  # what fits a phone's screen; the rest is counted
+
+
+def _day(moment: datetime, rules: ProjectRules, now: datetime) -> str:
+    local, today = to_local(moment, rules.timezone), to_local(now, rules.timezone)
+    day = f"{local.month}月{local.day}日"
+    return day if local.year == today.year else f"{local.year}年{day}"
+
+
+def case_history(cases: Sequence[ListedCase], months: int, rules: ProjectRules, now: datetime) -> str:
+    """The cases of the past `months`, newest first, one short line each."""
+    if not cases:
+        return f"您近 {months} 个月没有工单记录。如需报修或投诉，直接告诉我就可以。"
+    lines = [f"您近 {months} 个月共有 {len(cases)} 件工单（新的在前）："]
+    for case in cases[:HISTORY_LINES]:
+        kind = KIND_LABELS_ZH.get(TicketKind(case.kind), "工单")
+        lines.append(f"· {case.number} {kind} {STATUS_LABELS_ZH[TicketStatus(case.status)]} "
+                     f"{_day(case.created_at, rules, now)}")
+    if len(cases) > HISTORY_LINES:
+        lines.append(f"还有 {len(cases) - HISTORY_LINES} 件未列出。")
+    lines.append("发送工单号可查看某一件的详情。")
+    return "\n".join(lines)
+
+
+def review_reopened(number: str, due: datetime | None, rules: ProjectRules) -> str:
+    when = f"，{format_local(due, rules)} 前给您答复" if due else ""
+    return f"已收到您的复议申请，工单 {number} 已重新打开。负责同事会尽快联系您{when}。"
+
+
+def review_opened(original: str, review: str, due: datetime | None, rules: ProjectRules) -> str:
+    when = f"，{format_local(due, rules)} 前给您答复" if due else ""
+    return f"已收到您对工单 {original} 的复议申请，复议单号 {review}。负责同事会尽快联系您{when}。"
+
+
+def review_already(original: str, review: str) -> str:
+    return f"工单 {original} 的复议（{review}）正在处理中，您刚才说的已补充进去，负责同事会一并处理。"
+
+
+def review_still_open(number: str) -> str:
+    return f"工单 {number} 还在处理中，暂不需要复议；处理完后如不满意，可以再申请复议。"
+
+
+def review_cancelled(number: str) -> str:
+    return f"工单 {number} 已撤销，不能复议。如问题还在，直接告诉我重新报修或投诉就可以。"
+
+
+def review_too_old(number: str, days: int) -> str:
+    return (f"工单 {number} 办结已超过 {days} 天，不能在线申请复议。"
+            "如问题还在，可以重新报修或投诉，或回复“转人工”。")
+
+
+def review_nothing(days: int) -> str:
+    return f"没有找到您近 {days} 天内办结的工单。如需复议，请发送工单号；如问题还在，可以直接报修或投诉。"

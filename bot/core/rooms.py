@@ -47,6 +47,7 @@ _LABELLED = re.compile(
     _BUILDING
     + r"\s*(?:号楼|栋|幢|座|号)\s*"
     + r"(?:(?P<u>\d{1,2})\s*(?:单元|号门|门)\s*)?"
+    + r"(?:\d{1,2}\s*(?:楼|层)\s*)?"  # a floor said before the door number adds nothing
     + r"(?P<r>\d{3,4})(?!\d)\s*(?:室|号|房)?"
 )
 _DASHED = re.compile(
@@ -91,13 +92,62 @@ def parse_room(text: str | None) -> Room | None:
     return None
 
 
+def read_room(text: str | None) -> Room | None:
+    """The room a person would read from `text`: the first address, unless the message
+    corrects itself ("3栋2单元501 哦不对 是502" → 3栋2单元502, "不是501 是502" → 502);
+    a number the resident rules out ("是501 不是502") is never taken."""
+    first = parse_room(text)
+    if first is None or text is None:
+        return first
+    normalised = _plain_digits(str(text))
+    spans = _room_spans(normalised)
+    if not spans:
+        return first
+    first_start, first_end = spans[0][0], spans[0][1]
+    corrected = _REJECTED.search(normalised[max(0, first_start - 4):first_start]) is not None
+    corrected = corrected or _CORRECTION.search(normalised, first_end) is not None
+    if not corrected:
+        return first
+    later = [(start, room) for start, end, room in spans[1:]
+             if not _REJECTED.search(normalised[max(0, start - 4):start])]
+    later += [(m.start(1), Room(first.building, first.unit, m.group(1)))
+              for m in _BARE_NUMBER.finditer(normalised, first_end)
+              if not _REJECTED.search(normalised[max(0, m.start(1) - 4):m.start(1)])
+              and not any(start <= m.start(1) < end for start, end, _ in spans)]
+    return max(later, key=lambda item: item[0])[1] if later else first
+
+
+def _room_spans(normalised: str) -> list[tuple[int, int, Room]]:
+    """Every whole address in the text, in order, as (start, end, room)."""
+    found: dict[int, tuple[int, int, Room]] = {}
+    for pattern in (_LABELLED, _DASHED):
+        for match in pattern.finditer(normalised):
+            if any(s <= match.start() < e for s, e, _ in found.values()):
+                continue
+            unit = match.group("u")
+            found[match.start()] = (match.start(), match.end(), Room(
+                building=_building_label(match.group("b")), unit=str(int(unit)) if unit else None,
+                number=match.group("r")))
+    return [found[key] for key in sorted(found)]
+
+
 def normalise_room(text: str | None) -> str | None:
-    room = parse_room(text)
+    room = read_room(text)
     return str(room) if room else None
 
 
 _CORRECTION = re.compile(r"不对|不是|错了|说错|写错|搞错|应该是|改成|改为|更正|更改")
+_REJECTED = re.compile(r"不是说?\s*$")  # 不是502: the number after it is the wrong one
 _BARE_NUMBER = re.compile(r"(?<![\d\-])(\d{3,4})(?![\d\-])")
+
+
+def _same_building(current: Room, text: str) -> Room | None:
+    """A bare door number after a correction keeps the building and unit already named;
+    a number ruled out ("不是501") is skipped."""
+    for match in _BARE_NUMBER.finditer(text):
+        if not _REJECTED.search(text[max(0, match.start(1) - 4):match.start(1)]):
+            return Room(current.building, current.unit, match.group(1))
+    return None
 
 
 def corrected_room(text: str | None, previous: str | None) -> str | None:
@@ -110,9 +160,8 @@ def corrected_room(text: str | None, previous: str | None) -> str | None:
         return whole
     current = parse_room(previous)
     normalised = _plain_digits(text)
-    if current is None or not _CORRECTION.search(normalised):
+    correction = _CORRECTION.search(normalised)
+    if current is None or correction is None:
         return None
-    match = _BARE_NUMBER.search(normalised)
-    if match is None:
-        return None
-    return str(Room(current.building, current.unit, match.group(1)))
+    room = _same_building(current, normalised[correction.start():])
+    return str(room) if room else None

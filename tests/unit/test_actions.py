@@ -105,7 +105,7 @@ async def test_submitting_a_repair_writes_the_ticket_and_tells_the_promise(wired
     assert (ticket.kind, ticket.priority, ticket.room, ticket.visit_time, ticket.channel) == (
         "repair", "normal", "3栋2单元501", "明天上午", "wechat")
     text = dispatcher.messages[0]["text"]
-    assert ticket.number in text and "24 小时内完成" in text and "明天上午" in text
+    assert ticket.number in text and "24 小时内修好" in text and "明天上午" in text
     assert slot_events(events) == {"repair_description": None, "room": None, "visit_time": None,
                                    "last_ticket_number": ticket.number}
 

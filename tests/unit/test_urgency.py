@@ -89,7 +89,10 @@ def test_advice_comes_first_only_when_life_is_at_risk(store, rules):
         said = {t.description: replies.repair_confirmation(t, rules) for t in (gas, water, heater)}
     assert said["闻到很重的煤气味"].startswith("请先关闭燃气总阀")
     first, *rest = said["厨房水管爆了"].splitlines()
-    assert first.startswith("您的报修已登记") and any("总水阀" in line for line in rest)
+    assert first.startswith("紧急报修已登记") and any("总水阀" in line for line in rest)
+    # Said once: when the form already gave the advice, the confirmation starts with the number.
+    gas_again = replies.repair_confirmation(gas, rules, advice_given=True)
+    assert gas_again.startswith("紧急报修已登记") and "燃气总阀" not in gas_again
     assert heater.priority == Priority.NORMAL.value
     assert "119" not in said["热水器打不着火"] and "离开" not in said["热水器打不着火"]
 
