@@ -1,4 +1,5 @@
-"""Progress enquiries (进度查询): the case the resident names, or their open cases, with status and due time."""
+"""Progress enquiries (进度查询): the case the resident names, or their open cases, with status and due time;
+asked for the past ("我今年报过哪些单"), their cases of the past year, closed ones too."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Text
@@ -8,10 +9,12 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import latest_text, resident_id, with_store
+from bot.cases.household import case_history
 from bot.cases.tickets import referenced_case, resident_tickets
 from bot.core import replies
 from bot.core.clock import utcnow
 from bot.core.references import case_reference
+from bot.core.self_service import asks_for_history
 
 
 class ActionCheckStatus(Action):
@@ -20,18 +23,26 @@ class ActionCheckStatus(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        reference = case_reference(latest_text(tracker))
+        text = latest_text(tracker)
+        reference = case_reference(text)
+        history = asks_for_history(text)
 
         def answer(session, rules) -> str:  # type: ignore[no-untyped-def]
-            openid = resident_id(tracker)
-            if reference is None:
+            openid, now = resident_id(tracker), utcnow()
+
+            def overview() -> str:
+                if history:
+                    return replies.case_history(list(case_history(session, rules, openid, now)),
+                                                rules.self_service.history_months, rules, now)
                 return replies.status_overview(list(resident_tickets(session, openid)), rules)
-            case = referenced_case(session, openid, reference, utcnow())
+
+            if reference is None:
+                return overview()
+            case = referenced_case(session, openid, reference, now)
             if case is not None:
                 return replies.case_status(case, rules)
             # Not theirs, or no such case: the same answer, and no details either way.
-            return replies.ticket_not_found(reference.number) if reference.number else \
-                replies.status_overview(list(resident_tickets(session, openid)), rules)
+            return replies.ticket_not_found(reference.number) if reference.number else overview()
 
         message = with_store(dispatcher, tracker, "looking up tickets", answer)
         if message is not None:

@@ -3,7 +3,8 @@
 Triggers (each a staff alert, which the staff bot posts as a card with 接单/回复/办结):
 a resident asking for a person, an emergency repair, a major or urgent complaint, a group
 complaint (群诉), any repair or complaint of a special-group resident, a dissatisfied
-callback (bot.cases.surveys) and an SLA breach (the worker). Major and group cases also go to
+callback (bot.cases.surveys), a resident's request for a review (复议, bot.cases.reviews)
+and an SLA breach (the worker). Major and group cases also go to
 the project head. A card nobody claims is announced again and, past a limit, sent to the
 project head; special-group residents get both sooner.
 """
@@ -36,11 +37,13 @@ GROUP_COMPLAINT = "group_complaint"
 SPECIAL_GROUP = "special_group"
 UNCLAIMED = "unclaimed"
 UNCLAIMED_HEAD = "unclaimed_head"
+REVIEW_REQUEST = "review_request"  # a resident asks for a finished case to be reviewed (复议)
 
 HEAD_REASONS = frozenset({MAJOR_COMPLAINT, GROUP_COMPLAINT, UNCLAIMED_HEAD})
 
 REASON_LABELS_ZH = {
     HUMAN_REQUEST: "居民请求人工",
+    REVIEW_REQUEST: "居民申请复议",
     EMERGENCY_REPAIR: "紧急报修",
     MAJOR_COMPLAINT: "重大投诉",
     URGENT_COMPLAINT: "紧急投诉",

@@ -64,18 +64,21 @@ def repair_confirmation(ticket: Case, rules: ProjectRules, *, advice_given: bool
 
 
 def complaint_confirmation(ticket: Case, rules: ProjectRules) -> str:
+    """Number, promise and time first; how it is followed up after."""
     sla = rules.sla
     due = format_local(ticket.due_at, rules)
-    lines = [f"非常抱歉给您带来不便，您的投诉已登记，工单号 {ticket.number}。"]
     if ticket.priority == Priority.MAJOR.value:
-        lines.append(f"我们已将此事列为重大投诉，立即报告项目负责人和公司客服部门，"
-                     f"将在 {sla.major_complaint_hours} 小时内（{due} 前）与您联系。")
+        promise = f"已报告项目负责人，{sla.major_complaint_hours} 小时内（{due} 前）联系您"
     elif ticket.priority == Priority.URGENT.value:
-        lines.append(f"我们会优先处理，将在 {sla.urgent_complaint_hours} 小时内（{due} 前）给您答复。")
+        promise = f"我们会优先处理，{sla.urgent_complaint_hours} 小时内（{due} 前）答复您"
     else:
-        lines.append(f"我们将在 {sla.general_complaint_working_days} 个工作日内（{due} 前）给您答复；"
-                     f"如情况较复杂，最长不超过 {sla.complaint_max_working_days} 个工作日，其间会随时告知进展。")
-    lines.append("由首位接手的同事负责跟进到底，处理完成后会回访您是否满意。")
+        promise = f"{sla.general_complaint_working_days} 个工作日内（{due} 前）答复您"
+    lines = [f"非常抱歉给您添麻烦了。投诉已登记，工单号 {ticket.number}，{promise}。"]
+    if ticket.priority == Priority.GENERAL.value:
+        lines.append(f"情况复杂的最长不超过 {sla.complaint_max_working_days} 个工作日，其间随时告知进展；"
+                     "专人跟进到底，办完后回访。")
+    else:
+        lines.append("专人跟进到底，办完后回访。")
     return "\n".join(lines)
 
 
@@ -210,8 +213,8 @@ def binding_already(room: str) -> str:
 def binding_not_matched(number: str) -> str:
     # The same words whether the room is unknown or the phone does not match: the answer
     # must not tell anyone which rooms exist.
-    return (f"抱歉，您提供的房号和手机号与物业登记的信息对不上，暂时无法自动绑定。我们已通知工作人员核实（编号 {number}），"
-            "会尽快与您联系。这不影响您现在报修或投诉。")
+    return (f"房号和手机号与物业登记的信息对不上，暂时无法绑定。已请工作人员核实（编号 {number}），"
+            "不影响您报修或投诉。")
 
 
 def binding_too_many_tries() -> str:
@@ -272,11 +275,10 @@ def survey_prompt(ticket: Case | None, dimension_labels: list[str], rules: Proje
     dims = "、".join(dimension_labels)
     example = " ".join(["5"] * (len(dimension_labels) - 1) + ["4"])
     if ticket is not None:
-        opening = f"您好，{_case_phrase(ticket)}已处理完毕。想耽误您一分钟做个回访："
+        opening = f"您好，{_case_phrase(ticket)}已处理完毕，想请您做个一分钟回访。"
     else:
-        opening = f"您好，这里是{rules.name}物业服务中心。我们正在做年度满意度调查，想听听您对物业服务的评价："
-    return (f"{opening}请按{dims}分别打 1–5 分（5 分最满意），例如回复“{example}”；"
-            f"也可以只给一个总分，或直接说说您的感受。")
+        opening = f"您好，这里是{rules.name}物业服务中心，正在做年度满意度调查。"
+    return f"{opening}\n请为{dims}各打 1–5 分（5 分最满意），如“{example}”；也可只给总分或说说感受。"
 
 
 def survey_ask_again(dimension_labels: list[str]) -> str:
@@ -296,9 +298,9 @@ def survey_closed_thanks(number: str | None) -> str:
 
 def survey_reopened(ticket: Case, rules: ProjectRules) -> str:
     due = format_local(ticket.due_at, rules)
-    when = f"，并在 {due} 前给您答复" if due else ""
-    return (f"非常抱歉这次没能让您满意。工单 {ticket.number} 已重新打开，负责的同事会尽快联系您"
-            f"了解情况、重新处理{when}。处理好后我们会再来回访，直到您满意为止。")
+    when = f"，{due} 前给您答复" if due else ""
+    return (f"非常抱歉没能让您满意。工单 {ticket.number} 已重新打开，负责同事会尽快联系您{when}；"
+            "处理好后再回访，直到您满意。")
 
 
 def survey_recorded() -> str:
@@ -318,9 +320,9 @@ def survey_reminder(ticket: Case | None) -> str:
 def progress_update(ticket: Case, rules: ProjectRules) -> str:
     status = STATUS_LABELS_ZH[TicketStatus(ticket.status)]
     limit = format_local(ticket.final_due_at or ticket.due_at, rules)
-    until = f"我们会在 {limit} 前给您最终答复，" if limit else ""
-    return (f"您好，向您同步一下进展：{_case_phrase(ticket)}目前状态为“{status}”，负责同事正在跟进。"
-            f"{until}其间有新进展会继续告诉您。如有补充，直接回复这条消息即可。")
+    until = f"，{limit} 前给您最终答复" if limit else ""
+    return (f"进展同步：{_case_phrase(ticket)}现为“{status}”，同事正在跟进{until}。"
+            "有补充直接回复这条消息即可。")
 
 
 # --- a person takes over ---------------------------------------------------------------

@@ -98,6 +98,17 @@ class FloodRules:
 
 
 @dataclass(frozen=True)
+class SelfServiceRules:
+    """What residents may do on their household file themselves (bot.cases.household, bot.cases.reviews)."""
+
+    # "我今年报过哪些单" lists the cases opened within this many months, closed ones included.
+    history_months: int = 12
+    # A case finished (已办结, or done and awaiting the callback) at most this many days ago may be
+    # put up for review (复议) by its resident; an older one is a new report.
+    review_within_days: int = 30
+
+
+@dataclass(frozen=True)
 class TemplateMessage:
     """A WeChat template message: its id and how each field is filled from a notice."""
 
@@ -123,6 +134,8 @@ class HazardRule:
     # Words that say it can wait (不着急): they cancel the hazard in their message. Never
     # configured for hazards that endanger life.
     calm: tuple[str, ...] = ()
+    # Words that say this hazard is over (灭了 ends a fire, not a lift stuck in the dark).
+    resolved: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,8 @@ class UrgencyRules:
     past: tuple[str, ...] = ()
     present: tuple[str, ...] = ()
     hypothetical: tuple[str, ...] = ()
+    # Typos, homophones and dialect read as the words they stand for (然气 → 燃气, 咗 → 了).
+    spellings: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,6 +195,7 @@ class ProjectRules:
     escalation: EscalationRules = field(default_factory=EscalationRules)
     binding: BindingRules = field(default_factory=BindingRules)
     flood: FloodRules = field(default_factory=FloodRules)
+    self_service: SelfServiceRules = field(default_factory=SelfServiceRules)
     # Annual satisfaction survey dimensions (GB/T 45698): key -> label residents see.
     annual_survey_dimensions: tuple[tuple[str, str], ...] = (
         ("quality", "服务质量"), ("attitude", "服务态度"), ("efficiency", "服务效率"), ("facilities", "服务设施"))
@@ -274,7 +290,8 @@ def _hazard(key: str, raw: dict[str, Any]) -> HazardRule:
     return HazardRule(key=key, label=str(raw.get("label") or key), life_risk=bool(raw.get("life_risk", True)),
                       advice=str(raw.get("advice") or ""), cues=_words(raw.get("cues")),
                       look_alikes=_words(raw.get("look_alikes")), together=_groups(raw.get("together")),
-                      together_in_message=_groups(raw.get("together_in_message")), calm=_words(raw.get("calm")))
+                      together_in_message=_groups(raw.get("together_in_message")), calm=_words(raw.get("calm")),
+                      resolved=_words(raw.get("resolved")))
 
 
 def _urgency(raw: dict[str, Any]) -> UrgencyRules:
@@ -285,6 +302,7 @@ def _urgency(raw: dict[str, Any]) -> UrgencyRules:
         person_in_danger=_hazard("person", {"life_risk": True, **danger}) if danger else None,
         negations=_words(raw.get("negations")), resolved=_words(raw.get("resolved")), past=_words(raw.get("past")),
         present=_words(raw.get("present")), hypothetical=_words(raw.get("hypothetical")),
+        spellings=tuple((str(wrong), str(right)) for wrong, right in (raw.get("spellings") or {}).items()),
     )
 
 
@@ -292,6 +310,12 @@ def _flood(raw: dict[str, Any]) -> FloodRules:
     defaults = FloodRules()
     return FloodRules(max_messages=int(raw.get("max_messages", defaults.max_messages)),
                       window_seconds=int(raw.get("window_seconds", defaults.window_seconds)))
+
+
+def _self_service(raw: dict[str, Any]) -> SelfServiceRules:
+    defaults = SelfServiceRules()
+    return SelfServiceRules(history_months=int(raw.get("history_months", defaults.history_months)),
+                            review_within_days=int(raw.get("review_within_days", defaults.review_within_days)))
 
 
 def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRules:
@@ -348,6 +372,7 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         escalation=_escalation(raw.get("escalation") or {}),
         binding=_binding(raw.get("binding") or {}),
         flood=_flood(raw.get("flood") or {}),
+        self_service=_self_service(raw.get("self_service") or {}),
         annual_survey_dimensions=tuple(
             (str(k), str(v)) for k, v in (raw.get("annual_survey_dimensions") or {}).items()
         ) or ProjectRules().annual_survey_dimensions,

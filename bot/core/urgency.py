@@ -23,7 +23,8 @@ from functools import lru_cache
 from bot.core.chinese import to_simplified
 from bot.core.rules import HazardRule, UrgencyRules
 
-_CLAUSE_BREAK = re.compile(r"[，,。.！!？?；;、\n\r…~～]+|\s{2,}|但是|不过|可是|然而|结果")
+# A space is punctuation to residents typing on a phone ("漏水了 快来"), and to voice input.
+_CLAUSE_BREAK = re.compile(r"[，,。.！!？?；;、\n\r…~～]+|\s+|但是|不过|可是|然而|结果")
 _NEGATION_REACH = 3  # characters before a cue in which a negation cancels it
 
 
@@ -65,9 +66,9 @@ def _mentions(clause: str, words: tuple[str, ...]) -> bool:
     return any(word in clause for word in words)
 
 
-def _says_resolved(clause: str, rules: UrgencyRules) -> bool:
+def _says_resolved(clause: str, rules: UrgencyRules, hazard: HazardRule) -> bool:
     """修好了 says it is over; 还没修好 says the opposite."""
-    for word in rules.resolved:
+    for word in rules.resolved + hazard.resolved:
         start = clause.find(word)
         while start != -1:
             if not _negated(clause, start, rules):
@@ -76,9 +77,9 @@ def _says_resolved(clause: str, rules: UrgencyRules) -> bool:
     return False
 
 
-def _clause_counts(clause: str, rules: UrgencyRules) -> bool:
+def _clause_counts(clause: str, rules: UrgencyRules, hazard: HazardRule) -> bool:
     """False when the clause speaks of a resolved, past or hypothetical situation."""
-    if _says_resolved(clause, rules) or _mentions(clause, rules.hypothetical):
+    if _says_resolved(clause, rules, hazard) or _mentions(clause, rules.hypothetical):
         return False
     return not (_mentions(clause, rules.past) and not _mentions(clause, rules.present))
 
@@ -107,7 +108,7 @@ def _all_groups(text: str, groups: tuple[str, ...], rules: UrgencyRules) -> str 
 
 
 def _first_cue(clauses: list[str], hazard: HazardRule, rules: UrgencyRules) -> str | None:
-    counting = [clause for clause in clauses if _clause_counts(clause, rules)]
+    counting = [clause for clause in clauses if _clause_counts(clause, rules, hazard)]
     for clause in counting:
         for expression in hazard.cues:
             words = _unnegated(clause, expression, rules)
@@ -135,6 +136,8 @@ def assess(description: str, rules: UrgencyRules) -> Urgency:
     text = to_simplified(description or "")
     if not text.strip():
         return NOT_URGENT
+    for wrong, right in rules.spellings:
+        text = text.replace(wrong, right)
     every_look_alike = tuple(e for hazard in rules.hazards for e in hazard.look_alikes)
     clauses = _clauses(_blank(text, every_look_alike))
     at_risk = next((word for word in rules.people_at_risk if word in text), "")

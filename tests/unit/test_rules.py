@@ -64,12 +64,12 @@ def test_holidays_are_not_working_days():
 def test_numbers_come_from_project_configuration():
     raw = raw_rules()
     raw["sla"]["emergency_repair_onsite_minutes"] = 30
-    # A project with a pool adds its own hazard; the default rules know nothing of it.
-    assert repair_priority("泳池里有人溺水", parse_rules(raw_rules()).urgency) is Priority.NORMAL
-    raw["urgency"]["hazards"]["pool"] = {"label": "溺水", "life_risk": True, "cues": ["溺水"]}
+    # A project with a boiler house adds its own hazard; the default rules know nothing of it.
+    boiler = "锅炉房的压力表指针到红区了"
+    assert repair_priority(boiler, parse_rules(raw_rules()).urgency) is Priority.NORMAL
+    raw["urgency"]["hazards"]["boiler"] = {"label": "锅炉超压", "life_risk": True, "cues": ["压力表.{0,6}红区"]}
     rules = parse_rules(raw)
-    due = compute_due_at(TicketKind.REPAIR, repair_priority("泳池里有人溺水", rules.urgency), FRIDAY_10_LOCAL_AS_UTC,
-                         rules)
+    due = compute_due_at(TicketKind.REPAIR, repair_priority(boiler, rules.urgency), FRIDAY_10_LOCAL_AS_UTC, rules)
     assert due - FRIDAY_10_LOCAL_AS_UTC == timedelta(minutes=30)
 
 

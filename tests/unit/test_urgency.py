@@ -106,3 +106,26 @@ def test_staff_see_why_a_case_is_urgent(store, rules):
         assert ticket.priority == Priority.EMERGENCY.value
         assert "有人被困" in urgency_reason(ticket)
         assert any(line.startswith("紧急原因：有人被困") for line in ticket_lines(ticket, rules))
+
+
+@pytest.mark.parametrize(("text", "hazard"), [
+    ("然气味好重 厨房", "gas"),  # a homophone typo
+    ("厨房着伙了快来人", "fire"),
+    ("部升降机困咗人呀", "trapped"),  # Cantonese
+    ("电梯里灯灭了也不动 我和女儿在里面", "trapped"),  # 灭了 ends a fire, not a stuck lift
+    ("做饭时火被汤浇灭了 现在满屋子煤气味", "gas"),
+    ("漏水了 快来", "water"),  # a space is a clause break
+])
+def test_typos_dialect_and_hazard_specific_resolved_words(rules, text, hazard):
+    assert assess(text, rules.urgency).hazard == hazard
+
+
+@pytest.mark.parametrize("text", [
+    "火已经灭了，就是墙熏黑了，想找人来刷一下",
+    "家里跳闸了，我自己推上去就好了",
+    "卧室有一个插座没电了，其他都正常",
+    "冰箱底下漏了一小滩水",
+    "电梯困人演练是明天吗",
+])
+def test_over_small_or_only_a_drill_is_not_an_emergency(rules, text):
+    assert not assess(text, rules.urgency).emergency
