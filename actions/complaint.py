@@ -22,7 +22,7 @@ from actions.common import (
     resident_id,
     with_store,
 )
-from bot.cases.tickets import open_complaint_ticket, open_repair_ticket
+from bot.cases.tickets import linked_repair, open_complaint_ticket, open_repair_ticket
 from bot.core import replies
 from bot.core.rooms import normalise_room
 from bot.core.rules import ProjectRules
@@ -120,7 +120,7 @@ class ActionSubmitComplaintForm(Action):
                 room=room,
                 channel=input_channel(tracker),
             )
-            return replies.complaint_confirmation(ticket, rules), ticket.number
+            return replies.complaint_confirmation(ticket, rules, linked_repair(ticket)), ticket.number
 
         opened = with_store(dispatcher, tracker, "opening a complaint ticket", open_ticket)
         if opened is None:

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from bot.core.rules import UrgencyRules, load_rules  # noqa: E402
 from bot.core.urgency import assess  # noqa: E402
 
-TABLES = ("descriptions", "fresh", "unseen", "holdout", "final", "blind")
+TABLES = ("descriptions", "fresh", "unseen", "holdout", "final", "blind", "blind2")
 LIFE_ALARMS = ("fire", "gas")  # a false one sends people out of their homes
 
 

@@ -37,6 +37,7 @@ GROUP_COMPLAINT = "group_complaint"
 SPECIAL_GROUP = "special_group"
 UNCLAIMED = "unclaimed"
 UNCLAIMED_HEAD = "unclaimed_head"
+REPAIR_CHASED = "repair_chased"  # the resident complained that their repair is slow or was never done
 REVIEW_REQUEST = "review_request"  # a resident asks for a finished case to be reviewed (复议)
 
 HEAD_REASONS = frozenset({MAJOR_COMPLAINT, GROUP_COMPLAINT, UNCLAIMED_HEAD})
@@ -44,6 +45,7 @@ HEAD_REASONS = frozenset({MAJOR_COMPLAINT, GROUP_COMPLAINT, UNCLAIMED_HEAD})
 REASON_LABELS_ZH = {
     HUMAN_REQUEST: "居民请求人工",
     REVIEW_REQUEST: "居民申请复议",
+    REPAIR_CHASED: "住户投诉维修拖延",
     EMERGENCY_REPAIR: "紧急报修",
     MAJOR_COMPLAINT: "重大投诉",
     URGENT_COMPLAINT: "紧急投诉",

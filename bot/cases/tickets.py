@@ -17,9 +17,9 @@ from bot.cases.opening import insert_case
 from bot.core.clock import utcnow
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import NOT_STARTED, OPEN_STATUS_VALUES, RESIDENT_CANCELLABLE, check_transition
-from bot.core.references import CaseReference
+from bot.core.references import CaseReference, case_reference
 from bot.core.rules import ProjectRules
-from bot.core.triage import weigh_complaint
+from bot.core.triage import about_our_repair, weigh_complaint
 from bot.core.urgency import assess
 from bot.db.models import Resident, Ticket, TicketEvent
 from bot.db.records import ASSISTANT, RESIDENT, add_event, find_or_create_resident
@@ -88,9 +88,65 @@ def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str,
     # A bound household's verified room identifies the complainant when no room was named.
     home = resident.room if resident.bound_at is not None else None
     # Why this tier, in the timeline and on the staff card.
-    return _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=weight.tier, resident=resident,
-                        description=description, demand=demand, channel=channel, room=room or home, now=now,
-                        grounds=(TIER_EVENT, weight.explain()) if weight.reasons else None)
+    ticket = _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=weight.tier, resident=resident,
+                          description=description, demand=demand, channel=channel, room=room or home, now=now,
+                          grounds=(TIER_EVENT, weight.explain()) if weight.reasons else None)
+    link_to_repair(session, rules, ticket, f"{description} {demand or ''}", channel=channel, now=now)
+    return ticket
+
+
+LINKED_CASE = "linked_case"
+REPAIR_CHASED_EVENT = "chased_by_complaint"
+
+
+def _repair_complained_about(session: Session, rules: ProjectRules, complaint: Ticket, text: str,
+                             now: datetime) -> Ticket | None:
+    """The resident's repair the complaint is about: the one named, else the newest open one,
+    else the newest finished within `triage.our_repairs.within_days`."""
+    resident = complaint.resident
+    if resident is None:
+        return None
+    reference = case_reference(text)
+    if reference is not None and reference.number:
+        named = referenced_case(session, resident.openid, reference, now)
+        return named if named is not None and named.kind == TicketKind.REPAIR.value else None
+    repairs = select(Ticket).where(Ticket.resident_id == resident.id, Ticket.kind == TicketKind.REPAIR.value,
+                                   Ticket.id != complaint.id).order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    open_repair = session.execute(repairs.where(Ticket.status.in_(OPEN_STATUS_VALUES)).limit(1)).scalar_one_or_none()
+    if open_repair is not None:
+        return open_repair
+    since = now - timedelta(days=rules.triage.our_repairs.within_days)
+    finished = (TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value)
+    return session.execute(repairs.where(Ticket.status.in_(finished), Ticket.updated_at >= since)
+                           .limit(1)).scalar_one_or_none()
+
+
+def linked_repair(complaint: Ticket) -> str | None:
+    """The number of the repair a complaint was linked to, if any."""
+    event = next((e for e in complaint.events if e.action == LINKED_CASE), None)
+    return event.result if event is not None else None
+
+
+def link_to_repair(session: Session, rules: ProjectRules, complaint: Ticket, text: str, *, channel: str,
+                   now: datetime | None = None) -> Ticket | None:
+    """A complaint about our handling of a repair ("报修两周没人来") is linked to that repair
+    both ways and the repair is chased (staff alerted); a repair marked done that the
+    resident says never happened is reopened. Returns the repair, or None."""
+    now = now or utcnow()
+    about = about_our_repair(text, rules.triage.our_repairs)
+    repair = _repair_complained_about(session, rules, complaint, text, now) if about else None
+    if about is None or repair is None:
+        return None
+    add_event(session, complaint, actor=ASSISTANT, channel=channel, action=LINKED_CASE,
+              content=f"关于报修 {repair.number}（“{about.words}”）", result=repair.number, now=now)
+    add_event(session, repair, actor=ASSISTANT, channel=channel, action=REPAIR_CHASED_EVENT,
+              content=f"住户投诉 {complaint.number}：{complaint.description[:60]}", now=now)
+    if about.never_done and repair.status == TicketStatus.RESOLVED.value:
+        transition(session, repair, TicketStatus.REOPENED, rules=rules, actor=RESIDENT, channel=channel,
+                   content=f"住户说没有修过（投诉 {complaint.number}）", result="reopened", now=now)
+    escalate(session, rules, repair, escalation.REPAIR_CHASED,
+             f"complaint {complaint.number} about repair {repair.number}: {complaint.description[:60]}", now)
+    return repair
 
 
 

@@ -63,7 +63,7 @@ def repair_confirmation(ticket: Case, rules: ProjectRules, *, advice_given: bool
     return "\n".join(lines)
 
 
-def complaint_confirmation(ticket: Case, rules: ProjectRules) -> str:
+def complaint_confirmation(ticket: Case, rules: ProjectRules, chased_repair: str | None = None) -> str:
     """Number, promise and time first; how it is followed up after."""
     sla = rules.sla
     due = format_local(ticket.due_at, rules)
@@ -74,6 +74,8 @@ def complaint_confirmation(ticket: Case, rules: ProjectRules) -> str:
     else:
         promise = f"{sla.general_complaint_working_days} 个工作日内（{due} 前）答复您"
     lines = [f"非常抱歉给您添麻烦了。投诉已登记，工单号 {ticket.number}，{promise}。"]
+    if chased_repair:
+        lines.append(f"您的报修 {chased_repair} 已同步催办。")
     if ticket.priority == Priority.GENERAL.value:
         lines.append(f"情况复杂的最长不超过 {sla.complaint_max_working_days} 个工作日，其间随时告知进展；"
                      "专人跟进到底，办完后回访。")

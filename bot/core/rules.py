@@ -165,8 +165,21 @@ class ComplaintSignal:
 
 
 @dataclass(frozen=True)
+class OurRepairComplaints:
+    """A complaint about how we handle a repair ("报修两周没人来"): the words that name our
+    repair work, the words that say it is slow or was never done, and how far back a
+    finished repair may be the one complained about."""
+
+    about: tuple[str, ...] = ()  # regular expressions: 报修, 维修部, 师傅 …
+    slow: tuple[str, ...] = ()  # 没人来, 拖了, 两周了 …
+    never_done: tuple[str, ...] = ()  # 根本没修, 没人来过 … (a repair marked done is reopened)
+    within_days: int = 30
+
+
+@dataclass(frozen=True)
 class TriageRules:
     complaint_signals: tuple[ComplaintSignal, ...] = ()
+    our_repairs: OurRepairComplaints = field(default_factory=OurRepairComplaints)
 
 
 @dataclass(frozen=True)
@@ -347,7 +360,11 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         progress_update_every_working_days=int(
             sla_raw.get("progress_update_every_working_days", defaults.progress_update_every_working_days)),
     )
-    triage = TriageRules(complaint_signals=_complaint_signals(triage_raw))
+    repairs_raw = triage_raw.get("our_repairs") or {}
+    triage = TriageRules(complaint_signals=_complaint_signals(triage_raw), our_repairs=OurRepairComplaints(
+        about=_words(repairs_raw.get("about")), slow=_words(repairs_raw.get("slow")),
+        never_done=_words(repairs_raw.get("never_done")),
+        within_days=int(repairs_raw.get("within_days", OurRepairComplaints.within_days))))
     service_hours = ServiceHours(
         open=_time(hours_raw.get("open"), time(8, 0)),
         close=_time(hours_raw.get("close"), time(20, 0)),

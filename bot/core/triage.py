@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from bot.core.chinese import to_simplified
 from bot.core.kinds import Priority
-from bot.core.rules import TriageRules, UrgencyRules
+from bot.core.rules import OurRepairComplaints, TriageRules, UrgencyRules
 from bot.core.urgency import assess
 
 _TIERS = {"major": Priority.MAJOR, "urgent": Priority.URGENT}
@@ -61,3 +61,23 @@ def weigh_complaint(text: str, rules: TriageRules) -> ComplaintWeight:
 
 def complaint_tier(text: str, rules: TriageRules) -> Priority:
     return weigh_complaint(text, rules).tier
+
+
+@dataclass(frozen=True)
+class AboutOurRepair:
+    """A complaint about how we handle a repair, and whether the resident says it was never done."""
+
+    words: str  # what showed it: 报修 … 两周没人来
+    never_done: bool = False
+
+
+def about_our_repair(text: str, rules: OurRepairComplaints) -> AboutOurRepair | None:
+    """None unless the complaint names our repair work and says it is slow or undone."""
+    text = to_simplified(text or "")
+    about = next((w for w in (_heard(text, cue) for cue in rules.about) if w), None)
+    slow = next((w for w in (_heard(text, cue) for cue in rules.slow + rules.never_done) if w), None)
+    if about is None or slow is None:
+        return None
+    never = any(_pattern(cue).search(text) for cue in rules.never_done)
+    return AboutOurRepair(f"{about}…{slow}", never_done=never)
+
