@@ -92,7 +92,7 @@ def emergency_addendum(tracker: Tracker, description_slot: str, rules: ProjectRu
     is needed to send someone)."""
     requested = tracker.get_slot("requested_slot")
     text = latest_text(tracker)
-    if requested in (None, description_slot) or not text or not assess(text, rules.urgency).emergency:
+    if requested in (None, description_slot) or not text or not assess(text, rules.urgency).certain:
         return {}
     current = str(tracker.get_slot(description_slot) or "").strip()
     return {description_slot: f"{current}；{text}" if current else text}

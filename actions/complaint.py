@@ -43,7 +43,7 @@ class ValidateComplaintForm(FormValidationAction):
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
         description = tracker.get_slot("complaint_description") or ""
-        if description and assess(description, project_rules().urgency).emergency:
+        if description and assess(description, project_rules().urgency).certain:
             # Water through the ceiling told as a complaint is still an emergency: only where,
             # then it is opened as an emergency repair.
             return [slot for slot in domain_slots if slot != "complaint_demand"]
@@ -107,7 +107,7 @@ class ActionSubmitComplaintForm(Action):
             description = f"{description}\n地点：{location}"
         reset = [SlotSet(slot, None) for slot in COMPLAINT_SLOTS]
         def open_ticket(session: Session, rules: ProjectRules) -> Tuple[str, str]:
-            if assess(description, rules.urgency).emergency:
+            if assess(description, rules.urgency).certain:
                 repair = open_repair_ticket(session, rules, openid=resident_id(tracker), description=description,
                                             room=room, visit_time=None, channel=input_channel(tracker))
                 advised = already_said(tracker, assess(description, rules.urgency).advice or "\0")

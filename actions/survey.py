@@ -174,7 +174,7 @@ def answer_survey(dispatcher: CollectingDispatcher, tracker: Tracker, survey_id:
         outcome = surveys.record_answer(session, rules, survey, answer, text=full_text,
                                         channel=input_channel(tracker))
         ticket = survey.ticket
-        if assess(full_text, rules.urgency).emergency:
+        if assess(full_text, rules.urgency).certain:
             # "又漏水了，水流了一地" in a survey answer jumps the queue: an emergency repair now.
             repair = open_repair_ticket(session, rules, openid=openid, description=full_text,
                                         room=ticket.room if ticket else None, visit_time=None,

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot.core.knowledge import KnowledgeBase, parse_knowledge
+from bot.core.urgency_reader import LearnedReader, train_reader
 from bot.core.workdays import WorkCalendar, parse_calendar
 
 
@@ -152,6 +153,12 @@ class UrgencyRules:
     hypothetical: tuple[str, ...] = ()
     # Typos, homophones and dialect read as the words they stand for (然气 → 燃气, 咗 → 了).
     spellings: tuple[tuple[str, str], ...] = ()
+    # The learned second reader (bot.core.urgency_reader), trained on the project's labelled
+    # descriptions: what it flags at `reader_threshold` or above, the cues missed, is sent
+    # someone quickly with `reader_advice` (never an evacuation: it names no hazard).
+    reader: LearnedReader | None = None
+    reader_threshold: float = 0.9
+    reader_advice: str = ""
 
 
 @dataclass(frozen=True)
@@ -307,9 +314,27 @@ def _hazard(key: str, raw: dict[str, Any]) -> HazardRule:
                       resolved=_words(raw.get("resolved")))
 
 
-def _urgency(raw: dict[str, Any]) -> UrgencyRules:
+def _labelled_descriptions(files: Any, base_dir: Path | None) -> list[tuple[str, bool]]:
+    """Each file: `descriptions: [{text, hazard}]`, hazard `none` for a non-emergency; paths
+    are relative to the rules file (rules parsed from no file have no examples)."""
+    examples: list[tuple[str, bool]] = []
+    for name in files or ():
+        if base_dir is None:
+            break
+        path = base_dir / str(name)
+        rows = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("descriptions") or []
+        examples += [(str(row["text"]), str(row["hazard"]) != "none") for row in rows]
+    return examples
+
+
+def _urgency(raw: dict[str, Any], base_dir: Path | None = None) -> UrgencyRules:
     danger = raw.get("person_in_danger")
+    learned = raw.get("learned") or {}
     return UrgencyRules(
+        reader=train_reader(_labelled_descriptions(learned.get("examples"), base_dir),
+                            alpha=float(learned.get("alpha", 0.3))),
+        reader_threshold=float(learned.get("threshold", UrgencyRules.reader_threshold)),
+        reader_advice=str(learned.get("advice") or ""),
         hazards=tuple(_hazard(str(key), spec or {}) for key, spec in (raw.get("hazards") or {}).items()),
         people_at_risk=_words(raw.get("people_at_risk")),
         person_in_danger=_hazard("person", {"life_risk": True, **danger}) if danger else None,
@@ -380,7 +405,7 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         timezone=ZoneInfo(str(project.get("timezone") or "Asia/Shanghai")),
         sla=sla,
         triage=triage,
-        urgency=_urgency(raw.get("urgency") or {}),
+        urgency=_urgency(raw.get("urgency") or {}, base_dir),
         service_hours=service_hours,
         knowledge=knowledge,
         calendar=parse_calendar(raw, base_dir),

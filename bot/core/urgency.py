@@ -25,7 +25,10 @@ from bot.core.rules import HazardRule, UrgencyRules
 
 # A space is punctuation to residents typing on a phone ("漏水了 快来"), and to voice input.
 _CLAUSE_BREAK = re.compile(r"[，,。.！!？?；;、\n\r…~～]+|\s+|但是|不过|可是|然而|结果")
-_NEGATION_REACH = 3  # characters before a cue in which a negation cancels it
+_NEGATION_REACH = 4  # characters before a cue in which a negation cancels it (没有闻到)
+
+
+LEARNED = "learned"  # the hazard key of what only the learned reader flagged
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class Urgency:
     cue: str = ""  # the resident's words that revealed it
     at_risk: str = ""  # who is at risk, when the resident said so (老人, 小孩 …)
     advice: str = ""  # what to do now
+
+    @property
+    def certain(self) -> bool:
+        """An emergency the cues recognised (a hazard named), not only the learned reader: what
+        may turn a complaint or a form's answer into an emergency repair."""
+        return self.emergency and self.hazard != LEARNED
 
     def explain(self) -> str:
         """One line for the case's timeline and the staff card."""
@@ -107,23 +116,34 @@ def _all_groups(text: str, groups: tuple[str, ...], rules: UrgencyRules) -> str 
     return "…".join(found)
 
 
+_QUESTION = re.compile(r"吗|么|没有?$|了没|好了没|是不是|[?？]")
+
+
+def _over_later(clauses: list[str], index: int, rules: UrgencyRules, hazard: HazardRule) -> bool:
+    """A later clause says it is over ("闻到煤气味…他们来查过说没事了"), and does not ask."""
+    return any(_says_resolved(clause, rules, hazard) and not _QUESTION.search(clause) for clause in clauses[index + 1:])
+
+
 def _first_cue(clauses: list[str], hazard: HazardRule, rules: UrgencyRules) -> str | None:
-    counting = [clause for clause in clauses if _clause_counts(clause, rules, hazard)]
-    for clause in counting:
-        for expression in hazard.cues:
-            words = _unnegated(clause, expression, rules)
-            if words:
-                return words
-        for groups in hazard.together:
-            words = _all_groups(clause, groups, rules)
-            if words:
-                return words
-    message = "，".join(counting)
+    counting = [(i, clause) for i, clause in enumerate(clauses) if _clause_counts(clause, rules, hazard)]
+    for index, clause in counting:
+        found = next((w for w in (_unnegated(clause, e, rules) for e in hazard.cues) if w), None) or \
+            next((w for w in (_all_groups(clause, groups, rules) for groups in hazard.together) if w), None)
+        if found and not _over_later(clauses, index, rules, hazard):
+            return found
+    if counting and _over_later(clauses, counting[-1][0], rules, hazard):
+        return None
+    message = "，".join(clause for _, clause in counting)
     for groups in hazard.together_in_message:
         words = _all_groups(message, groups, rules)
         if words:
             return words
     return None
+
+
+_WORDS = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
+READER_MIN_CHARACTERS = 6
+_NO_HAZARD = HazardRule(key="", label="", life_risk=False, advice="", cues=())
 
 
 def _clauses(text: str) -> list[str]:
@@ -154,4 +174,26 @@ def assess(description: str, rules: UrgencyRules) -> Urgency:
         return Urgency(True, life_risk, hazard.key, hazard.label, cue, at_risk, advice)
     if danger is not None and danger_cue is not None:
         return Urgency(True, True, danger.key, danger.label, danger_cue, at_risk, danger.advice)
-    return NOT_URGENT
+    return _second_reading(clauses, at_risk, rules)
+
+
+def _second_reading(clauses: list[str], at_risk: str, rules: UrgencyRules) -> Urgency:
+    """What the cues missed, the learned reader may still recognise; what is over, past
+    or only a what-if is not read at all."""
+    if rules.reader is None:
+        return NOT_URGENT
+    # It reads the whole message at once, so a message that says anywhere that the trouble
+    # is over, past or only a what-if is not read at all.
+    if not _clause_counts("，".join(clauses), rules, _NO_HAZARD):
+        return NOT_URGENT
+    counting = clauses
+    # It judges the situation, not who is there: residents at risk raise a hazard's urgency
+    # (above) but are no hazard themselves (孩子发烧了). Too few words to judge: no reading.
+    situation = _blank("，".join(counting), tuple(re.escape(word) for word in rules.people_at_risk))
+    if len(_WORDS.findall(situation)) < READER_MIN_CHARACTERS:
+        return NOT_URGENT
+    judgement = rules.reader.judge(situation)
+    if judgement.probability < rules.reader_threshold:
+        return NOT_URGENT
+    return Urgency(True, False, LEARNED, "疑似紧急（与已知紧急描述相似）", "…".join(judgement.evidence), at_risk,
+                   rules.reader_advice)

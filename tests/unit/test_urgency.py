@@ -4,15 +4,18 @@ people at risk, the advice that comes first only when life is at risk, the reaso
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import pytest
+import yaml
 from sqlalchemy import select
 
 from bot.cases.tickets import open_repair_ticket, urgency_reason
 from bot.channels.telegram.cards import ticket_lines
 from bot.core import replies
 from bot.core.kinds import Priority
-from bot.core.urgency import assess
+from bot.core.rules import parse_rules
+from bot.core.urgency import LEARNED, assess
 from bot.db.models import Ticket
 from bot.settings import PROJECT_ROOT
 
@@ -129,3 +132,36 @@ def test_typos_dialect_and_hazard_specific_resolved_words(rules, text, hazard):
 ])
 def test_over_small_or_only_a_drill_is_not_an_emergency(rules, text):
     assert not assess(text, rules.urgency).emergency
+
+
+def test_the_learned_reader_recognises_what_no_cue_lists(rules):
+    """Told in words no cue lists, an emergency is still sent someone quickly, with calm
+    advice and the n-grams that decided it; it names no hazard, so nobody is told to evacuate."""
+    text = "我刚下班推开门 一屋子水 拖鞋都漂起来了 不知道哪里漏的"
+    cues_only = replace(rules.urgency, reader=None)
+    assert not assess(text, cues_only).emergency
+    urgency = assess(text, rules.urgency)
+    assert urgency.emergency and urgency.hazard == LEARNED and not urgency.life_risk and not urgency.certain
+    assert urgency.cue and "119" not in urgency.advice and urgency.advice == rules.urgency.reader_advice
+    assert "疑似紧急" in urgency.explain()
+
+
+def test_the_learned_reader_skips_what_is_over_or_only_a_question(rules):
+    for text in ("上次一屋子水 拖鞋都漂起来了 后来修好了", "如果家里一屋子水 拖鞋都漂起来了怎么办"):
+        assert not assess(text, rules.urgency).emergency
+
+
+def test_a_project_without_examples_has_no_learned_reader(rules):
+    raw = yaml.safe_load((PROJECT_ROOT / "project" / "default.yml").read_text(encoding="utf-8"))
+    assert parse_rules(raw, PROJECT_ROOT / "project").urgency.reader is not None
+    raw["urgency"].pop("learned")
+    assert parse_rules(raw, PROJECT_ROOT / "project").urgency.reader is None
+
+
+@pytest.mark.parametrize("table", ["blind2", "blind3"])
+def test_the_blind_tables_with_the_reader(rules, table):
+    """Written blind, never learned from (see each file's header for its first reading).
+    Floors against regressions; make eval reports the values."""
+    scores = score(load_table(table), rules.urgency)
+    assert scores.recall >= 0.95, scores.missed
+    assert scores.false_life_alarms == []
