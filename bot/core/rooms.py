@@ -131,6 +131,26 @@ def _room_spans(normalised: str) -> list[tuple[int, int, Room]]:
     return [found[key] for key in sorted(found)]
 
 
+_MARKED = re.compile(r"号楼|栋|幢|座|单元|[-#—－]")
+
+
+def find_rooms(text: str) -> list[tuple[int, int]]:
+    """Where whole room addresses stand in `text`, as (start, end) offsets of `text` itself
+    (一二零三, ５栋, ⑤栋 included); empty when reading the digits changed the text's length
+    (二十三栋), since the offsets would no longer point at the resident's words."""
+    normalised = _plain_digits(text)
+    if len(normalised) != len(text):
+        return []
+    # "3号1200" is as likely a date and a sum as a room: a bare 号 is not enough here.
+    spans = []
+    for start, end, _ in _room_spans(normalised):
+        while end > start and normalised[end - 1].isspace():
+            end -= 1
+        if _MARKED.search(normalised[start:end]):
+            spans.append((start, end))
+    return spans
+
+
 def normalise_room(text: str | None) -> str | None:
     room = read_room(text)
     return str(room) if room else None

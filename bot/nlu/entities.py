@@ -23,7 +23,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from bot.core.phones import normalise_phone
-from bot.core.rooms import normalise_room
+from bot.core.rooms import find_rooms, normalise_room
 
 PATTERN_EXTRACTOR = "RegexEntityExtractor"
 RATINGS = frozenset("12345")
@@ -54,8 +54,24 @@ def _trim(entity: Dict[str, Any], text: str) -> Dict[str, Any]:
     return entity
 
 
+def parsed_rooms(text: str, entities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Rooms our parser reads where no pattern matched (十二栋三单元六零二, ⑤栋1单元302,
+    ３#２-５０１): exact like the patterns, so they count as pattern matches."""
+    found = []
+    for start, end in find_rooms(text):
+        overlapping = [e for e in entities if e.get("extractor") == PATTERN_EXTRACTOR and e.get("entity") == "room"
+                       and e["start"] < end and start < e["end"]]
+        if all(e["end"] - e["start"] < end - start for e in overlapping):
+            found.append({"entity": "room", "start": start, "end": end, "value": text[start:end],
+                          "confidence_entity": 1.0, "extractor": PATTERN_EXTRACTOR})
+    return found
+
+
 def reconcile(entities: List[Dict[str, Any]], text: str) -> List[Dict[str, Any]]:
-    patterns = [e for e in entities if e.get("extractor") == PATTERN_EXTRACTOR]
+    rooms = parsed_rooms(text, entities)
+    # A parsed room replaces a shorter pattern match inside it (the pattern saw half of it).
+    patterns = [e for e in entities if e.get("extractor") == PATTERN_EXTRACTOR
+                and not any(e["start"] < r["end"] and r["start"] < e["end"] for r in rooms)] + rooms
     kept = list(patterns)
     for entity in entities:
         if entity.get("extractor") == PATTERN_EXTRACTOR:
@@ -77,6 +93,7 @@ class ReconcileEntities(GraphComponent):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             entities = message.get(ENTITIES) or []
-            if entities:
-                message.set(ENTITIES, reconcile(entities, message.get(TEXT) or ""), add_to_output=True)
+            text = message.get(TEXT) or ""
+            if entities or find_rooms(text):
+                message.set(ENTITIES, reconcile(entities, text), add_to_output=True)
         return messages

@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 from bot.cases import handoff
 from bot.cases.alerts import acknowledge, open_alerts
 from bot.cases.handoff import Outcome, Refusal, Staff
+from bot.cases.household import PhoneChangeError, confirm_phone_change
 from bot.cases.staff_views import StaffRole, alert_view, job_view, search_tickets, ticket_view
 from bot.cases.tickets import find_ticket
 from bot.core.kinds import TicketKind, TicketStatus
@@ -254,12 +255,34 @@ async def retry_job(request: web.Request) -> web.Response:
     return _json(view)
 
 
+async def confirm_phone(request: web.Request) -> web.Response:
+    """核实手机号: staff phoned the new number; the household file takes it and the request is done."""
+    role = role_of(request)
+    rules, store = request.app[RULES], request.app[STORE]
+    number = request.match_info["number"].upper()
+    staff = _staff_of(await _json_body(request))
+    log.info("staff API: %s (%s) confirms the phone change %s", staff.id, role.value, number)
+    now = request.app[CLOCK]()
+
+    def apply() -> dict:
+        with store.transaction() as session:
+            ticket = confirm_phone_change(session, rules, number, actor=staff.id, channel="console", now=now)
+            session.flush()
+            return ticket_view(ticket, role, rules)
+
+    try:
+        return _json(await asyncio.to_thread(apply))
+    except PhoneChangeError as exc:
+        raise _error(web.HTTPConflict, str(exc)) from exc
+
+
 ROUTES = [
     web.get("/api/tickets", list_tickets),
     web.get("/api/tickets/{number}", get_ticket),
     web.post("/api/tickets/{number}/claim", claim),
     web.post("/api/tickets/{number}/reply", reply),
     web.post("/api/tickets/{number}/resolve", resolve),
+    web.post("/api/tickets/{number}/confirm-phone", confirm_phone),
     web.get("/api/alerts", list_alerts),
     web.post("/api/alerts/{alert_id}/ack", acknowledge_alert),
     web.get("/api/jobs", list_jobs),

@@ -1,6 +1,8 @@
 """Traditional Chinese input: converted to Simplified before tokenising, as a Rasa component."""
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from rasa.shared.nlu.constants import TEXT
@@ -62,6 +64,21 @@ def test_learned_entities_must_parse_as_their_type_and_lose_stray_spaces():
     kept = reconcile(found, text)
     assert [(e["entity"], e["value"], text[e["start"]:e["end"]]) for e in kept] == [
         ("room", "9栋3单元602", "9栋3单元602"), ("phone", "13812345678", "13812345678")]
+
+
+@pytest.mark.parametrize(("text", "room"), [
+    ("我家十二栋三单元六零二漏水了", "十二栋三单元六零二"),
+    ("⑤栋1单元302的灯坏了", "⑤栋1单元302"),
+    ("３#２-５０１ 门锁坏了", "３#２-５０１"),
+    ("3栋一二零三 马桶堵了", "3栋一二零三"),
+])
+def test_rooms_our_parser_reads_are_found_where_no_pattern_matched(text, room):
+    [entity] = reconcile([], text)
+    assert (entity["entity"], text[entity["start"]:entity["end"]]) == ("room", room)
+
+
+def test_a_date_and_a_sum_are_not_a_room():
+    assert reconcile([], "我12月3号1200元的物业费交了吗") == []
 
 
 def test_reconcile_component_rewrites_message_entities():

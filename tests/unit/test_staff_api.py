@@ -185,3 +185,23 @@ async def test_without_telegram_escalations_wait_in_the_staff_api_and_can_be_wor
     assert (await post(api, f"/api/tickets/{number}/claim", AGENT, {}))[0] == 400  # who are you?
     status, view = await post(api, f"/api/tickets/{number}/resolve", AGENT, {"staff": "zhao", "note": "已电话解答"})
     assert status == 200 and view["status"] == "resolved" and view["callback_due_at"]
+
+
+async def test_staff_confirm_a_phone_change_through_the_api(api, rules, sqlite_url):
+    from bot.cases.household import change_phone
+    from bot.db.models import Resident
+    from bot.db.store import TicketStore
+
+    store = TicketStore(sqlite_url)
+    with store.transaction() as s:
+        request = change_phone(s, rules, openid="oStaffView1", phone="13700009999", said="我换号了",
+                               channel="wechat").follow_up_number
+    status, body = await post(api, f"/api/tickets/{request}/confirm-phone", AGENT, {"staff": "王敏"})
+    assert status == 200 and body["status"] == "resolved"
+    with store.transaction() as s:
+        assert s.execute(select(Resident.phone).where(Resident.openid == "oStaffView1")).scalar_one() == "13700009999"
+    # Twice, or a case that is no phone change: refused with the reason.
+    assert (await post(api, f"/api/tickets/{request}/confirm-phone", AGENT, {"staff": "王敏"}))[0] == 409
+    [repair] = (await get(api, "/api/tickets", AGENT, kind="repair"))[1]["tickets"]
+    assert (await post(api, f"/api/tickets/{repair['number']}/confirm-phone", AGENT, {"staff": "王敏"}))[0] == 409
+    store.dispose()
