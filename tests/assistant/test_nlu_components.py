@@ -1,10 +1,9 @@
 """Traditional Chinese input: converted to Simplified before tokenising, as a Rasa component."""
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
+import pytest
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
