@@ -26,7 +26,7 @@ def test_whole_repair_conversation(stack: LiveStack):
     [confirmation] = stack.say(sender, "明天上午")
     [ticket] = stack.tickets_of(sender)
     assert ticket.number.startswith("BX") and ticket.number in confirmation
-    assert "24 小时内完成" in confirmation
+    assert "24 小时内修好" in confirmation
     assert (ticket.kind, ticket.status, ticket.priority) == ("repair", "new", "normal")
     assert (ticket.room, ticket.visit_time, ticket.channel) == ("3栋2单元501", "明天上午", "rest")
     assert ticket.description == "卫生间的水龙头一直滴水，关不紧"
