@@ -314,6 +314,10 @@ def _hazard(key: str, raw: dict[str, Any]) -> HazardRule:
                       resolved=_words(raw.get("resolved")))
 
 
+# The project files shipped with the code (project/default.yml and what it refers to).
+BUNDLED_PROJECT_DIR = Path(__file__).resolve().parents[2] / "project"
+
+
 def _labelled_descriptions(files: Any, base_dir: Path | None) -> list[tuple[str, bool]]:
     """Each file: `descriptions: [{text, hazard}]`, hazard `none` for a non-emergency; paths
     are relative to the rules file (rules parsed from no file have no examples)."""
@@ -322,6 +326,8 @@ def _labelled_descriptions(files: Any, base_dir: Path | None) -> list[tuple[str,
         if base_dir is None:
             break
         path = base_dir / str(name)
+        if not path.exists() and (BUNDLED_PROJECT_DIR / str(name)).exists():
+            path = BUNDLED_PROJECT_DIR / str(name)  # a project elsewhere using the examples we ship
         rows = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("descriptions") or []
         examples += [(str(row["text"]), str(row["hazard"]) != "none") for row in rows]
     return examples
