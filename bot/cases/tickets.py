@@ -104,7 +104,7 @@ def _repair_complained_about(session: Session, rules: ProjectRules, complaint: T
     """The resident's repair the complaint is about: the one named, else the newest open one,
     else the newest finished within `triage.our_repairs.within_days`."""
     resident = complaint.resident
-    if resident is None:
+    if resident is None or resident.openid is None:
         return None
     reference = case_reference(text)
     if reference is not None and reference.number:
