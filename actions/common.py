@@ -54,24 +54,26 @@ def is_substantive(text: str) -> bool:
 
 
 # The ways out of a form's question: the model must say so, and the message must read as
-# one: short, or opening with the way out ("算了不投诉了", "转人工吧"). A long answer that
-# the model happens to call "cancel" ("希望别再这样了，不然我取消续约") is still an answer.
+# one. Asking for a person is explicit wherever it stands (别跟机器人说了，给我转人工); a cancel
+# must be short or open the message (算了不投诉了): a long answer the model happens to call
+# "cancel" ("希望别再这样了，不然我取消续约") is still an answer.
 WAY_OUT_INTENTS = frozenset({"cancel", "request_human"})
-_WAY_OUT_WORDS = re.compile(
-    r"取消|撤销|撤回|不弄了|不修了|不报了|不投诉了|不用了|不要了|算了|不需要|先这样|"
-    r"人工|真人|客服|接线员"
-)
+_HUMAN_WORDS = re.compile(r"人工|真人|客服|接线员|转人")
+_CANCEL_WORDS = re.compile(r"取消|撤销|撤回|不弄了|不修了|不报了|不投诉了|不用了|不要了|算了|不需要|先这样")
 _SHORT_WAY_OUT = 10  # characters, punctuation not counted
-_WAY_OUT_OPENING = 6  # a way-out word must start within this many characters
+_WAY_OUT_OPENING = 6  # a cancel word must start within this many characters
 
 
 def is_way_out(tracker: Tracker) -> bool:
     """True when the latest message leaves the form instead of answering its question."""
-    if latest_intent(tracker) not in WAY_OUT_INTENTS:
+    intent = latest_intent(tracker)
+    if intent not in WAY_OUT_INTENTS:
         return False
     text = re.sub(r"[\s，。！？!?,.、~～…]", "", latest_text(tracker))
-    found = _WAY_OUT_WORDS.search(text)
-    return len(text) <= _SHORT_WAY_OUT or (found is not None and found.start() < _WAY_OUT_OPENING)
+    if len(text) <= _SHORT_WAY_OUT or (intent == "request_human" and _HUMAN_WORDS.search(text)):
+        return True
+    found = _CANCEL_WORDS.search(text)
+    return found is not None and found.start() < _WAY_OUT_OPENING
 
 
 def free_text_answer(tracker: Tracker, slot: str) -> dict[str, Any]:

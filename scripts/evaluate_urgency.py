@@ -23,7 +23,7 @@ from bot.core.urgency_reader import train_reader  # noqa: E402
 
 # The labelled descriptions the learned reader is trained on (project/urgency/, tuned on
 # too), then the tables it never saw (tests/urgency/).
-EXAMPLES = ("descriptions", "fresh", "unseen", "holdout", "final", "blind")
+EXAMPLES = ("descriptions", "fresh", "unseen", "holdout", "final", "blind", "routine")
 HELD_OUT = ("blind2", "blind3")
 TABLES = EXAMPLES + HELD_OUT
 LIFE_ALARMS = ("fire", "gas")  # a false one sends people out of their homes

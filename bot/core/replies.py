@@ -58,7 +58,7 @@ def repair_confirmation(ticket: Case, rules: ProjectRules, *, advice_given: bool
         return "\n".join(lines)
     lines.append(f"报修已登记，工单号 {ticket.number}，{sla.general_repair_hours} 小时内修好（{due} 前）。")
     when = f"，上门时间按“{ticket.visit_time}”" if ticket.visit_time else ""
-    room = f"地址 {ticket.room}" if ticket.room else "维修人员会先联系您"
+    room = f"地址：{ticket.room}" if ticket.room else "维修人员会先联系您"
     lines.append(f"{room}{when}。需配件时会提前告知；完工后会回访，发“查询进度”可查看。")
     return "\n".join(lines)
 

@@ -89,7 +89,7 @@ async def test_repair_conversation_in_safe_mode(stack: WeChatStack):
     assert "什么时候上门" in await stack.say(openid, "5-1-302")
     confirmation = await stack.say(openid, "明天下午两点以后")
     [ticket] = stack.tickets_of(openid)
-    assert ticket.number in confirmation and "维修地址：5栋1单元302" in confirmation
+    assert ticket.number in confirmation and "地址：5栋1单元302" in confirmation
     assert (ticket.channel, ticket.room, ticket.visit_time) == ("wechat", "5栋1单元302", "明天下午两点以后")
     assert stack.api.messages == []  # every answer fitted the passive window
 
@@ -174,7 +174,7 @@ async def test_fifty_residents_at_once_get_their_own_answers(stack: WeChatStack)
         [ticket] = stack.tickets_of(openid)
         assert len(answers) == 1, openid
         assert ticket.room == room and ticket.priority == "emergency"
-        assert ticket.number in answers[0] and f"维修地址：{room}" in answers[0]
+        assert ticket.number in answers[0] and f"地址：{room}" in answers[0]
     with stack.live.store.transaction() as s:
         crowd = s.execute(select(Resident).where(Resident.openid.like("oWxCrowd%"))).scalars().all()
         assert len(crowd) == 50

@@ -57,7 +57,8 @@ async def test_what_happened_is_the_next_message_even_when_it_sounds_like_a_stat
 
 
 @pytest.mark.parametrize(("text", "intent"), [("取消", "cancel"), ("算了不投诉了", "cancel"),
-                                              ("转人工", "request_human"), ("我要找真人客服", "request_human")])
+                                              ("转人工", "request_human"), ("我要找真人客服", "request_human"),
+                                              ("别跟机器人说了，给我转人工", "request_human")])
 async def test_a_way_out_leaves_the_question_unanswered(text, intent):
     """Nothing is filled, so the form rejects and the cancel / human rules take over."""
     events = await ValidateComplaintForm().run(CollectingDispatcher(), asked(
