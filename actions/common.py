@@ -107,6 +107,12 @@ def advise_now(dispatcher: CollectingDispatcher, tracker: Tracker, description: 
         dispatcher.utter_message(text=urgency.advice)
 
 
+def advice_given(tracker: Tracker, description: str, rules: ProjectRules) -> bool:
+    """Whether the form already said this emergency's advice (so the confirmation need not)."""
+    advice = assess(description, rules.urgency).advice
+    return bool(advice) and already_said(tracker, advice)
+
+
 def already_said(tracker: Tracker, text: str) -> bool:
     """True when the assistant said `text` in this conversation since the resident's
     request began (the last form activation)."""

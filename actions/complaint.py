@@ -9,8 +9,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
+    advice_given,
     advise_now,
-    already_said,
     emergency_addendum,
     extract_case_text,
     first_value,
@@ -110,7 +110,7 @@ class ActionSubmitComplaintForm(Action):
             if assess(description, rules.urgency).certain:
                 repair = open_repair_ticket(session, rules, openid=resident_id(tracker), description=description,
                                             room=room, visit_time=None, channel=input_channel(tracker))
-                advised = already_said(tracker, assess(description, rules.urgency).advice or "\0")
+                advised = advice_given(tracker, description, rules)
                 return replies.repair_confirmation(repair, rules, advice_given=advised), repair.number
             ticket = open_complaint_ticket(
                 session, rules,

@@ -9,8 +9,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import (
+    advice_given,
     advise_now,
-    already_said,
     emergency_addendum,
     extract_case_text,
     first_value,
@@ -32,7 +32,6 @@ from bot.core.kinds import Priority
 from bot.core.rooms import corrected_room, normalise_room
 from bot.core.rules import ProjectRules
 from bot.core.triage import repair_priority
-from bot.core.urgency import assess
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -131,7 +130,7 @@ class ActionSubmitRepairForm(Action):
                 visit_time=tracker.get_slot("visit_time"),
                 channel=input_channel(tracker),
             )
-            advised = already_said(tracker, assess(ticket.description, rules.urgency).advice or "\0")
+            advised = advice_given(tracker, ticket.description, rules)
             return replies.repair_confirmation(ticket, rules, advice_given=advised), ticket.number
 
         reset: List[EventType] = [SlotSet(slot, None) for slot in REPAIR_SLOTS]

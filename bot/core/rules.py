@@ -322,9 +322,9 @@ def _labelled_descriptions(files: Any, base_dir: Path | None) -> list[tuple[str,
     """Each file: `descriptions: [{text, hazard}]`, hazard `none` for a non-emergency; paths
     are relative to the rules file (rules parsed from no file have no examples)."""
     examples: list[tuple[str, bool]] = []
+    if base_dir is None:
+        return examples
     for name in files or ():
-        if base_dir is None:
-            break
         path = base_dir / str(name)
         if not path.exists() and (BUNDLED_PROJECT_DIR / str(name)).exists():
             path = BUNDLED_PROJECT_DIR / str(name)  # a project elsewhere using the examples we ship

@@ -174,10 +174,10 @@ def assess(description: str, rules: UrgencyRules) -> Urgency:
         return Urgency(True, life_risk, hazard.key, hazard.label, cue, at_risk, advice)
     if danger is not None and danger_cue is not None:
         return Urgency(True, True, danger.key, danger.label, danger_cue, at_risk, danger.advice)
-    return _second_reading(clauses, _clauses(text), at_risk, rules)
+    return _second_reading(clauses, text, at_risk, rules)
 
 
-def _second_reading(clauses: list[str], raw_clauses: list[str], at_risk: str, rules: UrgencyRules) -> Urgency:
+def _second_reading(clauses: list[str], text: str, at_risk: str, rules: UrgencyRules) -> Urgency:
     """What the cues missed, the learned reader may still recognise. It reads the message as
     written (it learned from whole descriptions, look-alikes included, so it knows 打不着火
     from 着火 by itself) and the whole message at once, so a message that says anywhere that
@@ -186,7 +186,7 @@ def _second_reading(clauses: list[str], raw_clauses: list[str], at_risk: str, ru
         return NOT_URGENT
     # It judges the situation, not who is there: residents at risk raise a hazard's urgency
     # (above) but are no hazard themselves (孩子发烧了). Too few words to judge: no reading.
-    situation = _blank("，".join(raw_clauses), tuple(re.escape(word) for word in rules.people_at_risk))
+    situation = _blank(text, tuple(re.escape(word) for word in rules.people_at_risk))
     if len(_WORDS.findall(situation)) < READER_MIN_CHARACTERS:
         return NOT_URGENT
     judgement = rules.reader.judge(situation)
