@@ -150,20 +150,22 @@ def first_value(value: Any) -> Any:
     return value
 
 
-def project_rules() -> ProjectRules:
-    return context.get_rules()
+def project_rules(tracker: Tracker) -> ProjectRules:
+    """The rules of the resident's project (their numbers, facts and service hours)."""
+    return context.rules_of_resident(resident_id(tracker))
 
 
 def with_store(dispatcher: CollectingDispatcher, tracker: Tracker, what: Text,
-               work: Callable[["Session", ProjectRules], T]) -> Optional[T]:
-    """Run `work` in one transaction of the ticket store.
+               work: Callable[["Session", ProjectRules], T], room: Optional[Text] = None) -> Optional[T]:
+    """Run `work` in one transaction of the ticket store, with the rules of the resident's project
+    (of the household with `room`, for an owner of flats in two projects).
 
     When the store fails, nothing of the work is kept, the resident hears a short apology
     (utter_store_unavailable) and the result is None; `work` itself returns a value.
     """
     try:
         with context.unit_of_work() as session:
-            return work(session, context.get_rules())
+            return work(session, context.rules_in_session(session, resident_id(tracker), room))
     except StoreUnavailable:
         log.exception("store failure while %s for resident %s", what, mask_openid(resident_id(tracker)))
         dispatcher.utter_message(response="utter_store_unavailable")

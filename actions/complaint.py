@@ -43,7 +43,7 @@ class ValidateComplaintForm(FormValidationAction):
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
         description = tracker.get_slot("complaint_description") or ""
-        if description and assess(description, project_rules().urgency).certain:
+        if description and assess(description, project_rules(tracker).urgency).certain:
             # Water through the ceiling told as a complaint is still an emergency: only where,
             # then it is opened as an emergency repair.
             return [slot for slot in domain_slots if slot != "complaint_demand"]
@@ -52,7 +52,7 @@ class ValidateComplaintForm(FormValidationAction):
     async def extract_complaint_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                             domain: DomainDict) -> Dict[Text, Any]:
         return (extract_case_text(tracker, "complaint_description", "file_complaint")
-                or emergency_addendum(tracker, "complaint_description", project_rules()))
+                or emergency_addendum(tracker, "complaint_description", project_rules(tracker)))
 
     async def extract_complaint_location(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                          domain: DomainDict) -> Dict[Text, Any]:
@@ -72,7 +72,7 @@ class ValidateComplaintForm(FormValidationAction):
         if not is_substantive(text):
             return {"complaint_description": None}
         if not tracker.get_slot("complaint_location"):
-            advise_now(dispatcher, tracker, text, project_rules())
+            advise_now(dispatcher, tracker, text, project_rules(tracker))
         return {"complaint_description": text}
 
     def validate_complaint_location(self, slot_value: Any, dispatcher: CollectingDispatcher,

@@ -49,5 +49,5 @@ class ActionRequestHuman(Action):
         number = with_store(dispatcher, tracker, "recording a request for a person", ask_for_a_person)
         if number is None:
             return left
-        dispatcher.utter_message(text=replies.human_requested(number, project_rules(), now))
+        dispatcher.utter_message(text=replies.human_requested(number, project_rules(tracker), now))
         return left + [SlotSet("last_ticket_number", number)]

@@ -28,7 +28,7 @@ class ActionAnswerFaq(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        rules = project_rules()
+        rules = project_rules(tracker)
         topic = selected_faq_topic(tracker)
         answer = rules.knowledge.answer(topic) if topic else None
         if answer is None:
@@ -44,7 +44,7 @@ class ActionReferOutOfScope(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        knowledge = project_rules().knowledge
+        knowledge = project_rules(tracker).knowledge
         referral = knowledge.referral_for(latest_text(tracker))
         if referral is not None:
             dispatcher.utter_message(text=replies.referral(referral.department, referral.contact))

@@ -47,7 +47,7 @@ class ValidateRepairForm(FormValidationAction):
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
         description = tracker.get_slot("repair_description") or ""
-        if description and repair_priority(description, project_rules().urgency) is Priority.EMERGENCY:
+        if description and repair_priority(description, project_rules(tracker).urgency) is Priority.EMERGENCY:
             # Nobody waits for an appointment in an emergency: we come now.
             return [slot for slot in domain_slots if slot != "visit_time"]
         return domain_slots
@@ -55,11 +55,11 @@ class ValidateRepairForm(FormValidationAction):
     async def extract_repair_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                          domain: DomainDict) -> Dict[Text, Any]:
         return (extract_case_text(tracker, "repair_description", "report_repair")
-                or emergency_addendum(tracker, "repair_description", project_rules()))
+                or emergency_addendum(tracker, "repair_description", project_rules(tracker)))
 
     async def extract_visit_time(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                  domain: DomainDict) -> Dict[Text, Any]:
-        if emergency_addendum(tracker, "repair_description", project_rules()):
+        if emergency_addendum(tracker, "repair_description", project_rules(tracker)):
             return {}  # "漏水了！" is not a time to visit: we come now
         return free_text_answer(tracker, "visit_time")
 
@@ -82,7 +82,7 @@ class ValidateRepairForm(FormValidationAction):
             # "我要报修" says nothing yet: ask, without scolding.
             return {"repair_description": None}
         if not tracker.get_slot("room"):
-            advise_now(dispatcher, tracker, text, project_rules())
+            advise_now(dispatcher, tracker, text, project_rules(tracker))
         return {"repair_description": text}
 
     def validate_room(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -134,7 +134,7 @@ class ActionSubmitRepairForm(Action):
             return replies.repair_confirmation(ticket, rules, advice_given=advised), ticket.number
 
         reset: List[EventType] = [SlotSet(slot, None) for slot in REPAIR_SLOTS]
-        opened = with_store(dispatcher, tracker, "opening a repair ticket", open_ticket)
+        opened = with_store(dispatcher, tracker, "opening a repair ticket", open_ticket, room=tracker.get_slot("room"))
         if opened is None:
             return reset
         message, number = opened

@@ -37,7 +37,10 @@ def _survey_id(tracker: Tracker) -> Optional[int]:
 
 def _labels(survey_id: Optional[int]) -> List[str]:
     with context.unit_of_work() as session:
-        return surveys.dimension_labels(surveys.survey_by_id(session, survey_id), project_rules())
+        survey = surveys.survey_by_id(session, survey_id)
+        company = context.get_company()
+        rules = company.rules(survey.project) if survey and company.knows(survey.project) else company.default
+        return surveys.dimension_labels(survey, rules)
 
 
 def _dimensions(survey_id: Optional[int]) -> List[str]:
@@ -75,7 +78,7 @@ class ActionAskSurveyReply(Action):
             return []
         with context.unit_of_work() as session:
             survey = surveys.survey_by_id(session, survey_id)
-            rules = project_rules()
+            rules = project_rules(tracker)
             text = replies.survey_prompt(survey.ticket if survey else None, surveys.dimension_labels(survey, rules),
                                          rules)
         dispatcher.utter_message(text=text)
@@ -101,7 +104,7 @@ class ValidateSurveyForm(FormValidationAction):
         if value is None:  # a reset by action_start_survey, not an answer
             return {"survey_reply": None}
         text = str(value).strip()
-        rules = project_rules()
+        rules = project_rules(tracker)
         answer = surveys.parse_answer(text, _dimensions(_survey_id(tracker)), rules.follow_up.dissatisfied_max_score)
         if not answer.understood and not tracker.get_slot("survey_attempts"):
             return {"survey_reply": None, "survey_attempts": 1.0}  # asked again, once

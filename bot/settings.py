@@ -24,8 +24,8 @@ DEVELOPMENT_VALUES = {
     "WECHAT_APP_ID": "wxdevsimulator00000",
     "WECHAT_APP_SECRET": "dev-wechat-secret",
     "WECHAT_ENCODING_AES_KEY": "DevelopmentOnlyKeyForTheWeChatSimulator0123",
+    # The demo staff member's API token (every role, every project; development only).
     "STAFF_API_TOKEN": "dev-staff-token",
-    "STAFF_API_MANAGER_TOKEN": "dev-manager-token",
     "RASA_AUTH_TOKEN": "dev-rasa-token",
 }
 
@@ -33,8 +33,7 @@ DEVELOPMENT_VALUES = {
 # accounts exist; when set it must not be the development one). Rasa's HTTP API reads and
 # rewrites any resident's conversation, so every process that calls it needs its token.
 REQUIRED_IN_PRODUCTION = {
-    "serve": ("wechat_token", "wechat_app_id", "wechat_app_secret", "staff_api_token", "staff_api_manager_token",
-              "rasa_auth_token"),
+    "serve": ("wechat_token", "wechat_app_id", "wechat_app_secret", "rasa_auth_token"),
     "worker": ("wechat_app_id", "wechat_app_secret", "rasa_auth_token"),
 }
 
@@ -42,7 +41,10 @@ REQUIRED_IN_PRODUCTION = {
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=_default_database_url)
+    # The company defaults; each project's overlay is a `*.yml` in `projects_dir` (default:
+    # `projects/` beside the defaults). See bot.core.company.
     project_config: Path = PROJECT_ROOT / "project" / "default.yml"
+    projects_dir: Path | None = None
     rasa_url: str = "http://127.0.0.1:5005"
     # Rasa runs with `--enable-api --auth-token`; every call to its HTTP API carries this.
     rasa_auth_token: str = ""
@@ -77,14 +79,16 @@ class Settings:
     # Rasa's SQL tracker store (SQLAlchemy URL), pruned and erased by the worker and the CLI;
     # empty: Rasa's in-memory store, reached through Rasa's HTTP API.
     tracker_store_url: str = ""
+    # Development only: registered as the demo staff member's token (`make run`), so a
+    # newcomer's scripts keep working. In production every person has their own tokens
+    # (`python -m bot staff token`), and a set STAFF_API_TOKEN is refused (see below).
     staff_api_token: str = ""
-    staff_api_manager_token: str = ""
     # Telegram staff bot: without a token there is no bot and escalations wait in the staff API.
     telegram_bot_token: str = ""
     telegram_api_base_url: str = "https://api.telegram.org"
+    # The staff groups of projects whose file names none (a one-project deployment).
     staff_chat_id: int = 0
     project_head_chat_id: int = 0
-    staff_user_ids: frozenset[int] = frozenset()
 
     @property
     def is_development(self) -> bool:
@@ -102,6 +106,9 @@ class Settings:
                 problems.append(f"{variable} is not set")
             elif value and value in development:
                 problems.append(f"{variable} is the development value; set the real one")
+        if self.staff_api_token:
+            problems.append("STAFF_API_TOKEN is for development only; give each person a token "
+                            "(python -m bot staff token)")
         return problems
 
     @classmethod
@@ -111,6 +118,7 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL") or defaults.database_url,
             project_config=Path(env.get("PROJECT_CONFIG") or defaults.project_config),
+            projects_dir=Path(env["PROJECTS_DIR"]) if env.get("PROJECTS_DIR") else None,
             rasa_url=env.get("RASA_URL") or defaults.rasa_url,
             rasa_auth_token=env.get("RASA_AUTH_TOKEN", ""),
             action_port=int(env.get("ACTION_PORT") or defaults.action_port),
@@ -134,11 +142,8 @@ class Settings:
             redis_url=env.get("REDIS_URL", ""),
             tracker_store_url=env.get("TRACKER_STORE_URL", ""),
             staff_api_token=env.get("STAFF_API_TOKEN", ""),
-            staff_api_manager_token=env.get("STAFF_API_MANAGER_TOKEN", ""),
             telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", ""),
             telegram_api_base_url=(env.get("TELEGRAM_API_BASE_URL") or defaults.telegram_api_base_url).rstrip("/"),
             staff_chat_id=int(env.get("STAFF_CHAT_ID") or 0),
             project_head_chat_id=int(env.get("PROJECT_HEAD_CHAT_ID") or 0),
-            staff_user_ids=frozenset(int(v) for v in (env.get("STAFF_USER_IDS") or "").replace(" ", "").split(",")
-                                     if v),
         )

@@ -194,3 +194,11 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
         rasa.stop()
         actions.stop()
         store.dispose()
+
+
+@pytest.fixture(scope="session")
+def company(rules: ProjectRules):  # type: ignore[no-untyped-def]
+    """The one-project registry of the `rules` fixture (its code, "default", is the default)."""
+    from bot.core.company import Company
+
+    return Company.of(rules)

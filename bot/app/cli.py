@@ -1,4 +1,4 @@
-"""Command line: python -m bot {serve,stack,worker,survey,migrate,train,residents}."""
+"""Command line: python -m bot {serve,stack,worker,survey,migrate,train,residents,projects,staff,audit}."""
 from __future__ import annotations
 
 import argparse
@@ -27,8 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("train", help="train the Rasa model unless an identical one is cached")
     residents = sub.add_parser("residents", help="the household roster (一户一档)")
     residents_sub = residents.add_subparsers(dest="residents_command", required=True)
-    roster = residents_sub.add_parser("import", help="import a UTF-8 CSV: room,name,phone[,tags,...]")
+    roster = residents_sub.add_parser("import", help="import a UTF-8 CSV: room,name,phone[,project,tags,...]")
     roster.add_argument("file")
+    roster.add_argument("--project", help="project of rows that name none; default: the default project")
+    projects = sub.add_parser("projects", help="the project registry (company defaults + one file per project)")
+    projects.add_argument("projects_command", choices=("list", "check"),
+                          help="list: code, name, time zone, staff groups; check: load every file, exit 1 on an error")
     for verb, what in (("export", "write everything held about a resident as JSON"),
                        ("erase", "erase a resident's personal data everywhere (keeps case numbers, kinds, times)")):
         rights = residents_sub.add_parser(verb, help=what)
@@ -39,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             rights.add_argument("--out", help="file to write (created readable by its owner only); default stdout")
         else:
             rights.add_argument("--yes", action="store_true", help="really erase (it cannot be undone)")
+    from bot.app import staff_cli
+    staff_cli.add_parsers(sub)  # staff add|list|disable|token, audit
     sub.add_parser("staffbot", help="run the Telegram staff bot (needs TELEGRAM_BOT_TOKEN and STAFF_CHAT_ID)")
     worker = sub.add_parser("worker", help="run scheduled follow-ups (callbacks, updates, SLA checks)")
     worker.add_argument("--once", action="store_true", help="run what is due now, then exit")
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     campaign = survey_sub.add_parser("campaign", help="send the survey to every bound household (resumable)")
     campaign.add_argument("--name", required=True, help="campaign name, e.g. 2026")
     campaign.add_argument("--per-minute", type=int, default=30, help="rate limit (messages per minute)")
+    campaign.add_argument("--project", action="append", help="project code (repeatable); default: every project")
     summary = survey_sub.add_parser("summary", help="results of a campaign")
     summary.add_argument("--name", required=True)
     args = parser.parse_args(argv)
@@ -72,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         asyncio.run(serve_gateway(settings, public, staff))
         return 0
+    if args.command == "projects":
+        return projects_command(args, settings)
+    if args.command in ("staff", "audit"):
+        return staff_command(args, settings)
     if args.command == "stack":
         from bot.app.stack import run_stack
         return run_stack(settings)
@@ -83,19 +94,25 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # noqa: BLE001 - unreachable store: unhealthy, said briefly
                 print(f"store unavailable: {exc.__class__.__name__}", file=sys.stderr)
                 return 1
-        migrate.upgrade(settings.database_url)
+        migrate.upgrade(settings.database_url, project=migration_project(settings))
         return 0
     if args.command == "residents" and args.residents_command in ("export", "erase"):
         return resident_rights_command(args, settings)
     if args.command == "residents":
         from pathlib import Path
 
+        from bot.app.services import company_of
         from bot.cases.residents import RosterError, import_roster
         from bot.db.store import TicketStore
+        company = company_of(settings)
+        if args.project and not company.knows(args.project):
+            print(f"roster not imported: unknown project {args.project!r}", file=sys.stderr)
+            return 1
         store = TicketStore(settings.database_url)
         try:
             with store.transaction() as session:
-                created, updated = import_roster(session, Path(args.file))
+                created, updated = import_roster(session, Path(args.file), projects=company.codes,
+                                                 default_project=args.project or company.default_code)
         except (RosterError, OSError) as exc:
             print(f"roster not imported: {exc}", file=sys.stderr)
             return 1
@@ -106,24 +123,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         import asyncio
 
+        from bot.app.services import company_of
         from bot.app.services import run_worker as run
-        from bot.core.rules import load_rules
         if refused_in_production(settings, "worker"):
             return 2
-        rules = load_rules(settings.project_config)
+        company = company_of(settings)
         try:
-            now = parse_now(args.now, rules) if args.now else None
+            now = parse_now(args.now, company.default) if args.now else None
         except ValueError as exc:
             print(f"bad --now: {exc}", file=sys.stderr)
             return 2
-        counts = asyncio.run(run(settings, rules, once=args.once, now=now))
+        counts = asyncio.run(run(settings, company, once=args.once, now=now))
         if args.once:
             print("jobs: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none due"))
         return 0
     if args.command == "staffbot":
+        from bot.app.services import company_of
         from bot.channels.telegram.app import run as run_staffbot
-        from bot.core.rules import load_rules
-        return run_staffbot(settings, load_rules(settings.project_config))
+        return run_staffbot(settings, company_of(settings))
     if args.command == "survey":
         return survey_command(args, settings)
     if args.command == "train":
@@ -140,10 +157,9 @@ def resident_rights_command(args: argparse.Namespace, settings: Settings) -> int
     import json
     import os
 
-    from bot.app.services import rights_ports
+    from bot.app.services import company_of, rights_ports
     from bot.cases.resident_rights import Request, RightsError, erase_resident, export_resident
     from bot.core.clock import utcnow
-    from bot.core.rules import load_rules
     from bot.db.store import TicketStore
     if args.residents_command == "erase" and not args.yes:
         print("erasure cannot be undone: add --yes to carry it out", file=sys.stderr)
@@ -156,7 +172,7 @@ def resident_rights_command(args: argparse.Namespace, settings: Settings) -> int
     store = TicketStore(settings.database_url)
 
     async def carry_out() -> object:
-        async with rights_ports(store, settings, load_rules(settings.project_config)) as (channel, memory):
+        async with rights_ports(store, settings, company_of(settings)) as (channel, memory):
             if args.residents_command == "export":
                 return await export_resident(store, channel, memory, args.who, request)
             return await erase_resident(store, channel, memory, args.who, request)
@@ -201,20 +217,67 @@ def parse_now(value: str, rules: "ProjectRules") -> "datetime":
     return to_utc_naive(moment)
 
 
+def staff_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`staff …` and `audit …`: the staff directory and the audit trail (bot.app.staff_cli)."""
+    from bot.app import staff_cli
+    from bot.app.services import company_of
+    from bot.db.store import TicketStore
+    company = company_of(settings)
+    store = TicketStore(settings.database_url)
+    try:
+        if args.command == "audit":
+            return staff_cli.run_audit(args, store, company.codes, company.default.timezone)
+        return staff_cli.run_staff(args, store, company.codes)
+    finally:
+        store.dispose()
+
+
+def migration_project(settings: Settings) -> str:
+    """Where rows written before projects existed land: the registry's default project."""
+    from bot.app.services import company_of
+    return company_of(settings).default_code
+
+
+def projects_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`projects list|check`: what the registry holds, or whether every file loads."""
+    from bot.core.company import load_company
+    from bot.core.rules_schema import RulesFileError
+    try:
+        company = load_company(settings.project_config, settings.projects_dir)
+    except (RulesFileError, OSError) as exc:
+        print(f"project files refused: {exc}", file=sys.stderr)
+        return 1
+    if args.projects_command == "check":
+        print(f"{len(company.codes)} project(s) loaded from {len(company.files)} file(s): {', '.join(company.codes)}")
+        return 0
+    for code, rules in company.projects.items():
+        default = " (default)" if code == company.default_code else ""
+        print(f"{code}{default}\t{rules.name}\t{rules.timezone.key}\tstaff chat {rules.staff_chat_id or '-'}"
+              f"\thead chat {rules.head_chat_id or '-'}")
+    return 0
+
+
 def survey_command(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.services import company_of
     from bot.cases import surveys
     from bot.core.clock import utcnow
-    from bot.core.rules import load_rules
+    from bot.core.company import UnknownProject
     from bot.db.store import TicketStore
-    rules = load_rules(settings.project_config)
+    company = company_of(settings)
+    try:
+        projects = [company.rules(code) for code in (args.project or company.codes)]
+    except UnknownProject as exc:
+        print(f"survey not started: {exc}", file=sys.stderr)
+        return 1
     store = TicketStore(settings.database_url)
     try:
         with store.transaction() as session:
             if args.survey_command == "campaign":
-                created, existing = surveys.start_campaign(session, rules, args.name, per_minute=args.per_minute,
-                                                           now=utcnow())
-                print(f"campaign {args.name}: {created} household(s) scheduled at {args.per_minute}/min, "
-                      f"{existing} already scheduled; the worker sends them")
+                for rules in projects:
+                    created, existing = surveys.start_campaign(session, rules, args.name,
+                                                               per_minute=args.per_minute, now=utcnow())
+                    print(f"campaign {args.name} ({rules.code}): {created} household(s) scheduled at "
+                          f"{args.per_minute}/min, {existing} already scheduled; the worker sends them")
                 return 0
             result = surveys.campaign_summary(session, args.name)
     finally:

@@ -18,25 +18,25 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bot import staff_api
-from bot.app.services import assistant_client, flood_counters, wechat_api
+from bot.app.services import assistant_client, company_of, flood_counters, wechat_api
 from bot.cases.flood import FloodGuard
 from bot.cases.routing import MessageRouter
+from bot.cases.staff_directory import ensure_demo_staff
 from bot.channels.wechat import routes as wechat_routes
 from bot.channels.wechat.conversation import ConversationService
 from bot.channels.wechat.keys import CONVERSATIONS, CREDENTIALS, HTTP
 from bot.channels.wechat.protocol import MAX_BODY_BYTES, WeChatCredentials
 from bot.core.clock import utcnow
-from bot.core.rules import ProjectRules, load_rules
+from bot.core.company import Company
 from bot.db.counters import RedisCounters
 from bot.db.store import TicketStore
 from bot.settings import Settings
-from bot.staff_api.keys import StaffTokens
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", TicketStore)
-RULES = web.AppKey("rules", ProjectRules)
+COMPANY = web.AppKey("company", Company)
 
 
 async def _store_check(store: TicketStore) -> str:
@@ -100,7 +100,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE] = TicketStore(settings.database_url)
     http = app[HTTP] = aiohttp.ClientSession()
     counters = flood_counters(settings)
-    router = MessageRouter(store, app[RULES], assistant_client(http, settings), FloodGuard(counters, app[RULES].flood))
+    company = app[COMPANY]
+    # One flood limit per gateway (the default project's): a message is admitted before anyone
+    # looks up which project its resident is in.
+    router = MessageRouter(store, company, assistant_client(http, settings),
+                           FloodGuard(counters, company.default.flood))
     service = ConversationService(store, router, wechat_api(http, store, settings), settings.passive_reply_budget)
     app[CONVERSATIONS] = service
     retry = asyncio.create_task(_retry_loop(service, settings.retry_interval))
@@ -115,11 +119,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     store.dispose()
 
 
-def create_app(settings: Settings, rules: ProjectRules | None = None) -> web.Application:
+def create_app(settings: Settings, company: Company | None = None) -> web.Application:
     """The public listener: what WeChat's servers (and, in development, the simulator) reach."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
-    app[RULES] = rules or load_rules(settings.project_config)
+    app[COMPANY] = company or company_of(settings)
     app[CREDENTIALS] = WeChatCredentials(settings.wechat_token, settings.wechat_app_id,
                                          settings.wechat_encoding_aes_key, settings.wechat_allow_plaintext,
                                          settings.wechat_max_skew_seconds)
@@ -133,22 +137,35 @@ def create_app(settings: Settings, rules: ProjectRules | None = None) -> web.App
     return app
 
 
+def ensure_development_staff(settings: Settings, company: Company, store: TicketStore) -> None:
+    """Development only: the demo staff member (every role, every project), with STAFF_API_TOKEN
+    as their API token so a newcomer's scripts keep working. Production creates no one."""
+    if not settings.is_development:
+        return
+    with store.transaction() as session:
+        member, issued = ensure_demo_staff(session, known_projects=company.codes,
+                                           token=settings.staff_api_token or None)
+    if issued:
+        log.info("development: demo staff member %s (employee number %s) signs in with STAFF_API_TOKEN",
+                 member.name, member.employee_number)
+
+
 async def _staff_store(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE] = TicketStore(app[SETTINGS].database_url)
+    await asyncio.to_thread(ensure_development_staff, app[SETTINGS], app[COMPANY], store)
     staff_api.attach_store(app, store)
     yield
     store.dispose()
 
 
-def create_staff_app(settings: Settings, rules: ProjectRules | None = None,
+def create_staff_app(settings: Settings, company: Company | None = None,
                      clock: Callable[[], datetime] = utcnow) -> web.Application:
     """The staff listener: the staff API and its health, on an internal port (or behind the
     intranet reverse proxy), never on the public WeChat listener."""
     app = web.Application()
     app[SETTINGS] = settings
-    app[RULES] = rules or load_rules(settings.project_config)
+    app[COMPANY] = company or company_of(settings)
     app.cleanup_ctx.append(_staff_store)
     app.add_routes([web.get("/healthz", staff_healthz)])
-    staff_api.install(app, rules=app[RULES], clock=clock,
-                      tokens=StaffTokens(settings.staff_api_token, settings.staff_api_manager_token))
+    staff_api.install(app, company=app[COMPANY], clock=clock)
     return app

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bot.app.access_log import PathOnlyAccessLogger
 from bot.app.gateway import create_app, create_staff_app
-from bot.core.rules import load_rules
+from bot.app.services import company_of
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ async def serve_gateway(settings: Settings, public: Listener, staff: Listener) -
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    rules = load_rules(settings.project_config)
-    apps = ((public, create_app(settings, rules)), (staff, create_staff_app(settings, rules)))
+    company = company_of(settings)
+    apps = ((public, create_app(settings, company)), (staff, create_staff_app(settings, company)))
     started: list[web.AppRunner] = []
     try:
         for listener, app in apps:

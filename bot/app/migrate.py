@@ -13,16 +13,19 @@ from bot.db.store import make_engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, project: str | None = None) -> Config:
+    """`project`: where rows written before projects existed land (migration 0008)."""
     config = Config()
+    if project:
+        config.attributes["project"] = project
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # '%' must be escaped for ConfigParser interpolation (passwords may contain it).
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, project: str | None = None) -> None:
+    command.upgrade(alembic_config(database_url, project), revision)
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

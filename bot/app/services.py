@@ -16,7 +16,7 @@ from bot.cases.ports import ConversationMemory, ResidentChannel
 from bot.channels.wechat.api import WeChatApi
 from bot.channels.wechat.delivery import WeChatResidentChannel
 from bot.core.clock import utcnow
-from bot.core.rules import ProjectRules
+from bot.core.company import Company, cached_company
 from bot.db.counters import MemoryCounters, RedisCounters
 from bot.db.store import TicketStore
 from bot.settings import Settings
@@ -45,29 +45,29 @@ def conversation_memory(http: aiohttp.ClientSession, settings: Settings) -> SqlT
 
 
 def worker_context(http: aiohttp.ClientSession, store: TicketStore, settings: Settings,
-                   rules: ProjectRules) -> Context:
-    residents = WeChatResidentChannel(wechat_api(http, store, settings), store, rules)
-    return Context(store, rules, residents, assistant_client(http, settings), conversation_memory(http, settings))
+                   company: Company) -> Context:
+    residents = WeChatResidentChannel(wechat_api(http, store, settings), store, company)
+    return Context(store, company, residents, assistant_client(http, settings), conversation_memory(http, settings))
 
 
 @contextlib.asynccontextmanager
 async def rights_ports(store: TicketStore, settings: Settings,
-                       rules: ProjectRules) -> AsyncIterator[tuple[ResidentChannel, ConversationMemory]]:
+                       company: Company) -> AsyncIterator[tuple[ResidentChannel, ConversationMemory]]:
     """The channel and the assistant's memory, for a resident's export or erasure."""
     async with aiohttp.ClientSession() as http:
         memory = conversation_memory(http, settings)
         try:
-            yield WeChatResidentChannel(wechat_api(http, store, settings), store, rules), memory
+            yield WeChatResidentChannel(wechat_api(http, store, settings), store, company), memory
         finally:
             if isinstance(memory, SqlTrackerMemory):
                 memory.dispose()
 
 
-async def run_worker(settings: Settings, rules: ProjectRules, *, once: bool, now: datetime | None) -> dict[str, int]:
+async def run_worker(settings: Settings, company: Company, *, once: bool, now: datetime | None) -> dict[str, int]:
     """`python -m bot worker`: until SIGINT/SIGTERM, or one pass over what is due (`--once`)."""
     store = TicketStore(settings.database_url)
     async with aiohttp.ClientSession() as http:
-        worker = Worker(worker_context(http, store, settings, rules), worker_name(),
+        worker = Worker(worker_context(http, store, settings, company), worker_name(),
                         clock=(lambda: now) if now else utcnow)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -79,3 +79,8 @@ async def run_worker(settings: Settings, rules: ProjectRules, *, once: bool, now
             return {}
         finally:
             store.dispose()
+
+
+def company_of(settings: Settings) -> Company:
+    """The project registry this deployment runs on (read and checked once per process)."""
+    return cached_company(settings.project_config, settings.projects_dir)

@@ -19,6 +19,7 @@ from typing import IO
 
 from bot.app import migrate
 from bot.app.model_cache import assistant_python, ensure_model
+from bot.app.services import company_of
 from bot.settings import DEVELOPMENT_VALUES, PROJECT_ROOT, Settings
 
 
@@ -163,7 +164,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def run_stack(settings: Settings) -> int:
     """`make run`: bring everything up, print where to go, stop everything on Ctrl-C."""
-    migrate.upgrade(settings.database_url)
+    migrate.upgrade(settings.database_url, project=company_of(settings).default_code)
     model = ensure_model()
     log_dir = PROJECT_ROOT / "var" / "log"
     env = development_env(settings)
@@ -191,6 +192,8 @@ def run_stack(settings: Settings) -> int:
             f"  gateway        http://{host}:{port}/  (health: /healthz, WeChat: /wechat)",
             f"  staff API      http://127.0.0.1:{settings.staff_port}/api/tickets  "
             f"(own listener; Authorization: Bearer {shown_secret(env, 'STAFF_API_TOKEN')})",
+            "                 signed in as 演示员工 (every role, every project; development only); "
+            "add real staff with: python -m bot staff add …",
             f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook  "
             f"(HTTP API: ?token={shown_secret(env, 'RASA_AUTH_TOKEN')})",
             f"  action server  http://127.0.0.1:{settings.action_port}/health",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Sequence
+from typing import Collection, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,11 +28,15 @@ SURVEY_UNCLEAR = "survey_unclear"
 
 
 def raise_alert(session: Session, *, reason: str, detail: str, key: str, ticket: Ticket | None = None,
-                audience: str = "staff", now: datetime | None = None) -> bool:
-    """Store the alert unless one with this key exists; True when it is new."""
+                project: str | None = None, audience: str = "staff", now: datetime | None = None) -> bool:
+    """Store the alert unless one with this key exists; True when it is new. It belongs to its
+    ticket's project (or to `project`, for an alert about no case)."""
     now = now or utcnow()
+    owner = ticket.project if ticket is not None else project
+    if not owner:
+        raise ValueError("an alert about no case must name its project")
     created = insert_once(session, StaffAlert, "dedupe_key", dict(
-        ticket_id=ticket.id if ticket else None, reason=reason, detail=detail, dedupe_key=key[:160],
+        project=owner, ticket_id=ticket.id if ticket else None, reason=reason, detail=detail, dedupe_key=key[:160],
         audience=audience, created_at=now))
     if created:
         log.warning("staff alert %s%s: %s", reason, f" for {ticket.number}" if ticket else "", redact_text(detail))
@@ -44,14 +48,17 @@ def raise_alert(session: Session, *, reason: str, detail: str, key: str, ticket:
 
 def job_parked(session: Session, job: Job, ticket: Ticket | None, error: str, now: datetime) -> None:
     """A job gave up after its last attempt: staff look into it (and may send it back to the queue)."""
-    raise_alert(session, reason=JOB_PARKED, ticket=ticket, key=f"parked:{job.id}:{job.attempts}", now=now,
+    raise_alert(session, reason=JOB_PARKED, ticket=ticket, project=job.project, key=f"parked:{job.id}:{job.attempts}",
+                now=now,
                 detail=f"{job.kind} gave up after {job.attempts} attempts: {error[:200]}")
 
 
-def open_alerts(session: Session, limit: int = 200) -> Sequence[StaffAlert]:
-    return session.execute(
-        select(StaffAlert).where(StaffAlert.acknowledged_at.is_(None)).order_by(StaffAlert.id).limit(limit)
-    ).scalars().all()
+def open_alerts(session: Session, limit: int = 200, projects: Collection[str] | None = None) -> Sequence[StaffAlert]:
+    """Unacknowledged alerts, oldest first; of `projects` only, when given."""
+    stmt = select(StaffAlert).where(StaffAlert.acknowledged_at.is_(None))
+    if projects is not None:
+        stmt = stmt.where(StaffAlert.project.in_(list(projects)))
+    return session.execute(stmt.order_by(StaffAlert.id).limit(limit)).scalars().all()
 
 
 def acknowledge(session: Session, alert_id: int, who: str, now: datetime | None = None) -> StaffAlert | None:

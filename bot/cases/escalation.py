@@ -40,7 +40,15 @@ UNCLAIMED_HEAD = "unclaimed_head"
 REPAIR_CHASED = "repair_chased"  # the resident complained that their repair is slow or was never done
 REVIEW_REQUEST = "review_request"  # a resident asks for a finished case to be reviewed (复议)
 
-HEAD_REASONS = frozenset({MAJOR_COMPLAINT, GROUP_COMPLAINT, UNCLAIMED_HEAD})
+# Who hears of an escalation besides the project's staff group: its head, and for major and
+# group complaints also the company customer-service department (the residents are told so).
+HEAD_REASONS = frozenset({UNCLAIMED_HEAD})
+COMPANY_REASONS = frozenset({MAJOR_COMPLAINT, GROUP_COMPLAINT})
+STAFF, HEAD, COMPANY = "staff", "head", "company"
+
+
+def audience_for(reason: str) -> str:
+    return COMPANY if reason in COMPANY_REASONS else HEAD if reason in HEAD_REASONS else STAFF
 
 REASON_LABELS_ZH = {
     HUMAN_REQUEST: "居民请求人工",
@@ -76,11 +84,12 @@ def escalate(session: Session, rules: ProjectRules, ticket: Ticket, reason: str,
              now: datetime) -> bool:
     """Put the case in front of staff (once per reason) and start chasing a claim."""
     created = alerts.raise_alert(session, reason=reason, ticket=ticket, key=f"{reason}:{ticket.id}", detail=detail,
-                                 audience="head" if reason in HEAD_REASONS else "staff", now=now)
+                                 audience=audience_for(reason), now=now)
     if created and ticket.assignee_id is None:
         first = now + unclaimed_delay(rules, ticket, rules.escalation.unclaimed_reannounce_minutes)
-        queue.enqueue(session, kind=queue.UNCLAIMED_CHECK, due_at=first, key=f"unclaimed:{ticket.id}:1", now=now,
-                      ticket_id=ticket.id, payload={"sequence": 1, "since": now.isoformat()},
+        queue.enqueue(session, kind=queue.UNCLAIMED_CHECK, project=ticket.project, due_at=first,
+                      key=f"unclaimed:{ticket.id}:1", now=now, ticket_id=ticket.id,
+                      payload={"sequence": 1, "since": now.isoformat()},
                       max_attempts=rules.follow_up.job_max_attempts)
     return created
 
@@ -115,8 +124,9 @@ def chase_unclaimed(session: Session, rules: ProjectRules, ticket: Ticket, *, se
     alerts.raise_alert(session, reason=UNCLAIMED, ticket=ticket, key=f"{UNCLAIMED}:{ticket.id}:{sequence}", now=now,
                        detail=f"{ticket.number} still unclaimed after {waited} min")
     step = unclaimed_delay(rules, ticket, rules.escalation.unclaimed_reannounce_minutes)
-    queue.enqueue(session, kind=queue.UNCLAIMED_CHECK, due_at=min(now + step, since + head_after),
-                  key=f"unclaimed:{ticket.id}:{sequence + 1}", now=now, ticket_id=ticket.id,
+    queue.enqueue(session, kind=queue.UNCLAIMED_CHECK, project=ticket.project,
+                  due_at=min(now + step, since + head_after), key=f"unclaimed:{ticket.id}:{sequence + 1}", now=now,
+                  ticket_id=ticket.id,
                   payload={"sequence": sequence + 1, "since": since.isoformat()},
                   max_attempts=rules.follow_up.job_max_attempts)
 
@@ -192,7 +202,9 @@ def group_complaints(session: Session, rules: ProjectRules, ticket: Ticket, now:
         return None
     since = now - timedelta(hours=rules.escalation.group_complaint_window_hours)
     candidates: Sequence[Ticket] = session.execute(
-        select(Ticket).where(Ticket.kind == TicketKind.COMPLAINT.value, Ticket.topic == topic,
+        # Neighbours are of one project: the same building name in two projects is two places.
+        select(Ticket).where(Ticket.project == ticket.project, Ticket.kind == TicketKind.COMPLAINT.value,
+                             Ticket.topic == topic,
                              Ticket.created_at >= since, Ticket.id != ticket.id,
                              Ticket.status != TicketStatus.CANCELLED.value)
     ).scalars().all()

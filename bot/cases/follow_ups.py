@@ -18,7 +18,8 @@ from bot.db.models import Ticket
 
 def _enqueue(session: Session, rules: ProjectRules, ticket: Ticket, kind: str, due_at: datetime, key: str,
              now: datetime, payload: dict | None = None) -> None:
-    queue.enqueue(session, kind=kind, due_at=due_at, key=key, now=now, ticket_id=ticket.id, payload=payload,
+    queue.enqueue(session, kind=kind, project=ticket.project, due_at=due_at, key=key, now=now, ticket_id=ticket.id,
+                  payload=payload,
                   max_attempts=rules.follow_up.job_max_attempts)
 
 

@@ -15,7 +15,7 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Sequence, cast
+from typing import Any, Collection, Literal, Sequence, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult
@@ -39,6 +39,7 @@ class Refusal(str, enum.Enum):
     CLOSED = "closed"  # nothing left to do on it
     TAKEN = "taken"  # someone else holds it
     NOT_HOLDER = "not_holder"
+    FORBIDDEN = "forbidden"  # not a case of their projects, or not their role (bot.core.access)
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,13 @@ def _tell_resident(session: Session, rules: ProjectRules, ticket: Ticket, text: 
                    now: datetime) -> None:
     if ticket.resident is None or not ticket.resident.openid:
         return
-    queue.enqueue(session, kind=queue.RESIDENT_MESSAGE, due_at=now, key=key, now=now, ticket_id=ticket.id,
-                  payload={"text": text, "openid": ticket.resident.openid},
+    queue.enqueue(session, kind=queue.RESIDENT_MESSAGE, project=ticket.project, due_at=now, key=key, now=now,
+                  ticket_id=ticket.id, payload={"text": text, "openid": ticket.resident.openid},
                   max_attempts=rules.follow_up.job_max_attempts)
 
 
-def _tell_staff(session: Session, ticket: Ticket | None, audience: str, text: str, now: datetime) -> None:
-    session.add(StaffOutbox(ticket_id=ticket.id if ticket else None, audience=audience, text=text, created_at=now,
+def _tell_staff(session: Session, ticket: Ticket, audience: str, text: str, now: datetime) -> None:
+    session.add(StaffOutbox(project=ticket.project, ticket_id=ticket.id, audience=audience, text=text, created_at=now,
                             attempts=0))
 
 
@@ -249,12 +250,12 @@ def cases_held_by(session: Session, staff: Staff, limit: int = 30) -> Sequence[T
     ).scalars().all()
 
 
-def unclaimed_escalated(session: Session, limit: int = 30) -> Sequence[Ticket]:
-    """Open cases that were escalated to staff and nobody holds."""
+def unclaimed_escalated(session: Session, projects: Collection[str], limit: int = 30) -> Sequence[Ticket]:
+    """Open cases of `projects` that were escalated to staff and nobody holds."""
     escalated = select(StaffAlert.ticket_id).where(StaffAlert.ticket_id.is_not(None))
     return session.execute(
-        select(Ticket).where(Ticket.assignee_id.is_(None), Ticket.id.in_(escalated),
-                             Ticket.status.in_(OPEN_STATUS_VALUES))
+        select(Ticket).where(Ticket.project.in_(list(projects)), Ticket.assignee_id.is_(None),
+                             Ticket.id.in_(escalated), Ticket.status.in_(OPEN_STATUS_VALUES))
         .order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.id).limit(limit)
     ).scalars().all()
 

@@ -25,6 +25,7 @@ def insert_case(session: Session, rules: ProjectRules, *, kind: TicketKind, prio
     local_day = to_local(now, rules.timezone).date()
     ticket = Ticket(
         number=next_ticket_number(session, kind, local_day),
+        project=rules.code,
         kind=kind.value,
         status=TicketStatus.NEW.value,
         priority=priority.value if priority else None,

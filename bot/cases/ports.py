@@ -40,6 +40,7 @@ class Notice:
     template: str  # which configured template carries it when free text cannot be sent
     values: dict[str, str] = field(default_factory=dict)  # what the template's fields may use
     ticket_id: int | None = None
+    project: str = ""  # whose template ids carry it (the default project's when empty)
 
 
 class ResidentChannel(Protocol):

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Collection, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from bot.core.privacy import mask_phone
 from bot.core.rooms import normalise_room
 from bot.core.rules import ProjectRules
 from bot.db.models import BindingAttempt, Resident, Ticket
+from bot.db.records import current_contact
 
 SPECIAL_GROUPS = {"空巢老人": "empty_nest_elderly", "独居老人": "living_alone_elderly", "残疾人": "disabled",
                   "智力障碍人员": "intellectual_disability"}
@@ -29,10 +31,13 @@ class RosterError(ValueError):
     pass
 
 
-def import_roster(session: Session, path: Path, now: datetime | None = None) -> tuple[int, int]:
-    """Load `room,name,phone[,customer_type,property_use,occupancy,tags]` rows (UTF-8 CSV with header).
+def import_roster(session: Session, path: Path, *, projects: Collection[str], default_project: str,
+                  now: datetime | None = None) -> tuple[int, int]:
+    """Load `room,name,phone[,project,customer_type,property_use,occupancy,tags]` rows (UTF-8 CSV
+    with header); a row without a project belongs to `default_project`.
 
-    Upserts by room + phone; returns (created, updated). A bad row aborts the whole import.
+    Upserts by project + room + phone; returns (created, updated). A bad row (an unreadable room
+    or phone, a project the registry does not know) aborts the whole import.
     """
     now = now or utcnow()
     created = updated = 0
@@ -46,12 +51,15 @@ def import_roster(session: Session, path: Path, now: datetime | None = None) -> 
             phone = normalise_phone(row["phone"])
             if not room or not phone:
                 raise RosterError(f"line {line}: cannot read room {row['room']!r} or phone")
+            project = (row.get("project") or "").strip() or default_project
+            if project not in projects:
+                raise RosterError(f"line {line}: unknown project {project!r}")
             tags = [SPECIAL_GROUPS.get(t.strip(), t.strip()) for t in (row.get("tags") or "").split(";") if t.strip()]
             resident = session.execute(
-                select(Resident).where(Resident.room == room, Resident.phone == phone)
+                select(Resident).where(Resident.project == project, Resident.room == room, Resident.phone == phone)
             ).scalar_one_or_none()
             if resident is None:
-                resident = Resident(room=room, phone=phone, created_at=now, tags=[])
+                resident = Resident(project=project, room=room, phone=phone, created_at=now, tags=[])
                 session.add(resident)
                 created += 1
             else:
@@ -84,37 +92,72 @@ class BindResult:
     follow_up_number: str | None = None
 
 
+def bound_homes(session: Session, openid: str) -> Sequence[Resident]:
+    """The resident's verified households, the one chosen last first (an owner of two flats has two)."""
+    return session.execute(
+        select(Resident).where(Resident.openid == openid, Resident.bound_at.is_not(None))
+        .order_by(Resident.selected_at.desc().nulls_last(), Resident.bound_at.desc(), Resident.id.desc())
+    ).scalars().all()
+
+
 def bound_resident(session: Session, openid: str) -> Resident | None:
-    resident = session.execute(select(Resident).where(Resident.openid == openid)).scalar_one_or_none()
-    return resident if resident is not None and resident.bound_at is not None else None
+    homes = bound_homes(session, openid)
+    return homes[0] if homes else None
 
 
 def bound_room(session: Session, openid: str) -> str | None:
-    """The verified room of a bound household (None when the resident is not bound)."""
-    resident = bound_resident(session, openid)
-    return resident.room if resident is not None else None
+    """The verified room of a bound household; None when the resident is not bound, or has
+    several households (then they say which one the case is about)."""
+    homes = bound_homes(session, openid)
+    return homes[0].room if len(homes) == 1 else None
+
+
+def home_for_room(session: Session, openid: str, room: str | None) -> Resident | None:
+    """The resident's verified household with this room (its project is the case's)."""
+    if not room:
+        return None
+    return next((home for home in bound_homes(session, openid) if home.room == room), None)
+
+
+def enter_project(session: Session, openid: str, project: str, now: datetime | None = None) -> Resident:
+    """The resident came in through a project's own QR code: from now on they are its resident
+    (their record there is chosen; created on first contact). The caller checks the code."""
+    now = now or utcnow()
+    resident = find_or_create_resident(session, openid, project=project, now=now)
+    resident.selected_at = now
+    resident.updated_at = now
+    return resident
 
 
 def bind_resident(session: Session, rules: ProjectRules, *, openid: str, room: str, phone: str,
-                  channel: str, now: datetime | None = None) -> BindResult:
-    """Bind the openid to the roster entry with this room and phone; never guess.
+                  channel: str, projects: Collection[str] | None = None, now: datetime | None = None) -> BindResult:
+    """Bind the openid to the roster entry with this room and phone; never guess. The roster says
+    which project the room is in (of `projects`, e.g. those served through this account; None:
+    all). `rules` are those of the resident's current project: its limits and its follow-up case.
 
     A mismatch is answered clearly and opens an enquiry ticket for staff to check.
     """
     now = now or utcnow()
-    current = session.execute(select(Resident).where(Resident.openid == openid)).scalar_one_or_none()
-    if current is not None and current.bound_at is not None:
-        return BindResult(BindOutcome.ALREADY_BOUND, current.room or room)
+    in_scope = (Resident.project.in_(list(projects)),) if projects is not None else ()
+    home = next((h for h in bound_homes(session, openid) if h.room == room and (projects is None
+                                                                                or h.project in projects)), None)
+    if home is not None:
+        return BindResult(BindOutcome.ALREADY_BOUND, home.room or room)
     if _tries_used_up(session, rules, openid=openid, room=room, now=now):
         session.add(BindingAttempt(openid=openid, room=room, outcome=BindOutcome.TOO_MANY.value, at=now))
         return BindResult(BindOutcome.TOO_MANY, room)
-    entries = session.execute(select(Resident).where(Resident.room == room, Resident.openid.is_(None))).scalars().all()
-    household = session.execute(select(Resident.id).where(Resident.room == room)).first()
+    entries = session.execute(select(Resident).where(Resident.room == room, Resident.openid.is_(None), *in_scope)
+                              ).scalars().all()
+    household = session.execute(select(Resident.id).where(Resident.room == room, *in_scope)).first()
     match = next((r for r in entries if r.phone == phone), None)
+    current = session.execute(select(Resident).where(
+        Resident.openid == openid, Resident.project == (match.project if match else rules.code))).scalar_one_or_none()
+    if current is not None and current.bound_at is not None and match is not None:
+        return BindResult(BindOutcome.ALREADY_BOUND, current.room or room)  # one household per project
     if match is None:
         outcome = BindOutcome.MISMATCH if household else BindOutcome.UNKNOWN_ROOM
         session.add(BindingAttempt(openid=openid, room=room, outcome=outcome.value, at=now))
-        resident = current or find_or_create_resident(session, openid, now=now)
+        resident = current or find_or_create_resident(session, openid, project=rules.code, now=now)
         said = (f"住户自报房号 {room}、手机 {mask_phone(phone)}，"
                 f"{'与登记电话不符' if household else '登记中没有该房号'}")
         ticket = _open_binding_check(session, rules, resident, channel=channel, room=room, said=said, now=now)
@@ -128,8 +171,7 @@ def bind_resident(session: Session, rules: ProjectRules, *, openid: str, room: s
         session.delete(current)
         session.flush()
     match.openid = openid
-    match.bound_at = now
-    match.updated_at = now
+    match.bound_at = match.selected_at = match.updated_at = now
     return BindResult(BindOutcome.BOUND, room)
 
 
@@ -173,12 +215,13 @@ def _open_binding_check(session: Session, rules: ProjectRules, resident: Residen
                                 description=f"{BINDING_CHECK_PREFIX}：{said}，请联系核实后人工绑定。", now=now)
 
 
-def note_contact(session: Session, openid: str, *, subscribed: bool | None = None,
+def note_contact(session: Session, openid: str, *, project: str, subscribed: bool | None = None,
                  now: datetime | None = None) -> tuple[Resident, bool]:
-    """Record that the resident wrote (or (un)followed). Returns (resident, first_contact)."""
+    """Record that the resident wrote (or (un)followed), on their current record; a first contact
+    lands in `project`. Returns (resident, first_contact)."""
     now = now or utcnow()
-    existing = session.execute(select(Resident).where(Resident.openid == openid)).scalar_one_or_none()
-    resident = existing or find_or_create_resident(session, openid, now=now)
+    existing = current_contact(session, openid)
+    resident = existing or find_or_create_resident(session, openid, project=project, now=now)
     if subscribed is True:
         resident.subscribed = True
         resident.unsubscribed_at = None

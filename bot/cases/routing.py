@@ -16,12 +16,13 @@ from typing import Literal
 from bot.cases.flood import Admission, FloodGuard
 from bot.cases.handoff import route_resident_message, route_resident_picture
 from bot.cases.ports import Assistant, AssistantUnavailable
-from bot.cases.residents import BindOutcome, bind_resident, mentions_binding, note_contact
+from bot.cases.residents import BindOutcome, bind_resident, enter_project, mentions_binding, note_contact
 from bot.cases.tickets import attach_evidence
 from bot.core import replies
+from bot.core.company import Company
 from bot.core.privacy import mask_openid
-from bot.core.rules import ProjectRules
 from bot.db.counters import MemoryCounters
+from bot.db.records import current_contact
 from bot.db.store import TicketStore
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ class MessageKind(str, enum.Enum):
     VOICE = "voice"  # `text` is the channel's speech recognition, empty when it had none
     IMAGE = "image"
     LOCATION = "location"  # `text` is the place's label
-    SUBSCRIBE = "subscribe"
+    SUBSCRIBE = "subscribe"  # `scene`: the project code of the QR code followed through, if any
+    SCAN = "scan"  # a follower scanned a project's QR code (`scene`)
     UNSUBSCRIBE = "unsubscribe"
     MENU = "menu"  # `text` is one of MENU_COMMANDS
     OTHER = "other"  # video, files, links…: not understood
@@ -59,6 +61,7 @@ class ResidentMessage:
     picture_url: str = ""
     media_id: str = ""
     dedupe_key: str = ""
+    scene: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,12 @@ def menu_utterance(command: str) -> str | None:
 class MessageRouter:
     """Decides, per message, who answers; stores and store calls run off the event loop."""
 
-    def __init__(self, store: TicketStore, rules: ProjectRules, assistant: Assistant,
+    def __init__(self, store: TicketStore, company: Company, assistant: Assistant,
                  guard: FloodGuard | None = None) -> None:
         self.store = store
-        self.rules = rules
+        self.company = company
         self.assistant = assistant
-        self.guard = guard or FloodGuard(MemoryCounters(), rules.flood)
+        self.guard = guard or FloodGuard(MemoryCounters(), company.default.flood)
 
     async def route(self, message: ResidentMessage) -> Routed:
         """Admit the message (the resident's rate limit), then answer it in the resident's turn."""
@@ -113,7 +116,12 @@ class MessageRouter:
         kind = message.kind
         if kind is MessageKind.SUBSCRIBE:
             await asyncio.to_thread(self._note_contact, message.openid, True)
-            return Routed(replies.welcome(), Disposition.ANSWERED)
+            entered = await asyncio.to_thread(self._enter_project, message) if message.scene else None
+            return Routed(replies.welcome(entered or ""), Disposition.ANSWERED)
+        if kind is MessageKind.SCAN:
+            entered = await asyncio.to_thread(self._enter_project, message)
+            return Routed(replies.project_entered(entered) if entered else None,
+                          Disposition.ANSWERED if entered else Disposition.IGNORED)
         if kind is MessageKind.MENU:
             if message.text == "enquiry":
                 return Routed(replies.enquiry_menu(), Disposition.ANSWERED)
@@ -165,8 +173,21 @@ class MessageRouter:
 
     def _note_contact(self, openid: str, subscribed: bool | None) -> tuple[bool, bool]:
         with self.store.transaction() as session:
-            resident, first = note_contact(session, openid, subscribed=subscribed)
+            resident, first = note_contact(session, openid, project=self.company.default_code, subscribed=subscribed)
             return first, resident.bound_at is not None
+
+    def _enter_project(self, message: ResidentMessage) -> str | None:
+        """The project of a QR code the resident came through: its name, or None (and a logged
+        refusal, nothing changed) when the code names no project of ours."""
+        if not self.company.knows(message.scene):
+            log.warning("QR code scene %r of %s names no project; the resident stays where they are",
+                        message.scene[:40], mask_openid(message.openid))
+            return None
+        with self.store.transaction() as session:
+            resident = enter_project(session, message.openid, message.scene)
+            resident.subscribed = resident.subscribed or message.kind is MessageKind.SUBSCRIBE
+        log.info("%s entered project %s through its QR code", mask_openid(message.openid), message.scene)
+        return self.company.rules(message.scene).name
 
     def _route_to_staff(self, message: ResidentMessage) -> str | None | Literal[False]:
         with self.store.transaction() as session:
@@ -174,7 +195,10 @@ class MessageRouter:
 
     def _bind(self, message: ResidentMessage, room: str, phone: str) -> str:
         with self.store.transaction() as session:
-            result = bind_resident(session, self.rules, openid=message.openid, room=room, phone=phone,
+            current = current_contact(session, message.openid)
+            rules = self.company.rules(current.project) if current and self.company.knows(current.project) \
+                else self.company.default
+            result = bind_resident(session, rules, openid=message.openid, room=room, phone=phone,
                                    channel=message.channel)
         log.info("binding for %s: %s", mask_openid(message.openid), result.outcome.value)
         if result.outcome is BindOutcome.BOUND:

@@ -1,13 +1,14 @@
-"""What staff see of tickets: JSON views with personal data masked by role."""
+"""What staff see of tickets: JSON views with personal data masked as the access decision
+says (bot.core.access: unmasked contact data and special-group tags only for roles that need them)."""
 from __future__ import annotations
 
-import enum
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from bot.core.access import Decision
 from bot.core.clock import to_local, to_utc_naive, utcnow
 from bot.core.kinds import TicketStatus
 from bot.core.lifecycle import OPEN_STATUS_VALUES
@@ -17,35 +18,28 @@ from bot.core.sla import overdue_deadlines
 from bot.db.models import Job, Resident, StaffAlert, Ticket, TicketEvent
 
 
-class StaffRole(str, enum.Enum):
-    AGENT = "agent"  # works cases: sees masked contact data
-    MANAGER = "manager"  # may see residents' phone numbers and names
-
-    @property
-    def sees_contact_data(self) -> bool:
-        return self is StaffRole.MANAGER
-
-
 def _time(moment: datetime | None, rules: ProjectRules) -> str | None:
     return to_local(moment, rules.timezone).isoformat(timespec="seconds") if moment else None
 
 
-def resident_view(resident: Resident | None, role: StaffRole) -> dict[str, Any] | None:
+def resident_view(resident: Resident | None, access: Decision) -> dict[str, Any] | None:
     if resident is None:
         return None
-    full = role.sees_contact_data
+    full = access.contact_data
     return {
         "id": resident.id,
+        "project": resident.project,
         "name": resident.name if full else mask_name(resident.name),
         "phone": resident.phone if full else mask_phone(resident.phone),
         "openid": resident.openid if full else mask_openid(resident.openid),
         "room": resident.room,
         "bound": resident.bound_at is not None,
-        "tags": list(resident.tags or []),
+        # Special-group tags (独居老人 …) only for the roles that care for these residents.
+        "tags": list(resident.tags or []) if access.special_groups else None,
     }
 
 
-def event_view(event: TicketEvent, role: StaffRole, rules: ProjectRules) -> dict[str, Any]:
+def event_view(event: TicketEvent, access: Decision, rules: ProjectRules) -> dict[str, Any]:
     return {
         "at": _time(event.at, rules),
         "actor": event.actor,
@@ -53,16 +47,18 @@ def event_view(event: TicketEvent, role: StaffRole, rules: ProjectRules) -> dict
         "action": event.action,
         "from_status": event.from_status,
         "to_status": event.to_status,
-        "content": event.content if role.sees_contact_data else redact_text(event.content),
+        "content": event.content if access.contact_data else redact_text(event.content),
         "result": event.result,
     }
 
 
-def ticket_view(ticket: Ticket, role: StaffRole, rules: ProjectRules,
+def ticket_view(ticket: Ticket, access: Decision, rules: ProjectRules,
                 now: datetime | None = None) -> dict[str, Any]:
-    full = role.sees_contact_data
+    """`rules`: those of the ticket's project (its time zone)."""
+    full = access.contact_data
     return {
         "number": ticket.number,
+        "project": ticket.project,
         "kind": ticket.kind,
         "status": ticket.status,
         "priority": ticket.priority,
@@ -72,7 +68,7 @@ def ticket_view(ticket: Ticket, role: StaffRole, rules: ProjectRules,
         "visit_time": ticket.visit_time,
         "channel": ticket.channel,
         "assignee": ticket.assignee,
-        "resident": resident_view(ticket.resident, role),
+        "resident": resident_view(ticket.resident, access),
         "created_at": _time(ticket.created_at, rules),
         "updated_at": _time(ticket.updated_at, rules),
         "due_at": _time(ticket.due_at, rules),
@@ -81,15 +77,17 @@ def ticket_view(ticket: Ticket, role: StaffRole, rules: ProjectRules,
         "overdue": overdue_deadlines(ticket, now or utcnow()),
         "resolved_at": _time(ticket.resolved_at, rules),
         "closed_at": _time(ticket.closed_at, rules),
-        "events": [event_view(e, role, rules) for e in ticket.events],
+        "events": [event_view(e, access, rules) for e in ticket.events],
     }
 
 
-def search_tickets(session: Session, *, kind: str | None = None, status: str | None = None,
-                   resident: str | None = None, created_from: datetime | None = None,
+def search_tickets(session: Session, *, projects: Collection[str], kind: str | None = None,
+                   status: str | None = None, resident: str | None = None, created_from: datetime | None = None,
                    created_to: datetime | None = None, overdue_at: datetime | None = None,
                    limit: int = 100) -> Sequence[Ticket]:
-    stmt = select(Ticket).options(selectinload(Ticket.events), selectinload(Ticket.resident))
+    """Tickets of `projects` (those the staff member serves) matching the filters, newest first."""
+    stmt = (select(Ticket).options(selectinload(Ticket.events), selectinload(Ticket.resident))
+            .where(Ticket.project.in_(list(projects))))
     if overdue_at is not None:
         # Any deadline in the past; deadline_missed then drops those that were met.
         stmt = stmt.where(or_(Ticket.due_at < overdue_at, Ticket.final_due_at < overdue_at,
@@ -112,12 +110,13 @@ def search_tickets(session: Session, *, kind: str | None = None, status: str | N
 
 
 def alert_view(alert: StaffAlert, rules: ProjectRules) -> dict[str, Any]:
-    return {"id": alert.id, "reason": alert.reason, "ticket": alert.ticket.number if alert.ticket else None,
+    return {"id": alert.id, "project": alert.project, "reason": alert.reason,
+            "ticket": alert.ticket.number if alert.ticket else None,
             "detail": redact_text(alert.detail), "created_at": _time(alert.created_at, rules),
             "acknowledged_at": _time(alert.acknowledged_at, rules), "acknowledged_by": alert.acknowledged_by}
 
 
 def job_view(job: Job, rules: ProjectRules) -> dict[str, Any]:
-    return {"id": job.id, "kind": job.kind, "status": job.status, "ticket_id": job.ticket_id,
+    return {"id": job.id, "project": job.project, "kind": job.kind, "status": job.status, "ticket_id": job.ticket_id,
             "due_at": _time(job.due_at, rules), "attempts": job.attempts, "max_attempts": job.max_attempts,
             "last_error": job.last_error}

@@ -202,15 +202,15 @@ def dimension_labels(survey: Survey | None, rules: ProjectRules) -> list[str]:
     return [labels.get(key, key) for key in dimension_keys(survey)]
 
 
-def _survey_for(session: Session, *, kind: str, resident_id: int, campaign: str, dimensions: list[str],
-                now: datetime, ticket: Ticket | None = None) -> Survey:
+def _survey_for(session: Session, *, kind: str, project: str, resident_id: int, campaign: str,
+                dimensions: list[str], now: datetime, ticket: Ticket | None = None) -> Survey:
     """The one survey of this kind, resident and campaign; created on first use."""
     existing = session.execute(
         select(Survey).where(Survey.kind == kind, Survey.resident_id == resident_id, Survey.campaign == campaign)
     ).scalar_one_or_none()
     if existing is not None:
         return existing
-    survey = Survey(kind=kind, ticket=ticket, resident_id=resident_id, campaign=campaign, dimensions=dimensions,
+    survey = Survey(kind=kind, project=project, ticket=ticket, resident_id=resident_id, campaign=campaign, dimensions=dimensions,
                     status=SurveyStatus.SCHEDULED.value, created_at=now)
     session.add(survey)
     session.flush()
@@ -221,13 +221,14 @@ def callback_survey_for(session: Session, ticket: Ticket, resolved_at: str, now:
     """The callback survey for this completion of the ticket (one per completion)."""
     if ticket.resident_id is None:
         raise ValueError(f"ticket {ticket.number} has no resident to survey")
-    return _survey_for(session, kind=CALLBACK, resident_id=ticket.resident_id, campaign=f"resolved:{resolved_at}",
+    return _survey_for(session, kind=CALLBACK, project=ticket.project, resident_id=ticket.resident_id,
+                       campaign=f"resolved:{resolved_at}",
                        dimensions=dimension_keys(None), now=now, ticket=ticket)
 
 
 def annual_survey_for(session: Session, rules: ProjectRules, resident: Resident, campaign: str,
                       now: datetime) -> Survey:
-    return _survey_for(session, kind=ANNUAL, resident_id=resident.id, campaign=campaign,
+    return _survey_for(session, kind=ANNUAL, project=resident.project, resident_id=resident.id, campaign=campaign,
                        dimensions=[key for key, _label in rules.annual_survey_dimensions], now=now)
 
 
@@ -262,7 +263,7 @@ def record_answer(session: Session, rules: ProjectRules, survey: Survey, answer:
     if ticket is None:
         if answer.verdict is Verdict.DISSATISFIED:
             alerts.raise_alert(session, reason=alerts.DISSATISFIED, key=f"survey:{survey.id}:dissatisfied", now=now,
-                               detail=f"annual survey {survey.campaign}: {summary}")
+                               project=survey.project, detail=f"annual survey {survey.campaign}: {summary}")
         return Outcome.RECORDED
     add_event(session, ticket, actor=RESIDENT, channel=channel, action="survey_answer", content=text,
               result=summary, now=now)
@@ -359,21 +360,23 @@ def campaign_summary(session: Session, campaign: str) -> CampaignSummary:
 
 def start_campaign(session: Session, rules: ProjectRules, campaign: str, *, per_minute: int,
                    now: datetime) -> tuple[int, int]:
-    """One annual-survey job per bound, following household, spaced to `per_minute`.
+    """One annual-survey job per bound, following household of the project, spaced to `per_minute`.
 
     Running it again (after an interruption, or to add households bound since) schedules
     only what is missing. Returns (newly scheduled, already scheduled).
     """
     residents = session.execute(
-        select(Resident.id).where(Resident.bound_at.is_not(None), Resident.subscribed.is_(True),
+        select(Resident.id).where(Resident.project == rules.code, Resident.bound_at.is_not(None),
+                                  Resident.subscribed.is_(True),
                                   Resident.openid.is_not(None)).order_by(Resident.id)
     ).scalars().all()
     spacing = timedelta(seconds=60 / max(per_minute, 1))
     created = existing = 0
     for resident_id in residents:
         due = now + spacing * created
-        if queue.enqueue(session, kind=queue.ANNUAL_SURVEY, due_at=due, key=f"annual:{campaign}:{resident_id}",
-                         now=now, payload={"campaign": campaign, "resident_id": resident_id},
+        if queue.enqueue(session, kind=queue.ANNUAL_SURVEY, project=rules.code, due_at=due,
+                         key=f"annual:{campaign}:{resident_id}", now=now,
+                         payload={"campaign": campaign, "resident_id": resident_id},
                          max_attempts=rules.follow_up.job_max_attempts):
             created += 1
         else:

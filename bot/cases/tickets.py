@@ -58,7 +58,7 @@ def _open_ticket(session: Session, rules: ProjectRules, *, kind: TicketKind, pri
 def open_repair_ticket(session: Session, rules: ProjectRules, *, openid: str, description: str,
                        room: str | None, visit_time: str | None, channel: str,
                        now: datetime | None = None) -> Ticket:
-    resident = find_or_create_resident(session, openid, room=room, now=now)
+    resident = find_or_create_resident(session, openid, project=rules.code, room=room, now=now)
     urgency = assess(description, rules.urgency)
     # A repair is at the resident's home unless they said otherwise.
     # Why it is urgent, in the case's timeline: staff see the hazard and the words it came from.
@@ -83,7 +83,7 @@ def tier_reason(ticket: Ticket) -> str:
 def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str, description: str,
                           demand: str | None, room: str | None, channel: str,
                           now: datetime | None = None) -> Ticket:
-    resident = find_or_create_resident(session, openid, room=room, now=now)
+    resident = find_or_create_resident(session, openid, project=rules.code, room=room, now=now)
     weight = weigh_complaint(f"{description} {demand or ''}", rules.triage)
     # A bound household's verified room identifies the complainant when no room was named.
     home = resident.room if resident.bound_at is not None else None
@@ -167,7 +167,7 @@ def request_human(session: Session, rules: ProjectRules, *, openid: str, context
     Asking again while that case is still waiting adds an event to it rather than a second case.
     """
     now = now or utcnow()
-    resident = find_or_create_resident(session, openid, now=now)
+    resident = find_or_create_resident(session, openid, project=rules.code, now=now)
     waiting = session.execute(
         select(Ticket).where(Ticket.resident_id == resident.id, Ticket.kind == TicketKind.ENQUIRY.value,
                              Ticket.status.in_([s.value for s in NOT_STARTED]),
@@ -190,7 +190,7 @@ def record_feedback(session: Session, rules: ProjectRules, *, kind: TicketKind, 
     """Suggestions (建议) and praise (表扬) are cases too: numbered, recorded, followed up."""
     if kind not in (TicketKind.SUGGESTION, TicketKind.PRAISE):
         raise ValueError(f"not a feedback kind: {kind}")
-    resident = find_or_create_resident(session, openid, now=now)
+    resident = find_or_create_resident(session, openid, project=rules.code, now=now)
     return _open_ticket(session, rules, kind=kind, priority=None, resident=resident, description=text,
                         channel=channel, now=now)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from bot.core.chinese import to_simplified
 from bot.core.kinds import TicketKind
 
-_NUMBER = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2}\d{8}-\d{4})(?!\d)")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2}\d{8}-\d{4,7})(?!\d)")
 _POINTING = re.compile(r"那个|那件|那次|上次|上周|上个月|前几天|之前|刚才|昨天|前天|我报的|我提的|我投诉的")
 _KINDS = ((TicketKind.COMPLAINT, re.compile(r"投诉")), (TicketKind.REPAIR, re.compile(r"修|报修|维修")))
 

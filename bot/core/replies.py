@@ -68,7 +68,7 @@ def complaint_confirmation(ticket: Case, rules: ProjectRules, chased_repair: str
     sla = rules.sla
     due = format_local(ticket.due_at, rules)
     if ticket.priority == Priority.MAJOR.value:
-        promise = f"已报告项目负责人，{sla.major_complaint_hours} 小时内（{due} 前）联系您"
+        promise = f"已报告项目负责人和公司客服部，{sla.major_complaint_hours} 小时内（{due} 前）联系您"
     elif ticket.priority == Priority.URGENT.value:
         promise = f"我们会优先处理，{sla.urgent_complaint_hours} 小时内（{due} 前）答复您"
     else:
@@ -161,9 +161,16 @@ BINDING_PROMPT = ("为了更快为您服务，请发送您的“房号+手机号
                   "绑定后报修、投诉会自动带上您的房号。")
 
 
-def welcome() -> str:
-    return ("您好，欢迎关注！我是物业智能客服，24小时在线，可以帮您报修、投诉、咨询物业问题、查询工单进度，"
+def welcome(project_name: str = "") -> str:
+    """The first words to a new follower; `project_name` when they came in through a project's QR code."""
+    where = f"欢迎来到{project_name}！" if project_name else "欢迎关注！"
+    return (f"您好，{where}我是物业智能客服，24小时在线，可以帮您报修、投诉、咨询物业问题、查询工单进度，"
             "也欢迎您提建议。\n" + BINDING_PROMPT)
+
+
+def project_entered(project_name: str) -> str:
+    """A follower scanned another project's QR code: their next cases go to that project."""
+    return f"好的，已为您切换到{project_name}。接下来您的报修、投诉和咨询都会转给{project_name}的服务中心处理。"
 
 
 def received_will_answer_later() -> str:

@@ -200,10 +200,21 @@ class ServiceHours:
         return self.open <= local < self.close
 
 
+DEFAULT_PROJECT_CODE = "default"
+
+
 @dataclass(frozen=True)
 class ProjectRules:
     name: str = "示例小区"
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    # The project's code in the company's registry (bot.core.company): on every row it owns.
+    code: str = DEFAULT_PROJECT_CODE
+    address: str = ""
+    # The WeChat official accounts (app ids) residents of this project write to; empty: any.
+    wechat_app_ids: tuple[str, ...] = ()
+    # Where its escalations go: the project's staff group and its head (Telegram chat ids today).
+    staff_chat_id: int = 0
+    head_chat_id: int = 0
     sla: SlaRules = field(default_factory=SlaRules)
     triage: TriageRules = field(default_factory=TriageRules)
     urgency: UrgencyRules = field(default_factory=UrgencyRules)
@@ -402,6 +413,7 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         phone=str(hours_raw.get("phone") or ""),
     )
     knowledge = parse_knowledge(raw, {
+        "project_name": str(project.get("name") or "示例小区"),
         "office_open": service_hours.open.strftime("%H:%M"),
         "office_close": service_hours.close.strftime("%H:%M"),
         "service_phone": service_hours.phone,
@@ -409,6 +421,11 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
     return ProjectRules(
         name=str(project.get("name") or "示例小区"),
         timezone=ZoneInfo(str(project.get("timezone") or "Asia/Shanghai")),
+        code=str(project.get("code") or DEFAULT_PROJECT_CODE),
+        address=str(project.get("address") or ""),
+        wechat_app_ids=_words(project.get("wechat_app_ids")),
+        staff_chat_id=int(project.get("staff_chat_id") or 0),
+        head_chat_id=int(project.get("head_chat_id") or 0),
         sla=sla,
         triage=triage,
         urgency=_urgency(raw.get("urgency") or {}, base_dir),

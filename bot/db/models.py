@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -29,13 +31,26 @@ class Base(DeclarativeBase):
     pass
 
 
+PROJECT_CODE_LENGTH = 32
+
+
+def project_column() -> Mapped[str]:
+    """The project (小区) a row belongs to: a code of the company's project registry."""
+    return mapped_column(String(PROJECT_CODE_LENGTH), nullable=False, index=True)
+
+
 class Resident(Base):
-    """一户一档: one record per household contact, keyed by WeChat openid when known."""
+    """一户一档: one record per household contact and project, keyed by WeChat openid when known.
+
+    The owner of two flats in two projects has one openid and two records; `selected_at`
+    says which one the resident chose last (a project's QR code, the room of a case)."""
 
     __tablename__ = "residents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    openid: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    project: Mapped[str] = project_column()
+    openid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    selected_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     name: Mapped[str | None] = mapped_column(String(64), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
     room: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -56,12 +71,16 @@ class Resident(Base):
 
     tickets: Mapped[list["Ticket"]] = relationship("Ticket", back_populates="resident")
 
+    __table_args__ = (UniqueConstraint("project", "openid", name="uq_residents_project_openid"),)
+
 
 class Ticket(Base):
     __tablename__ = "tickets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Unique company-wide: the counters are shared by every project.
     number: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    project: Mapped[str] = project_column()
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     priority: Mapped[str | None] = mapped_column(String(16), nullable=True)
@@ -144,6 +163,7 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = project_column()
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
     survey_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("surveys.id"), nullable=True)
@@ -180,6 +200,7 @@ class Survey(Base):
     __tablename__ = "surveys"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = project_column()
     kind: Mapped[str] = mapped_column(String(16), nullable=False)  # callback / annual
     ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
     resident_id: Mapped[int] = mapped_column(Integer, ForeignKey("residents.id"), nullable=False, index=True)
@@ -219,11 +240,13 @@ class StaffAlert(Base):
     __tablename__ = "staff_alerts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = project_column()
     ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
     reason: Mapped[str] = mapped_column(String(32), nullable=False)
     detail: Mapped[str] = mapped_column(Text, nullable=False, default="")
     dedupe_key: Mapped[str] = mapped_column(String(160), nullable=False, unique=True)
-    # "staff" (the staff group) or "head" (also the project head: major and group cases).
+    # "staff" (the project's staff group), "head" (also the project head) or "company" (also
+    # the company customer-service department: major and group complaints).
     audience: Mapped[str] = mapped_column(String(16), nullable=False, default="staff")
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     notified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -256,6 +279,7 @@ class StaffOutbox(Base):
     __tablename__ = "staff_outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = project_column()
     ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True)
     audience: Mapped[str] = mapped_column(String(80), nullable=False)  # staff / head / staff:<id>
     text: Mapped[str] = mapped_column(Text, nullable=False)
@@ -296,3 +320,60 @@ class PrivacyRequest(Base):
     subject: Mapped[str] = mapped_column(String(64), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     outcome: Mapped[Any] = mapped_column(JSON, nullable=False, default=dict)  # what was exported / erased, counted
+
+
+class StaffMember(Base):
+    """A person of the company's staff: who they are, what they may do, where, and the
+    identities they sign in with on each channel."""
+
+    __tablename__ = "staff_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    phone: Mapped[str] = mapped_column(String(32), nullable=False, default="")
+    employee_number: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    roles: Mapped[Any] = mapped_column(JSON, nullable=False, default=list)  # bot.core.access.Role values
+    projects: Mapped[Any] = mapped_column(JSON, nullable=False, default=list)  # codes, or ["*"]: every project
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    wecom_user_id: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    console_login: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class StaffToken(Base):
+    """A staff member's API token, stored as its SHA-256 only: the token itself is shown once."""
+
+    __tablename__ = "staff_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(Integer, ForeignKey("staff_members.id"), nullable=False, index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    label: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    staff: Mapped["StaffMember"] = relationship("StaffMember")
+
+
+class AuditEntry(Base):
+    """Append-only: who read or changed what, when, through which interface, and whether it was
+    allowed. Written by the function that authorises (bot.cases.access), never elsewhere."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    staff_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_members.id"), nullable=True, index=True)
+    staff_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)  # a bot.core.access.Permission value
+    allowed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    interface: Mapped[str] = mapped_column(String(16), nullable=False)  # api / telegram / cli / console
+    project: Mapped[str | None] = mapped_column(String(PROJECT_CODE_LENGTH), nullable=True, index=True)
+    ticket_number: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    resident_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    # Whether personal data was shown unmasked (a read of personal data).
+    personal_data: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False, default="")

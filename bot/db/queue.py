@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Callable, Collection, Sequence, cast
 
 from sqlalchemy import Text, and_, or_, select, update
 from sqlalchemy import cast as sql_cast
@@ -43,6 +43,7 @@ DEFAULT_LEASE = timedelta(minutes=5)
 class ClaimedJob:
     id: int
     kind: str
+    project: str
     ticket_id: int | None
     survey_id: int | None
     payload: dict[str, Any]
@@ -52,12 +53,12 @@ class ClaimedJob:
     due_at: datetime
 
 
-def enqueue(session: Session, *, kind: str, due_at: datetime, key: str, now: datetime, max_attempts: int,
-            ticket_id: int | None = None, survey_id: int | None = None,
+def enqueue(session: Session, *, kind: str, project: str, due_at: datetime, key: str, now: datetime,
+            max_attempts: int, ticket_id: int | None = None, survey_id: int | None = None,
             payload: dict[str, Any] | None = None) -> bool:
-    """Schedule a job in the caller's transaction; the same key twice schedules it once."""
+    """Schedule a job of `project` in the caller's transaction; the same key twice schedules it once."""
     return insert_once(session, Job, "idempotency_key", dict(
-        kind=kind, ticket_id=ticket_id, survey_id=survey_id, payload=payload or {}, due_at=due_at,
+        kind=kind, project=project, ticket_id=ticket_id, survey_id=survey_id, payload=payload or {}, due_at=due_at,
         status=JobStatus.PENDING.value, attempts=0, max_attempts=max_attempts, idempotency_key=key[:160],
         created_at=now, updated_at=now))
 
@@ -94,7 +95,7 @@ def claim_due(store: TicketStore, worker: str, now: datetime, *, limit: int = 10
             job.locked_until = now + lease
             job.attempts += 1
             job.updated_at = now
-            claimed.append(ClaimedJob(job.id, job.kind, job.ticket_id, job.survey_id, dict(job.payload or {}),
+            claimed.append(ClaimedJob(job.id, job.kind, job.project, job.ticket_id, job.survey_id, dict(job.payload or {}),
                                       job.attempts, job.max_attempts, job.idempotency_key, job.due_at))
         return claimed
 
@@ -173,9 +174,12 @@ def retry_parked(session: Session, job_id: int, now: datetime, extra_attempts: i
     return job
 
 
-def jobs_with_status(session: Session, status: JobStatus, limit: int = 200) -> Sequence[Job]:
-    return session.execute(select(Job).where(Job.status == status.value).order_by(Job.due_at, Job.id)
-                           .limit(limit)).scalars().all()
+def jobs_with_status(session: Session, status: JobStatus, limit: int = 200,
+                     projects: Collection[str] | None = None) -> Sequence[Job]:
+    stmt = select(Job).where(Job.status == status.value)
+    if projects is not None:
+        stmt = stmt.where(Job.project.in_(list(projects)))
+    return session.execute(stmt.order_by(Job.due_at, Job.id).limit(limit)).scalars().all()
 
 
 FINISHED = (JobStatus.DONE.value, JobStatus.CANCELLED.value, JobStatus.PARKED.value)

@@ -30,12 +30,25 @@ def _events_are_append_only(session: Session, _context, _instances) -> None:  # 
             raise PermissionError("ticket events are append-only; add a new event instead")
 
 
-def find_or_create_resident(session: Session, openid: str, *, room: str | None = None,
+def current_contact(session: Session, openid: str) -> Resident | None:
+    """The resident's record in the project they chose last (a QR code, a case's room), else
+    their most recent one: the owner of flats in two projects has a record in each."""
+    return session.execute(
+        select(Resident).where(Resident.openid == openid)
+        .order_by(Resident.selected_at.desc().nulls_last(), Resident.bound_at.desc().nulls_last(), Resident.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def find_or_create_resident(session: Session, openid: str, *, project: str, room: str | None = None,
                             now: datetime | None = None) -> Resident:
+    """The resident's record in `project`, created on first contact there."""
     now = now or utcnow()
-    resident = session.execute(select(Resident).where(Resident.openid == openid)).scalar_one_or_none()
+    resident = session.execute(
+        select(Resident).where(Resident.openid == openid, Resident.project == project)
+    ).scalar_one_or_none()
     if resident is None:
-        resident = Resident(openid=openid, room=room, tags=[], created_at=now, updated_at=now,
+        resident = Resident(project=project, openid=openid, room=room, tags=[], created_at=now, updated_at=now,
                             customer_type="individual", property_use="residential", occupancy="occupied")
         session.add(resident)
         session.flush()

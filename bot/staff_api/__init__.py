@@ -6,16 +6,15 @@ from typing import Callable
 
 from aiohttp import web
 
-from bot.core.rules import ProjectRules
+from bot.core.company import Company
 from bot.db.store import TicketStore
-from bot.staff_api.keys import CLOCK, RULES, STORE, TOKENS, StaffTokens
+from bot.staff_api.keys import CLOCK, COMPANY, STORE
 from bot.staff_api.routes import ROUTES
 
 
-def install(app: web.Application, *, rules: ProjectRules, tokens: StaffTokens, clock: Callable[[], datetime]) -> None:
+def install(app: web.Application, *, company: Company, clock: Callable[[], datetime]) -> None:
     """Add the routes; the store is given later by `attach_store` (it is opened at startup)."""
-    app[RULES] = rules
-    app[TOKENS] = tokens
+    app[COMPANY] = company
     app[CLOCK] = clock
     app.add_routes(ROUTES)
 

@@ -1,33 +1,38 @@
-"""Staff HTTP API (JSON), protected by bearer tokens; every query is logged by role."""
+"""Staff HTTP API (JSON). Every request acts as the person its bearer token belongs to
+(per-person tokens, stored hashed: bot.cases.staff_directory); what they may see and do, and
+how much personal data they see, is decided and audited by bot.cases.access.authorize."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from bot.cases import handoff
+from bot.cases.access import audit_entries, audit_view, authorize
 from bot.cases.alerts import acknowledge, open_alerts
 from bot.cases.handoff import Outcome, Refusal, Staff
 from bot.cases.household import PhoneChangeError, confirm_phone_change
-from bot.cases.staff_views import StaffRole, alert_view, job_view, search_tickets, ticket_view
+from bot.cases.staff_directory import authenticate_token, find_staff, principal_of
+from bot.cases.staff_views import alert_view, job_view, search_tickets, ticket_view
 from bot.cases.tickets import find_ticket
+from bot.core.access import ALL_PROJECTS, Decision, Permission, Principal, decide, visible_projects
 from bot.core.kinds import TicketKind, TicketStatus
 from bot.core.lifecycle import IllegalTransition
-from bot.core.rules import ProjectRules
-from bot.db.models import JobStatus, Ticket
+from bot.db.models import Job, JobStatus, StaffAlert, Ticket
 from bot.db.queue import jobs_with_status, retry_parked
-from bot.staff_api.keys import CLOCK, RULES, STORE, TOKENS
+from bot.staff_api.keys import CLOCK, COMPANY, STORE
 
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 500
+INTERFACE = "api"
+T = TypeVar("T")
 
 
 def _error(cls: type[web.HTTPException], message: str) -> web.HTTPException:
@@ -38,25 +43,49 @@ def _json(value: object) -> web.Response:
     return web.json_response(value, dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
 
-def role_of(request: web.Request) -> StaffRole:
-    tokens = request.app[TOKENS]
+def _forbidden(decision: Decision) -> web.HTTPException:
+    return _error(web.HTTPForbidden, f"not allowed: {decision.reason}")
+
+
+async def _in_store(request: web.Request, work: Callable[[Session], T]) -> T:
+    """Run `work` in one transaction off the event loop (it commits, audit rows included)."""
+    store = request.app[STORE]
+
+    def run() -> T:
+        with store.transaction() as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
+
+
+async def principal_of_request(request: web.Request) -> Principal:
+    """The staff member whose token the request carries; 401 (logged) for none, an unknown,
+    revoked or disabled one. The body never says who acts."""
     header = request.headers.get("Authorization", "")
-    token = header[7:] if header.startswith("Bearer ") else ""
-    for configured, role in ((tokens.manager, StaffRole.MANAGER), (tokens.agent, StaffRole.AGENT)):
-        if configured and token and hmac.compare_digest(token.encode(), configured.encode()):
-            return role
-    log.warning("staff API: refused %s %s from %s (no valid token)", request.method, request.path, request.remote)
-    raise _error(web.HTTPUnauthorized, "a valid staff token is required")
+    token = header[7:].strip() if header.startswith("Bearer ") else ""
+    now = request.app[CLOCK]()
+
+    def find(session: Session) -> Principal | None:
+        member = authenticate_token(session, token, now) if token else None
+        return principal_of(member) if member is not None else None
+
+    principal = await _in_store(request, find)
+    if principal is None:
+        log.warning("staff API: refused %s %s from %s (no valid staff token)", request.method, request.path,
+                    request.remote)
+        raise _error(web.HTTPUnauthorized, "a valid staff token is required")
+    return principal
 
 
-def _day_start(value: str | None, rules: ProjectRules, *, next_day: bool) -> datetime | None:
+def _day_start(value: str | None, request: web.Request, *, next_day: bool) -> datetime | None:
     if not value:
         return None
     try:
         day = date.fromisoformat(value)
     except ValueError as exc:
         raise _error(web.HTTPBadRequest, f"bad date {value!r}, use YYYY-MM-DD") from exc
-    return datetime.combine(day + timedelta(days=1) if next_day else day, time(0), tzinfo=rules.timezone)
+    zone = request.app[COMPANY].default.timezone
+    return datetime.combine(day + timedelta(days=1) if next_day else day, time(0), tzinfo=zone)
 
 
 def _choice(value: str | None, allowed: set[str], name: str) -> str | None:
@@ -72,46 +101,78 @@ def _limit(value: str | None) -> int:
         raise _error(web.HTTPBadRequest, "limit must be a number") from exc
 
 
+def _scope(request: web.Request, principal: Principal, permission: Permission) -> frozenset[str]:
+    """The projects a company-wide list shows this person: those they serve, or the one asked
+    for with ?project= (403 when they do not serve it, 400 when it does not exist)."""
+    company = request.app[COMPANY]
+    wanted = request.query.get("project")
+    if wanted and not company.knows(wanted):
+        raise _error(web.HTTPBadRequest, f"unknown project {wanted!r}")
+    decision = decide(principal, permission, wanted or None)
+    if not decision.allowed:
+        raise _forbidden(decision)
+    return frozenset({wanted}) if wanted else visible_projects(principal, company.codes)
+
+
 async def list_tickets(request: web.Request) -> web.Response:
-    role = role_of(request)
-    rules, store, q = request.app[RULES], request.app[STORE], request.query
+    principal = await principal_of_request(request)
+    company, q = request.app[COMPANY], request.query
+    projects = _scope(request, principal, Permission.VIEW_CASE)
     filters: dict[str, Any] = dict(
+        projects=projects,
         kind=_choice(q.get("kind"), {k.value for k in TicketKind}, "kind"),
         status=_choice(q.get("status"), {s.value for s in TicketStatus}, "status"),
         resident=q.get("resident") or None,
-        created_from=_day_start(q.get("from"), rules, next_day=False),
-        created_to=_day_start(q.get("to"), rules, next_day=True),
+        created_from=_day_start(q.get("from"), request, next_day=False),
+        created_to=_day_start(q.get("to"), request, next_day=True),
         overdue_at=request.app[CLOCK]() if q.get("overdue") in ("1", "true", "yes") else None,
         limit=_limit(q.get("limit")),
     )
-    log.info("staff API: %s lists tickets kind=%s status=%s by_resident=%s from=%s to=%s", role.value,
-             filters["kind"], filters["status"], bool(filters["resident"]), q.get("from"), q.get("to"))
+    log.info("staff API: %s lists tickets of %d project(s) kind=%s status=%s by_resident=%s", principal.actor_id,
+             len(projects), filters["kind"], filters["status"], bool(filters["resident"]))
+    now = request.app[CLOCK]()
 
-    def query() -> list[dict]:
-        with store.transaction() as session:
-            return [ticket_view(t, role, rules) for t in search_tickets(session, **filters)]
+    def query(session: Session) -> list[dict]:
+        views = []
+        for ticket in search_tickets(session, **filters):
+            # Each case shown is a read of personal data (room, maybe name and phone): audited.
+            access = authorize(session, principal, Permission.VIEW_CASE, ticket=ticket, interface=INTERFACE,
+                               detail="list", now=now)
+            if access.allowed:
+                views.append(ticket_view(ticket, access, company.rules(ticket.project)))
+        return views
 
-    tickets = await asyncio.to_thread(query)
+    tickets = await _in_store(request, query)
     return _json({"count": len(tickets), "tickets": tickets})
 
 
+def _ticket_with_history(session: Session, number: str) -> Ticket | None:
+    return session.execute(
+        select(Ticket).options(selectinload(Ticket.events), selectinload(Ticket.resident))
+        .where(Ticket.number == number)
+    ).scalar_one_or_none()
+
+
 async def get_ticket(request: web.Request) -> web.Response:
-    role = role_of(request)
-    rules, store = request.app[RULES], request.app[STORE]
+    principal = await principal_of_request(request)
+    company = request.app[COMPANY]
     number = request.match_info["number"].upper()
-    log.info("staff API: %s opens ticket %s", role.value, number)
+    log.info("staff API: %s opens ticket %s", principal.actor_id, number)
+    now = request.app[CLOCK]()
 
-    def query() -> dict | None:
-        with store.transaction() as session:
-            ticket = session.execute(
-                select(Ticket).options(selectinload(Ticket.events), selectinload(Ticket.resident))
-                .where(Ticket.number == number)
-            ).scalar_one_or_none()
-            return ticket_view(ticket, role, rules) if ticket else None
+    def query(session: Session) -> tuple[Decision, dict] | None:
+        ticket = _ticket_with_history(session, number)
+        if ticket is None:
+            return None
+        access = authorize(session, principal, Permission.VIEW_CASE, ticket=ticket, interface=INTERFACE, now=now)
+        return access, (ticket_view(ticket, access, company.rules(ticket.project)) if access.allowed else {})
 
-    view = await asyncio.to_thread(query)
-    if view is None:
+    found = await _in_store(request, query)
+    if found is None:
         raise _error(web.HTTPNotFound, f"no ticket {number}")
+    access, view = found
+    if not access.allowed:
+        raise _forbidden(access)
     return _json(view)
 
 
@@ -125,11 +186,9 @@ async def _json_body(request: web.Request) -> dict:
     return body
 
 
-def _staff_of(body: dict) -> Staff:
-    name = str(body.get("staff") or "").strip()[:48]
-    if not name:
-        raise _error(web.HTTPBadRequest, "say who you are: {\"staff\": \"your name\"}")
-    return Staff(id=f"api:{name}", name=name)
+def staff_acting(principal: Principal) -> Staff:
+    """Who a case's timeline names: the person the credential belongs to."""
+    return Staff(id=principal.actor_id, name=principal.name)
 
 
 _REFUSAL_STATUS = {Refusal.NO_SUCH_TICKET: web.HTTPNotFound, Refusal.CLOSED: web.HTTPConflict,
@@ -138,31 +197,41 @@ _REFUSAL_STATUS = {Refusal.NO_SUCH_TICKET: web.HTTPNotFound, Refusal.CLOSED: web
 
 async def _staff_action(request: web.Request, action: str, text_field: str | None) -> web.Response:
     """claim / reply / resolve through bot.cases.handoff, the same functions the Telegram bot calls."""
-    role = role_of(request)
-    rules, store = request.app[RULES], request.app[STORE]
+    principal = await principal_of_request(request)
+    company = request.app[COMPANY]
     number = request.match_info["number"].upper()
     body = await _json_body(request)
-    staff = _staff_of(body)
     text = str(body.get(text_field) or "").strip() if text_field else ""
     if text_field and not text:
         raise _error(web.HTTPBadRequest, f"{text_field} is required")
-    log.info("staff API: %s (%s) %s ticket %s", staff.id, role.value, action, number)
+    log.info("staff API: %s %s ticket %s", principal.actor_id, action, number)
     now = request.app[CLOCK]()
 
-    def apply() -> tuple[Outcome, dict | None]:
-        with store.transaction() as session:
-            outcome = handoff.perform(session, rules, action, number, staff, text, channel="console", now=now)
-            ticket = find_ticket(session, number) if outcome.done else None
-            if ticket is not None:
-                session.flush()
-                return outcome, ticket_view(ticket, role, rules)
-            return outcome, None
+    def apply(session: Session) -> tuple[Decision | None, Outcome | None, dict | None]:
+        ticket = find_ticket(session, number)
+        if ticket is None:
+            return None, None, None
+        access = authorize(session, principal, Permission.ACT_ON_CASE, ticket=ticket, interface=INTERFACE,
+                           detail=action, now=now)
+        if not access.allowed:
+            return access, None, None
+        rules = company.rules(ticket.project)
+        outcome = handoff.perform(session, rules, action, number, staff_acting(principal), text, channel="console",
+                                  now=now)
+        if not outcome.done:
+            return access, outcome, None
+        session.flush()
+        return access, outcome, ticket_view(ticket, access, rules)
 
     try:
-        outcome, view = await asyncio.to_thread(apply)
+        access, outcome, view = await _in_store(request, apply)
     except IllegalTransition as exc:
         raise _error(web.HTTPConflict, str(exc)) from exc
-    if not outcome.done:
+    if access is None:
+        raise _error(web.HTTPNotFound, f"no ticket {number}")
+    if not access.allowed:
+        raise _forbidden(access)
+    if outcome is not None and not outcome.done:
         refusal = outcome.refusal or Refusal.CLOSED
         holder = f" (held by {outcome.holder})" if outcome.holder else ""
         raise _error(_REFUSAL_STATUS[refusal], f"{action} refused: {refusal.value}{holder}")
@@ -185,15 +254,15 @@ async def resolve(request: web.Request) -> web.Response:
 
 
 async def list_alerts(request: web.Request) -> web.Response:
-    role = role_of(request)
-    rules, store = request.app[RULES], request.app[STORE]
-    log.info("staff API: %s lists open alerts", role.value)
+    principal = await principal_of_request(request)
+    company = request.app[COMPANY]
+    projects = _scope(request, principal, Permission.VIEW_ALERTS)
+    log.info("staff API: %s lists open alerts of %d project(s)", principal.actor_id, len(projects))
 
-    def query() -> list[dict]:
-        with store.transaction() as session:
-            return [alert_view(a, rules) for a in open_alerts(session)]
+    def query(session: Session) -> list[dict]:
+        return [alert_view(a, company.rules(a.project)) for a in open_alerts(session, projects=projects)]
 
-    items = await asyncio.to_thread(query)
+    items = await _in_store(request, query)
     return _json({"count": len(items), "alerts": items})
 
 
@@ -205,51 +274,67 @@ def _id(request: web.Request, name: str) -> int:
 
 
 async def acknowledge_alert(request: web.Request) -> web.Response:
-    role_of(request)
-    rules, store = request.app[RULES], request.app[STORE]
-    body = await _json_body(request)
+    principal = await principal_of_request(request)
+    company = request.app[COMPANY]
     alert_id = _id(request, "alert_id")
     now = request.app[CLOCK]()
 
-    def apply() -> dict | None:
-        with store.transaction() as session:
-            alert = acknowledge(session, alert_id, f"staff:{_staff_of(body).name}", now)
-            return alert_view(alert, rules) if alert else None
+    def apply(session: Session) -> tuple[Decision, dict] | None:
+        alert = session.get(StaffAlert, alert_id)
+        if alert is None:
+            return None
+        access = authorize(session, principal, Permission.ACK_ALERT, project=alert.project, ticket=alert.ticket,
+                           interface=INTERFACE, detail=f"alert {alert_id}", now=now)
+        if access.allowed:
+            acknowledge(session, alert_id, principal.actor_id, now)
+        return access, alert_view(alert, company.rules(alert.project))
 
-    view = await asyncio.to_thread(apply)
-    if view is None:
+    found = await _in_store(request, apply)
+    if found is None:
         raise _error(web.HTTPNotFound, f"no alert {alert_id}")
+    access, view = found
+    if not access.allowed:
+        raise _forbidden(access)
     return _json(view)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
     """Scheduled work by status; `parked` is what gave up and needs a person."""
-    role = role_of(request)
-    rules, store = request.app[RULES], request.app[STORE]
+    principal = await principal_of_request(request)
+    company = request.app[COMPANY]
+    projects = _scope(request, principal, Permission.VIEW_JOBS)
     status = _choice(request.query.get("status"), {s.value for s in JobStatus}, "status") or JobStatus.PARKED.value
-    log.info("staff API: %s lists %s jobs", role.value, status)
+    log.info("staff API: %s lists %s jobs", principal.actor_id, status)
 
-    def query() -> list[dict]:
-        with store.transaction() as session:
-            return [job_view(j, rules) for j in jobs_with_status(session, JobStatus(status))]
+    def query(session: Session) -> list[dict]:
+        return [job_view(j, company.rules(j.project))
+                for j in jobs_with_status(session, JobStatus(status), projects=projects)]
 
-    items = await asyncio.to_thread(query)
+    items = await _in_store(request, query)
     return _json({"count": len(items), "jobs": items})
 
 
 async def retry_job(request: web.Request) -> web.Response:
-    role = role_of(request)
-    rules, store = request.app[RULES], request.app[STORE]
+    principal = await principal_of_request(request)
+    company = request.app[COMPANY]
     job_id = _id(request, "job_id")
-    log.info("staff API: %s retries job %d", role.value, job_id)
+    log.info("staff API: %s retries job %d", principal.actor_id, job_id)
     now = request.app[CLOCK]()
 
-    def apply() -> dict | None:
-        with store.transaction() as session:
-            job = retry_parked(session, job_id, now)
-            return job_view(job, rules) if job else None
+    def apply(session: Session) -> tuple[Decision | None, dict | None]:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None, None
+        access = authorize(session, principal, Permission.RETRY_JOB, project=job.project, interface=INTERFACE,
+                           detail=f"job {job_id}", now=now)
+        if not access.allowed:
+            return access, None
+        retried = retry_parked(session, job_id, now)
+        return access, job_view(retried, company.rules(retried.project)) if retried else None
 
-    view = await asyncio.to_thread(apply)
+    access, view = await _in_store(request, apply)
+    if access is not None and not access.allowed:
+        raise _forbidden(access)
     if view is None:
         raise _error(web.HTTPConflict, f"job {job_id} is not parked")
     return _json(view)
@@ -257,26 +342,71 @@ async def retry_job(request: web.Request) -> web.Response:
 
 async def confirm_phone(request: web.Request) -> web.Response:
     """核实手机号: staff phoned the new number; the household file takes it and the request is done."""
-    role = role_of(request)
-    rules, store = request.app[RULES], request.app[STORE]
+    principal = await principal_of_request(request)
+    company = request.app[COMPANY]
     number = request.match_info["number"].upper()
-    staff = _staff_of(await _json_body(request))
-    log.info("staff API: %s (%s) confirms the phone change %s", staff.id, role.value, number)
+    log.info("staff API: %s confirms the phone change %s", principal.actor_id, number)
     now = request.app[CLOCK]()
 
-    def apply() -> dict:
-        with store.transaction() as session:
-            ticket = confirm_phone_change(session, rules, number, actor=staff.id, channel="console", now=now)
-            session.flush()
-            return ticket_view(ticket, role, rules)
+    def apply(session: Session) -> tuple[Decision | None, dict | None]:
+        ticket = find_ticket(session, number)
+        if ticket is None:
+            return None, None
+        access = authorize(session, principal, Permission.CONFIRM_PHONE, ticket=ticket, interface=INTERFACE,
+                           now=now)
+        if not access.allowed:
+            return access, None
+        rules = company.rules(ticket.project)
+        confirmed = confirm_phone_change(session, rules, number, actor=principal.actor_id, channel="console", now=now)
+        session.flush()
+        return access, ticket_view(confirmed, access, rules)
 
     try:
-        return _json(await asyncio.to_thread(apply))
+        access, view = await _in_store(request, apply)
     except PhoneChangeError as exc:
         raise _error(web.HTTPConflict, str(exc)) from exc
+    if access is None:
+        raise _error(web.HTTPConflict, f"{number} is not a phone-change request")
+    if not access.allowed:
+        raise _forbidden(access)
+    return _json(view)
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    """审计: who read or changed what. A project head sees their projects' entries; a
+    company-wide reader (every project) sees all, including refusals outside any project."""
+    principal = await principal_of_request(request)
+    company, q = request.app[COMPANY], request.query
+    projects = _scope(request, principal, Permission.READ_AUDIT)
+    company_wide = ALL_PROJECTS in principal.projects and not q.get("project")
+    now = request.app[CLOCK]()
+
+    def query(session: Session) -> list[dict]:
+        authorize(session, principal, Permission.READ_AUDIT, project=q.get("project") or None, interface=INTERFACE,
+                  detail="audit query", now=now)
+        staff = find_staff(session, q["staff"]) if q.get("staff") else None
+        if q.get("staff") and staff is None:
+            return []
+        rows = audit_entries(session, staff_id=staff.id if staff else None, projects=None if company_wide else projects,
+                             ticket_number=q.get("ticket") or None,
+                             since=_day_start(q.get("from"), request, next_day=False),
+                             until=_day_start(q.get("to"), request, next_day=True),
+                             action=q.get("action") or None, limit=_limit(q.get("limit")))
+        return [audit_view(row, company.default.timezone) for row in rows]
+
+    items = await _in_store(request, query)
+    return _json({"count": len(items), "entries": items})
+
+
+async def whoami(request: web.Request) -> web.Response:
+    """The person the token belongs to, their roles and projects (nothing else is needed to sign in)."""
+    principal = await principal_of_request(request)
+    return _json({"staff_id": principal.staff_id, "name": principal.name,
+                  "roles": sorted(r.value for r in principal.roles), "projects": sorted(principal.projects)})
 
 
 ROUTES = [
+    web.get("/api/me", whoami),
     web.get("/api/tickets", list_tickets),
     web.get("/api/tickets/{number}", get_ticket),
     web.post("/api/tickets/{number}/claim", claim),
@@ -287,4 +417,5 @@ ROUTES = [
     web.post("/api/alerts/{alert_id}/ack", acknowledge_alert),
     web.get("/api/jobs", list_jobs),
     web.post("/api/jobs/{job_id}/retry", retry_job),
+    web.get("/api/audit", list_audit),
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
@@ -17,6 +17,7 @@ from bot.cases import alerts, escalation, residents, surveys
 from bot.cases.ports import Assistant, ConversationMemory, NotDeliverable, Notice, ResidentChannel
 from bot.core import replies
 from bot.core.clock import to_local, to_utc_naive
+from bot.core.company import Company
 from bot.core.kinds import TicketKind, TicketStatus
 from bot.core.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH
 from bot.core.rules import ProjectRules
@@ -36,10 +37,19 @@ CLOSE_SURVEY_INTENT = "EXTERNAL_survey_closed"
 @dataclass
 class Context:
     store: TicketStore
-    rules: ProjectRules
+    company: Company
     residents: ResidentChannel
     assistant: Assistant
     memory: ConversationMemory | None = None  # the assistant's conversation store, for retention
+    # The rules of the project whose job is running (`for_project`); the default project's otherwise.
+    project: str | None = None
+
+    @property
+    def rules(self) -> ProjectRules:
+        return self.company.rules(self.project) if self.company.knows(self.project) else self.company.default
+
+    def for_project(self, project: str) -> "Context":
+        return replace(self, project=project)
 
 
 class Deferred(Exception):
@@ -73,7 +83,8 @@ async def _deliver_or_alert(ctx: Context, notice: Notice, now: datetime, what: s
         def unreachable() -> None:
             with ctx.store.transaction() as session:
                 ticket = session.get(Ticket, notice.ticket_id) if notice.ticket_id else None
-                alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=ticket, key=f"{notice.key}:unreachable",
+                alerts.raise_alert(session, reason=alerts.UNREACHABLE, ticket=ticket, project=ctx.rules.code,
+                                   key=f"{notice.key}:unreachable",
                                    now=now, detail=f"{what} cannot reach the resident ({reason}); please call them")
         await asyncio.to_thread(unreachable)
         return False
@@ -103,7 +114,7 @@ async def _open_survey(ctx: Context, survey_id: int, now: datetime) -> None:
     if not said:
         raise RuntimeError("the assistant opened the survey but asked nothing")
     notice = Notice(openid, "\n\n".join(said), key=f"survey:{survey_id}:question", template="survey",
-                    values=values, ticket_id=ticket_id)
+                    values=values, ticket_id=ticket_id, project=ctx.rules.code)
     sent = await _deliver_or_alert(ctx, notice, now, "the satisfaction survey")
     await asyncio.to_thread(_survey_sent if sent else _survey_undeliverable, ctx, survey_id, now)
 
@@ -125,7 +136,7 @@ def _survey_sent(ctx: Context, survey_id: int, now: datetime) -> None:
         close = now + timedelta(hours=follow.survey_close_hours)
         for kind, due in ((queue.SURVEY_REMINDER, outside_quiet_hours(remind, close, ctx.rules)),
                           (queue.SURVEY_CLOSE, close)):
-            queue.enqueue(session, kind=kind, due_at=due, key=f"{kind}:{survey_id}", now=now,
+            queue.enqueue(session, kind=kind, project=survey.project, due_at=due, key=f"{kind}:{survey_id}", now=now,
                           ticket_id=survey.ticket_id, survey_id=survey_id, max_attempts=follow.job_max_attempts)
 
 
@@ -174,7 +185,8 @@ async def survey_reminder(ctx: Context, job: ClaimedJob, now: datetime) -> None:
                 raise LookupError(f"survey {survey.id}: resident {survey.resident_id} has no WeChat openid")
             return Notice(openid, replies.survey_reminder(survey.ticket),
                           key=f"survey:{survey.id}:reminder", template="survey",
-                          values=_notice_values(survey.ticket, ctx.rules, now, "服务回访"), ticket_id=survey.ticket_id)
+                          values=_notice_values(survey.ticket, ctx.rules, now, "服务回访"),
+                          ticket_id=survey.ticket_id, project=ctx.rules.code)
 
     def reminded() -> None:
         with ctx.store.transaction() as session:
@@ -224,7 +236,8 @@ async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
                 raise LookupError(f"ticket {ticket.number}: resident {ticket.resident_id} has no WeChat openid")
             return Notice(openid, replies.progress_update(ticket, ctx.rules),
                           key=f"progress:{ticket.id}:{sequence}", template="progress",
-                          values=_notice_values(ticket, ctx.rules, now, "进展通知"), ticket_id=ticket.id)
+                          values=_notice_values(ticket, ctx.rules, now, "进展通知"),
+                          ticket_id=ticket.id, project=ctx.rules.code)
 
     def schedule_next() -> None:
         with ctx.store.transaction() as session:
@@ -232,7 +245,8 @@ async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
             # Counted from when this update actually went out: a worker that was down catches
             # up with one update, not a burst of overdue ones.
             due = next_progress_update_at(ticket.created_at, max(job.due_at, now), ctx.rules)
-            queue.enqueue(session, kind=queue.PROGRESS_UPDATE, due_at=due, key=f"progress:{ticket.id}:{sequence + 1}",
+            queue.enqueue(session, kind=queue.PROGRESS_UPDATE, project=ticket.project, due_at=due,
+                          key=f"progress:{ticket.id}:{sequence + 1}",
                           now=now, ticket_id=ticket.id, payload={"sequence": sequence + 1},
                           max_attempts=ctx.rules.follow_up.job_max_attempts)
 
@@ -274,7 +288,8 @@ async def resident_message(ctx: Context, job: ClaimedJob, now: datetime) -> None
             if not openid:
                 return None
             return Notice(openid, str(job.payload["text"]), key=job.idempotency_key, template="staff_reply",
-                          values=_notice_values(ticket, ctx.rules, now, "客服回复"), ticket_id=job.ticket_id)
+                          values=_notice_values(ticket, ctx.rules, now, "客服回复"),
+                          ticket_id=job.ticket_id, project=ctx.rules.code)
 
     notice = await asyncio.to_thread(load)
     if notice is not None:
@@ -306,7 +321,7 @@ def schedule_daily(store: TicketStore, rules: ProjectRules, now: datetime) -> No
     if at < local:
         at = at + timedelta(days=1)
     with store.transaction() as session:
-        queue.enqueue(session, kind=queue.MESSAGE_LOG_RETENTION, due_at=to_utc_naive(at),
+        queue.enqueue(session, kind=queue.MESSAGE_LOG_RETENTION, project=rules.code, due_at=to_utc_naive(at),
                       key=f"{queue.MESSAGE_LOG_RETENTION}:{at.date().isoformat()}", now=now,
                       max_attempts=rules.follow_up.job_max_attempts)
 

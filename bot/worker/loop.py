@@ -39,12 +39,14 @@ class Worker:
         self._housekeeping_checked: datetime | None = None
 
     async def run_job(self, job: queue.ClaimedJob) -> str:
-        store, rules, now = self.ctx.store, self.ctx.rules, self.clock()
+        # Each job runs on the rules of its own project.
+        ctx = self.ctx.for_project(job.project)
+        store, rules, now = ctx.store, ctx.rules, self.clock()
         handler = HANDLERS.get(job.kind)
         try:
             if handler is None:
                 raise LookupError(f"unknown job kind {job.kind!r}")
-            await handler(self.ctx, job, now)
+            await handler(ctx, job, now)
         except Deferred as wait:
             await asyncio.to_thread(queue.defer, store, job.id, self.name, wait.until, now, str(wait))
             log.info("job %d (%s) deferred to %s: %s", job.id, job.kind, wait.until.isoformat(timespec="minutes"), wait)

@@ -195,7 +195,7 @@ _STDLIB = {
     "__future__", "abc", "argparse", "asyncio", "bisect", "calendar", "collections", "contextlib", "copy", "csv",
     "dataclasses", "datetime", "decimal", "enum", "fractions", "functools", "hashlib", "hmac", "html", "itertools",
     "json", "logging", "math", "operator", "os", "pathlib", "random", "re", "statistics", "string", "sys", "textwrap",
-    "time", "types", "typing", "unicodedata", "uuid", "zoneinfo",
+    "difflib", "time", "types", "typing", "unicodedata", "uuid", "zoneinfo",
 }
 
 

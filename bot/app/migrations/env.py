@@ -22,6 +22,10 @@ def run_migrations_online() -> None:
         raise RuntimeError("alembic: sqlalchemy.url is not set (bot.app.migrate sets it)")
     engine = make_engine(url)
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch migrations rebuild SQLite tables (copy, drop, rename); with foreign keys
+            # enforced, dropping a table others refer to fails. This engine is disposed after.
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()

@@ -81,7 +81,8 @@ def describe(message: BaseMessage) -> Turn:
         content = message.label or ""
         media = {"x": message.location_x, "y": message.location_y, "scale": message.scale}
     elif msg_type == "event":
-        content = str(getattr(message, "key", "") or "")
+        # A menu click's key, or a QR code's scene (wechatpy strips subscribe's "qrscene_" prefix).
+        content = str(getattr(message, "key", "") or getattr(message, "scene_id", "") or "")
     return Turn(key[:160], openid, msg_type, event, content, media)
 
 
@@ -93,12 +94,15 @@ def loggable_key(turn: Turn) -> str:
 def resident_message(turn: Turn) -> ResidentMessage | None:
     """The channel-neutral message for the router; None for pushes nobody answers (other events)."""
     if turn.msg_type == "event":
-        kinds = {"subscribe": MessageKind.SUBSCRIBE, "unsubscribe": MessageKind.UNSUBSCRIBE, "click": MessageKind.MENU}
+        # subscribe_scan / scan: a project's parametric QR code, followed or scanned again.
+        kinds = {"subscribe": MessageKind.SUBSCRIBE, "subscribe_scan": MessageKind.SUBSCRIBE,
+                 "scan": MessageKind.SCAN, "unsubscribe": MessageKind.UNSUBSCRIBE, "click": MessageKind.MENU}
         kind = kinds.get(turn.event or "")
         if kind is None:
             return None
         text = MENU_COMMANDS.get(turn.content, turn.content) if kind is MessageKind.MENU else ""
-        return ResidentMessage(turn.openid, kind, CHANNEL, text=text, dedupe_key=turn.dedupe_key)
+        scene = turn.content if turn.event in ("subscribe_scan", "scan") else ""
+        return ResidentMessage(turn.openid, kind, CHANNEL, text=text, dedupe_key=turn.dedupe_key, scene=scene)
     media = turn.media or {}
     return ResidentMessage(turn.openid, KINDS.get(turn.msg_type, MessageKind.OTHER), CHANNEL, text=turn.content,
                            picture_url=str(media.get("pic_url") or ""), media_id=str(media.get("media_id") or ""),

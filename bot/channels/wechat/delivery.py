@@ -9,13 +9,14 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.cases.ports import NotDeliverable, Notice
 from bot.channels.wechat import inbound, replay
 from bot.channels.wechat.api import CUSTOMER_SERVICE_WINDOW, OUT_OF_WINDOW, WeChatApi, WeChatApiError
 from bot.channels.wechat.models import OutboundMessage
 from bot.channels.wechat.protocol import split_for_wechat
+from bot.core.company import Company
 from bot.core.privacy import mask_openid
 from bot.core.rules import ProjectRules, TemplateMessage
 from bot.db.models import Resident, Ticket
@@ -46,7 +47,7 @@ def template_data(template: TemplateMessage, values: dict[str, str]) -> dict[str
 
 def _in_window(store: TicketStore, openid: str, now: datetime) -> bool:
     with store.transaction() as session:
-        last = session.execute(select(Resident.last_message_at).where(Resident.openid == openid)).scalar()
+        last = session.execute(select(func.max(Resident.last_message_at)).where(Resident.openid == openid)).scalar()
     return last is not None and now - last < CUSTOMER_SERVICE_WINDOW
 
 
@@ -74,13 +75,14 @@ def _record(store: TicketStore, notice: Notice, *, key: str | None, content: str
 class WeChatResidentChannel:
     """`ResidentChannel` over the official account: free text in the window, a template outside it."""
 
-    def __init__(self, api: WeChatApi, store: TicketStore, rules: ProjectRules) -> None:
+    def __init__(self, api: WeChatApi, store: TicketStore, company: Company) -> None:
         self.api = api
         self.store = store
-        self.rules = rules
+        self.company = company
 
     async def deliver(self, notice: Notice, now: datetime) -> str:
-        return await deliver(self.api, self.store, self.rules, notice, now)
+        rules = self.company.rules(notice.project) if self.company.knows(notice.project) else self.company.default
+        return await deliver(self.api, self.store, rules, notice, now)
 
     async def purge_raw_logs(self, before: datetime) -> dict[str, int]:
         inbound_rows, outbound_rows = await asyncio.to_thread(inbound.purge_logs, self.store, before)
