@@ -25,7 +25,7 @@ DEVELOPMENT_VALUES = {
     "WECHAT_APP_SECRET": "dev-wechat-secret",
     "WECHAT_ENCODING_AES_KEY": "DevelopmentOnlyKeyForTheWeChatSimulator0123",
     # The demo staff member's API token (every role, every project; development only).
-    "STAFF_API_TOKEN": "dev-staff-token",
+    "STAFF_API_TOKEN": "dev-staff-api-token",
     "RASA_AUTH_TOKEN": "dev-rasa-token",
 }
 

@@ -32,6 +32,18 @@ def shifted_clock() -> Iterator[None]:
         yield
 
 
+TEST_PROJECTS_DIR = PROJECT_ROOT / "tests" / "projects"
+
+
+@pytest.fixture(scope="session")
+def two_projects():  # type: ignore[no-untyped-def]
+    """The company of tests/projects: 示例小区 ("default", the defaults as they are) and 滨江花园
+    ("binjiang": 12-hour repairs, 2-hour major complaints, 09:00-18:00, fee 3.50, own chats)."""
+    from bot.core.company import load_company
+
+    return load_company(PROJECT_ROOT / "project" / "default.yml", TEST_PROJECTS_DIR)
+
+
 @pytest.fixture(scope="session")
 def rules() -> ProjectRules:
     return load_rules(PROJECT_ROOT / "project" / "default.yml")
@@ -180,7 +192,10 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     migrate.upgrade(database_url)
     model = ensure_model()
     rasa_token = f"e2e-rasa-{secrets.token_hex(8)}"
-    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", RASA_AUTH_TOKEN=rasa_token)
+    # Two projects (tests/projects): "default" is the company defaults as they are, so every
+    # e2e test written for one project holds; "binjiang" has its own numbers and facts.
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1", RASA_AUTH_TOKEN=rasa_token,
+               PROJECTS_DIR=str(TEST_PROJECTS_DIR))
     action_port, rasa_port = free_port(), free_port()
     endpoints = write_endpoints(workdir / "endpoints.yml", action_port)
     actions = start_action_server(action_port, env, workdir / "log")

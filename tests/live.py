@@ -61,3 +61,20 @@ class LiveStack:
             for row in rows:
                 list(row.events)  # load while the session is open
             return list(rows)
+
+
+def staff_member(store: TicketStore, employee_number: str, name: str, *, roles: tuple[str, ...] = ("agent",),
+                 projects: tuple[str, ...] = ("*",), token: str | None = None,
+                 telegram_user_id: int | None = None) -> None:
+    """A staff member in the store (once per store: the live stack outlives a test), with this
+    API token registered for them."""
+    from bot.cases.staff_directory import add_staff, find_staff, hash_token, issue_token
+    from bot.db.models import StaffToken
+
+    with store.transaction() as session:
+        member = find_staff(session, employee_number)
+        if member is None:
+            member = add_staff(session, name=name, employee_number=employee_number, roles=roles, projects=projects,
+                               known_projects=projects, telegram_user_id=telegram_user_id)
+        if token and session.scalar(select(StaffToken.id).where(StaffToken.token_hash == hash_token(token))) is None:
+            issue_token(session, member, token=token)

@@ -265,7 +265,7 @@ def survey_command(args: argparse.Namespace, settings: Settings) -> int:
     from bot.db.store import TicketStore
     company = company_of(settings)
     try:
-        projects = [company.rules(code) for code in (args.project or company.codes)]
+        projects = [company.rules(code) for code in (getattr(args, "project", None) or company.codes)]
     except UnknownProject as exc:
         print(f"survey not started: {exc}", file=sys.stderr)
         return 1

@@ -17,16 +17,20 @@ from bot.db import queue
 from bot.db.models import Job, StaffAlert, Survey, SurveyScore, Ticket
 from bot.settings import PROJECT_ROOT
 from tests.e2e.test_e2e_wechat import WeChatStack, _stack
+from tests.fixtures import TEST_PROJECTS_DIR
+from tests.live import staff_member
 from tests.wechat_fakes import APP_ID, APP_SECRET
 
 pytestmark = pytest.mark.e2e
 
-STAFF = {"Authorization": "Bearer staff-secret"}
+STAFF_TOKEN = "callback-e2e-staff-token"
+STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 
 @pytest.fixture
-async def stack(live_stack, rules) -> AsyncIterator[WeChatStack]:
-    async for s in _stack(live_stack, 4.0, rules, staff_api_token="staff-secret"):
+async def stack(live_stack, two_projects) -> AsyncIterator[WeChatStack]:
+    staff_member(live_stack.store, "E2E-WANG", "王师傅", roles=("agent",), projects=("default",), token=STAFF_TOKEN)
+    async for s in _stack(live_stack, 4.0, two_projects):
         yield s
 
 
@@ -34,7 +38,8 @@ async def run_worker(stack: WeChatStack, now: datetime, rules) -> str:
     """`python -m bot worker --once --now …` against the live stack's store, Rasa and the fake WeChat API."""
     env = dict(os.environ, DATABASE_URL=stack.live.store.url, WECHAT_API_BASE_URL=stack.api_url,
                WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET=APP_SECRET, RASA_URL=stack.live.rasa_url,
-               RASA_AUTH_TOKEN=stack.live.rasa_token, ACTION_SERVER_URL=stack.live.actions_url, PYTHONUNBUFFERED="1")
+               RASA_AUTH_TOKEN=stack.live.rasa_token, ACTION_SERVER_URL=stack.live.actions_url, PYTHONUNBUFFERED="1",
+               PROJECTS_DIR=str(TEST_PROJECTS_DIR))
     local = to_local(now, rules.timezone).replace(tzinfo=None).isoformat(timespec="seconds")
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "worker", "--once", "--now", local,
                                                 cwd=PROJECT_ROOT, env=env, stdout=asyncio.subprocess.PIPE,

@@ -18,12 +18,14 @@ from bot.channels.wechat.api import WeChatApi
 from bot.channels.wechat.delivery import WeChatResidentChannel
 from bot.core import replies
 from bot.core.clock import utcnow
+from bot.core.company import Company
 from bot.db import queue
 from bot.db.models import Job, Ticket
 from bot.settings import Settings
 from bot.worker.handlers import Context
 from bot.worker.loop import Worker
 from tests.e2e.test_e2e_wechat import WeChatStack, _stack
+from tests.live import staff_member
 from tests.telegram_fakes import BOT_TOKEN, STAFF_CHAT, FakeTelegram, user
 from tests.wechat_fakes import APP_ID, APP_SECRET
 
@@ -34,8 +36,8 @@ TRANSCRIPT: list[str] = []
 
 
 @pytest.fixture
-async def stack(live_stack, rules) -> AsyncIterator[WeChatStack]:
-    async for s in _stack(live_stack, 4.0, rules):
+async def stack(live_stack, two_projects) -> AsyncIterator[WeChatStack]:
+    async for s in _stack(live_stack, 4.0, two_projects):
         yield s
 
 
@@ -44,9 +46,13 @@ async def telegram(live_stack, rules) -> AsyncIterator[FakeTelegram]:
     fake = FakeTelegram()
     url = await fake.start()
     settings = Settings(database_url=live_stack.store.url, telegram_bot_token=BOT_TOKEN, telegram_api_base_url=url,
-                        staff_chat_id=STAFF_CHAT, staff_user_ids=frozenset({WANG["id"]}))
+                        staff_chat_id=STAFF_CHAT)
+    staff_member(live_stack.store, "E2E-TG1001", WANG["first_name"], projects=("default",),
+                 telegram_user_id=WANG["id"])
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(create_application(settings, rules, live_stack.store), stop, feed_interval=0.1))
+    # The deployment-wide STAFF_CHAT stands in for the project's own group here.
+    task = asyncio.create_task(serve(create_application(settings, Company.of(rules), live_stack.store), stop,
+                                     feed_interval=0.1))
     yield fake
     stop.set()
     await asyncio.wait_for(task, 30)
@@ -56,9 +62,10 @@ async def telegram(live_stack, rules) -> AsyncIterator[FakeTelegram]:
 async def run_worker(stack: WeChatStack, rules) -> None:
     """The real worker code, on the real clock, once (what `python -m bot worker` does each round)."""
     async with aiohttp.ClientSession() as http:
-        ctx = Context(stack.live.store, rules,
+        company = Company.of(rules)
+        ctx = Context(stack.live.store, company,
                       WeChatResidentChannel(WeChatApi(http, stack.live.store, stack.api_url, APP_ID, APP_SECRET),
-                                            stack.live.store, rules),
+                                            stack.live.store, company),
                       AssistantClient(http, stack.live.rasa_url, stack.live.actions_url, stack.live.rasa_token))
         await Worker(ctx, "e2e-worker", clock=utcnow).run_due()
 

@@ -19,14 +19,13 @@ from bot.cases.tickets import request_human
 from bot.core.rules import load_rules
 from bot.db.store import TicketStore
 from bot.settings import PROJECT_ROOT
-from tests.live import free_port
+from tests.live import free_port, staff_member
 from tests.telegram_fakes import BOT_TOKEN, STAFF_CHAT, FakeTelegram
 from tests.wechat_fakes import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, WeChatServers, text_xml
 
 pytestmark = pytest.mark.e2e
 
 STAFF_TOKEN = "agent-4c1d9e7b-secret"
-MANAGER_TOKEN = "manager-77aa0f3c-secret"
 DB_PASSWORD = "Db-Pa55-9f8e7d"  # the server trusts loopback; the password still travels in DATABASE_URL
 RASA_TOKEN = "rasa-2b8d61f0-secret"
 
@@ -52,11 +51,14 @@ async def test_no_secret_appears_in_any_output(postgres_database_url: str, tmp_p
     env = dict(os.environ, DATABASE_URL=database_url, LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
                WECHAT_TOKEN=TOKEN, WECHAT_APP_ID=APP_ID, WECHAT_APP_SECRET=APP_SECRET,
                WECHAT_ENCODING_AES_KEY=AES_KEY, WECHAT_API_BASE_URL=wechat_url,
-               STAFF_API_TOKEN=STAFF_TOKEN, STAFF_API_MANAGER_TOKEN=MANAGER_TOKEN,
                TELEGRAM_BOT_TOKEN=BOT_TOKEN, TELEGRAM_API_BASE_URL=telegram_url, STAFF_CHAT_ID=str(STAFF_CHAT),
                RASA_URL=f"http://127.0.0.1:{free_port()}", ACTION_SERVER_URL=f"http://127.0.0.1:{free_port()}",
                RASA_AUTH_TOKEN=RASA_TOKEN)
     env.pop("WUYE_ENV", None)  # production
+    env.pop("STAFF_API_TOKEN", None)  # refused in production: staff have their own tokens
+    setup = TicketStore(database_url)
+    staff_member(setup, "E2E-SECRETS", "检查员", token=STAFF_TOKEN)
+    setup.dispose()
     logs = tmp_path / "logs"
     logs.mkdir()
 
@@ -103,7 +105,7 @@ async def test_no_secret_appears_in_any_output(postgres_database_url: str, tmp_p
     output = {path.name: path.read_text(encoding="utf-8", errors="replace") for path in sorted(logs.iterdir())}
     assert "actions.log" in output and "staff bot running" in output["staffbot.err"] and "GET /healthz" in output["gateway.err"]
     secrets = {"WeChat token": TOKEN, "WeChat app secret": APP_SECRET, "EncodingAESKey": AES_KEY,
-               "agent token": STAFF_TOKEN, "manager token": MANAGER_TOKEN, "Telegram token": BOT_TOKEN,
+               "staff token": STAFF_TOKEN, "Telegram token": BOT_TOKEN,
                "Telegram token (URL-encoded)": urllib.parse.quote(BOT_TOKEN), "database password": DB_PASSWORD,
                "Rasa auth token": RASA_TOKEN, "resident's phone": "13812345678", "openid": "oSecretsCheck"}
     leaks = [f"{what} in {name}" for name, text in output.items() for what, value in secrets.items() if value in text]

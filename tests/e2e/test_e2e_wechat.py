@@ -50,13 +50,13 @@ class WeChatStack:
         return self.live.tickets_of(openid)
 
 
-async def _stack(live: LiveStack, budget: float, rules, **overrides) -> AsyncIterator[WeChatStack]:  # type: ignore
+async def _stack(live: LiveStack, budget: float, company, **overrides) -> AsyncIterator[WeChatStack]:  # type: ignore
     api, proxy = FakeWeChatApi(), RasaProxy(live.rasa_url)
     api_url, proxy_url = await api.start(), await proxy.start()
     settings = gateway_settings(live.store.url, api_url, proxy_url, action_server_url=live.actions_url,
                                 rasa_auth_token=live.rasa_token, passive_reply_budget=budget, **overrides)
-    server = TestServer(create_app(settings, rules), host="127.0.0.1")
-    staff = TestServer(create_staff_app(settings, rules), host="127.0.0.1")
+    server = TestServer(create_app(settings, company), host="127.0.0.1")
+    staff = TestServer(create_staff_app(settings, company), host="127.0.0.1")
     await server.start_server()
     await staff.start_server()
     async with aiohttp.ClientSession() as http:
@@ -69,14 +69,14 @@ async def _stack(live: LiveStack, budget: float, rules, **overrides) -> AsyncIte
 
 
 @pytest.fixture
-async def stack(live_stack, rules) -> AsyncIterator[WeChatStack]:
-    async for s in _stack(live_stack, 4.0, rules):
+async def stack(live_stack, two_projects) -> AsyncIterator[WeChatStack]:
+    async for s in _stack(live_stack, 4.0, two_projects):
         yield s
 
 
 @pytest.fixture
-async def impatient_stack(live_stack, rules) -> AsyncIterator[WeChatStack]:
-    async for s in _stack(live_stack, 1.0, rules):
+async def impatient_stack(live_stack, two_projects) -> AsyncIterator[WeChatStack]:
+    async for s in _stack(live_stack, 1.0, two_projects):
         yield s
 
 

@@ -28,8 +28,8 @@ OPENID = "oTestResident0001"
 
 
 @pytest.fixture(autouse=True)
-def wired(sqlite_store, rules):
-    runtime.configure(sqlite_store, rules)
+def wired(sqlite_store, company):
+    runtime.configure(sqlite_store, company)
     yield sqlite_store
     runtime.configure(None, None)
 
@@ -217,9 +217,9 @@ async def test_suggestion_and_praise_are_recorded(wired):
     assert praise.number in dispatcher.messages[1]["text"]
 
 
-async def test_store_down_gets_an_apology_and_no_half_written_case(tmp_path: Path, rules):
+async def test_store_down_gets_an_apology_and_no_half_written_case(tmp_path: Path, company):
     broken = TicketStore(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # no tables: every write fails
-    runtime.configure(broken, rules)
+    runtime.configure(broken, company)
     dispatcher = CollectingDispatcher()
     events = await ActionSubmitRepairForm().run(dispatcher, tracker(slots={
         "repair_description": "客厅灯不亮", "room": "3栋2单元501", "visit_time": "随时"}), DOMAIN)
@@ -246,7 +246,7 @@ async def test_bound_resident_gets_the_room_prefilled(wired, rules, tmp_path):
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone\n7号楼1202,周七,13655556666\n", encoding="utf-8")
     with wired.transaction() as s:
-        import_roster(s, roster)
+        import_roster(s, roster, projects={rules.code}, default_project=rules.code)
         bind_resident(s, rules, openid=OPENID, room="7栋1202", phone="13655556666", channel="wechat")
     events = await ValidateRepairForm().run(
         CollectingDispatcher(), tracker("客厅灯不亮", intent="report_repair", slots={"requested_slot": None}), DOMAIN)

@@ -15,14 +15,15 @@ from actions.human import ActionRequestHuman
 from actions.knowledge import ActionAnswerFaq, ActionReferOutOfScope
 from actions.repair import ValidateRepairForm
 from bot.cases import context as runtime
+from bot.core.company import Company
 from bot.core.knowledge import parse_knowledge
 from bot.db.models import Ticket, TicketEvent
 from tests.unit.test_actions import DOMAIN, slot_events, tickets, tracker
 
 
 @pytest.fixture(autouse=True)
-def wired(sqlite_store, rules):
-    runtime.configure(sqlite_store, rules)
+def wired(sqlite_store, company):
+    runtime.configure(sqlite_store, company)
     yield sqlite_store
     runtime.configure(None, None)
 
@@ -44,7 +45,7 @@ async def test_faq_answer_is_the_project_template_filled_with_its_facts(rules):
 
 async def test_editing_a_fact_changes_the_answer_without_retraining(rules):
     raw = {"facts": {**rules.knowledge.facts, "fee_per_m2": "3.15"}, "faq": dict(rules.knowledge.answers)}
-    runtime.configure(runtime.get_store(), replace(rules, knowledge=parse_knowledge(raw, {})))
+    runtime.configure(runtime.get_store(), Company.of(replace(rules, knowledge=parse_knowledge(raw, {}))))
     dispatcher = CollectingDispatcher()
     await ActionAnswerFaq().run(dispatcher, faq_tracker("faq/fee_standard"), DOMAIN)
     assert "3.15" in dispatcher.messages[0]["text"]

@@ -14,11 +14,11 @@ NOON = datetime(2026, 11, 30, 4, 0)  # 12:00 in Shanghai
 
 
 @pytest.fixture
-def roster_store(sqlite_store, tmp_path):
+def roster_store(sqlite_store, tmp_path, rules):
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone\n3栋2单元501,王小明,13812345678\n", encoding="utf-8")
     with sqlite_store.transaction() as session:
-        import_roster(session, roster)
+        import_roster(session, roster, projects={rules.code}, default_project=rules.code)
     return sqlite_store
 
 
@@ -61,7 +61,7 @@ def test_a_room_takes_ten_failed_tries_a_day_from_anyone(roster_store, rules):
         assert session.execute(select(func.count()).select_from(Ticket)).scalar_one() == 10  # one per resident
 
 
-def test_failed_tries_are_forgotten_after_two_days_by_the_daily_housekeeping(roster_store, rules):
+def test_failed_tries_are_forgotten_after_two_days_by_the_daily_housekeeping(roster_store, rules, company):
     import asyncio
 
     from bot.db.models import BindingAttempt
@@ -76,7 +76,7 @@ def test_failed_tries_are_forgotten_after_two_days_by_the_daily_housekeeping(ros
 
     bind(roster_store, rules, "oOld", "9栋9单元909", "13800000000", NOON - timedelta(days=3))
     bind(roster_store, rules, "oNew", "9栋9单元909", "13800000000", NOON)
-    ctx = Context(roster_store, rules, NoChannel(), None)  # type: ignore[arg-type]
+    ctx = Context(roster_store, company, NoChannel(), None)  # type: ignore[arg-type]
     asyncio.run(message_log_retention(ctx, None, NOON + timedelta(hours=1)))  # type: ignore[arg-type]
     with roster_store.transaction() as session:
         assert [a.openid for a in session.execute(select(BindingAttempt)).scalars()] == ["oNew"]

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from bot.cases.flood import Admission, FloodGuard
 from bot.channels.wechat.models import InboundMessage
 from bot.core import replies
+from bot.core.company import Company
 from bot.core.rules import FloodRules
 from bot.db.counters import MemoryCounters, RedisCounters
 from tests.unit.test_wechat_gateway import running_gateway
@@ -85,7 +86,8 @@ async def assistant() -> AsyncIterator[HoldingAssistant]:
 
 
 def limited(rules, max_messages: int):  # type: ignore[no-untyped-def]
-    return dataclasses.replace(rules, flood=FloodRules(max_messages=max_messages, window_seconds=60))
+    """A registry whose (default) project allows `max_messages` a minute: the gateway's limit."""
+    return Company.of(dataclasses.replace(rules, flood=FloodRules(max_messages=max_messages, window_seconds=60)))
 
 
 async def test_over_the_limit_one_polite_answer_then_quiet_and_no_assistant_call(sqlite_url, rules, assistant):
@@ -109,10 +111,10 @@ async def test_over_the_limit_one_polite_answer_then_quiet_and_no_assistant_call
                                             ("第4条", "throttled"), ("第5条", "throttled"), ("第6条", "throttled")]
 
 
-async def test_one_message_in_flight_per_resident_answered_in_order(sqlite_url, rules, assistant):
+async def test_one_message_in_flight_per_resident_answered_in_order(sqlite_url, company, assistant):
     url = assistant.url
     assistant.held.add("oQuick")
-    async with running_gateway(sqlite_url, rules, rasa_url=url, action_server_url=url,
+    async with running_gateway(sqlite_url, company, rasa_url=url, action_server_url=url,
                                passive_reply_budget=0.2) as gateway:
         servers = gateway.servers()
         first = asyncio.create_task(servers.push(gateway.http, xml("oQuick", "我要报修")))

@@ -16,6 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import migrate
 from bot.app.gateway import create_app, create_staff_app
+from bot.cases.staff_directory import add_staff, issue_token
+from bot.db.store import TicketStore
+from bot.settings import DEVELOPMENT_VALUES as DEV
 from bot.settings import PROJECT_ROOT, Settings
 from tests.live import free_port
 
@@ -80,34 +83,46 @@ async def test_the_public_listener_never_serves_staff_routes(sqlite_store, envir
         assert (await client.get("/wechat")).status != 404  # WeChat's endpoint is here (refused: unsigned)
 
 
+DEV_STAFF_TOKEN = "agent-dev-token-5b7e"  # the demo staff member's (development only)
+
+
 async def test_the_staff_listener_serves_the_staff_api_and_nothing_of_wechat(sqlite_store):
-    settings = Settings(database_url=sqlite_store.url, environment="development", staff_api_token="agent")
+    settings = Settings(database_url=sqlite_store.url, environment="development", staff_api_token=DEV_STAFF_TOKEN)
     async with TestClient(TestServer(create_staff_app(settings))) as client:
         for method, path in (("GET", "/wechat"), ("POST", "/wechat"), ("GET", "/dev/simulator"), ("GET", "/")):
             assert (await client.request(method, path)).status == 404, (method, path)
         health = await client.get("/healthz")
         assert health.status == 200 and (await health.json())["checks"] == {"store": "ok"}
         assert (await client.get("/api/tickets")).status == 401
-        assert (await client.get("/api/tickets", headers={"Authorization": "Bearer agent"})).status == 200
+        assert (await client.get("/api/tickets", headers={"Authorization": "Bearer not-the-token-0000"})).status == 401
+        assert (await client.get("/api/tickets", headers={"Authorization": f"Bearer {DEV_STAFF_TOKEN}"})).status == 200
 
 
 def test_python_m_bot_serve_runs_both_listeners_and_stops_cleanly_on_sigterm(sqlite_url):
-    """The served process: staff routes answer on the staff port only, WeChat on the public one only."""
+    """The served process: staff routes answer on the staff port only, WeChat on the public one only.
+    In production nobody signs in with STAFF_API_TOKEN: a staff member's own token opens the staff API."""
     migrate.upgrade(sqlite_url)
+    store = TicketStore(sqlite_url)
+    with store.transaction() as session:
+        member = add_staff(session, name="王磊", employee_number="A001", roles=["agent"], projects=["default"],
+                           known_projects={"default"})
+        token = issue_token(session, member, label="test")
+    store.dispose()
     public, staff = free_port(), free_port()
     env = dict(os.environ, DATABASE_URL=sqlite_url, LOG_LEVEL="INFO", WECHAT_TOKEN="prod-token-7f3a",
-               WECHAT_APP_ID="wxprod0000000001", WECHAT_APP_SECRET="prod-secret-91c2", STAFF_API_TOKEN="agent-1c5e",
-               STAFF_API_MANAGER_TOKEN="manager-9d2f", RASA_AUTH_TOKEN=RASA_TOKEN,
+               WECHAT_APP_ID="wxprod0000000001", WECHAT_APP_SECRET="prod-secret-91c2", RASA_AUTH_TOKEN=RASA_TOKEN,
                RASA_URL=f"http://127.0.0.1:{free_port()}")
-    env.pop("WUYE_ENV", None)
+    for variable in ("WUYE_ENV", "STAFF_API_TOKEN", "PROJECTS_DIR", "PROJECT_CONFIG"):
+        env.pop(variable, None)
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(public),
                                 "--staff-host", "127.0.0.1", "--staff-port", str(staff)],
                                cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert status_of(f"http://127.0.0.1:{staff}/healthz", wait=True) == 200
         assert status_of(f"http://127.0.0.1:{public}/healthz", wait=True) == 200
-        assert status_of(f"http://127.0.0.1:{public}/api/tickets", "agent-1c5e") == 404
-        assert status_of(f"http://127.0.0.1:{staff}/api/tickets", "agent-1c5e") == 200
+        assert status_of(f"http://127.0.0.1:{public}/api/tickets", token) == 404
+        assert status_of(f"http://127.0.0.1:{staff}/api/tickets", token) == 200
+        assert status_of(f"http://127.0.0.1:{staff}/api/tickets", DEV["STAFF_API_TOKEN"]) == 401  # no demo member
         assert status_of(f"http://127.0.0.1:{staff}/wechat") == 404
         assert status_of(f"http://127.0.0.1:{public}/wechat") == 403  # WeChat's endpoint (unsigned: refused)
     finally:

@@ -137,8 +137,9 @@ def test_three_households_about_the_same_noise_become_one_group_case(store, rule
         assert "3 户投诉" in group.description
         members = s.execute(select(Ticket.number).where(Ticket.parent_id == group.id)).scalars().all()
         assert sorted(members) == sorted(numbers + [fourth]) and elsewhere not in members
+        # A group complaint goes to the company customer-service department (and the project's staff).
         [alert] = s.execute(select(StaffAlert).where(StaffAlert.reason == "group_complaint")).scalars().all()
-        assert alert.ticket_id == group.id and alert.audience == "head"
+        assert alert.ticket_id == group.id and alert.audience == "company" and alert.project == rules.code
 
 
 def test_complaints_outside_the_window_do_not_group(store, rules):
@@ -155,7 +156,7 @@ def test_unclaimed_special_group_case_is_chased_twice_as_fast(store, rules, tmp_
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone,tags\n1栋1单元101,老王,13911112222,独居老人\n", encoding="utf-8")
     with store.transaction() as s:
-        import_roster(s, roster)
+        import_roster(s, roster, projects={rules.code}, default_project=rules.code)
         from bot.cases.residents import bind_resident
         bind_resident(s, rules, openid="oElder1", room="1栋1单元101", phone="13911112222", channel="wechat")
         ticket = open_repair_ticket(s, rules, openid="oElder1", description="卧室灯不亮", room="1栋1单元101",

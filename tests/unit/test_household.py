@@ -90,7 +90,7 @@ def household(wired, rules, tmp_path):  # noqa: F811
     roster.write_text(f"room,name,phone,tags\n{ROOM},王小明,{ON_FILE},\n{ROOM},王小明,{RE_LISTED},独居老人\n"
                       f"{ROOM},李芳,{SPOUSE},\n", encoding="utf-8")
     with wired.transaction() as s:
-        import_roster(s, roster)
+        import_roster(s, roster, projects={rules.code}, default_project=rules.code)
         assert bind_resident(s, rules, openid=OPENID, room=ROOM, phone=ON_FILE, channel="wechat").room == ROOM
     return SimpleNamespace(store=wired, roster=roster)
 
@@ -116,7 +116,8 @@ def test_a_number_the_roster_lists_for_the_room_is_applied_at_once(household, ru
         # The roster entry was folded into the file: room + phone is one record, so a re-import still works.
         assert s.execute(select(func.count()).select_from(Resident)
                          .where(Resident.room == ROOM, Resident.phone == RE_LISTED)).scalar_one() == 1
-        assert import_roster(s, household.roster) == (1, 2)  # the old number is the roster's again, unbound
+        # The old number is the roster's again, unbound.
+        assert import_roster(s, household.roster, projects={rules.code}, default_project=rules.code) == (1, 2)
     assert file_of(household.store).phone == RE_LISTED
 
 

@@ -23,6 +23,7 @@ from bot.cases.resident_rights import Request, RightsError, erase_resident, expo
 from bot.cases.tickets import open_repair_ticket
 from bot.channels.wechat import inbound
 from bot.channels.wechat.delivery import WeChatResidentChannel
+from bot.core.company import Company
 from bot.db import queue
 from bot.db.models import BindingAttempt, Job, PrivacyRequest, Resident, Ticket
 from bot.settings import PROJECT_ROOT
@@ -42,8 +43,9 @@ def seed(store, rules, tracker: SqlTrackerMemory) -> str:  # type: ignore[no-unt
         ticket.resident.name, ticket.resident.phone = "王小明", "13812345678"
         survey = surveys.callback_survey_for(s, ticket, "done", NOW)
         survey.comment = "师傅态度很好就是来晚了"
-        queue.enqueue(s, kind=queue.RESIDENT_MESSAGE, due_at=NOW + timedelta(hours=1), key="staff-words", now=NOW,
-                      max_attempts=3, ticket_id=ticket.id, payload={"text": "王先生您好", "openid": OPENID})
+        queue.enqueue(s, kind=queue.RESIDENT_MESSAGE, project=ticket.project, due_at=NOW + timedelta(hours=1),
+                      key="staff-words", now=NOW, max_attempts=3, ticket_id=ticket.id,
+                      payload={"text": "王先生您好", "openid": OPENID})
         s.add(BindingAttempt(openid=OPENID, room="3栋2单元502", outcome="mismatch", at=NOW))
         open_repair_ticket(s, rules, openid=NEIGHBOUR, description="楼道灯不亮", room="3栋2单元601",
                            visit_time=None, channel="wechat", now=NOW)
@@ -84,7 +86,7 @@ def request(reason: str = "住户本人书面申请") -> Request:
 
 async def test_export_holds_everything_and_erase_leaves_no_personal_value(store, rules, tracker):
     number = seed(store, rules, tracker)
-    channel = WeChatResidentChannel(None, store, rules)  # type: ignore[arg-type] - logs only, nothing is sent
+    channel = WeChatResidentChannel(None, store, Company.of(rules))  # type: ignore[arg-type] - logs only, nothing is sent
     exported = json.dumps(await export_resident(store, channel, tracker, OPENID, request()), ensure_ascii=False)
     assert all(value in exported for value in PERSONAL) and number in exported
     assert "王先生您好，已为您登记" in exported and "楼道灯不亮" not in exported  # theirs only
@@ -112,7 +114,7 @@ async def test_export_holds_everything_and_erase_leaves_no_personal_value(store,
 
 async def test_a_room_finds_its_residents_and_an_unknown_one_nobody(store, rules, tracker):
     seed(store, rules, tracker)
-    channel = WeChatResidentChannel(None, store, rules)  # type: ignore[arg-type]
+    channel = WeChatResidentChannel(None, store, Company.of(rules))  # type: ignore[arg-type]
     exported = await export_resident(store, channel, tracker, "3#2-501", request())  # another way to write the room
     assert [r["file"]["openid"] for r in exported["residents"]] == [OPENID]
     with pytest.raises(RightsError):
@@ -126,7 +128,7 @@ class DownMemory:
 
 async def test_an_unreachable_assistant_store_erases_nothing_and_is_audited(store, rules, tracker):
     seed(store, rules, tracker)
-    channel = WeChatResidentChannel(None, store, rules)  # type: ignore[arg-type]
+    channel = WeChatResidentChannel(None, store, Company.of(rules))  # type: ignore[arg-type]
     with pytest.raises(RightsError, match="run the erasure again"):
         await erase_resident(store, channel, DownMemory(), OPENID, request())  # type: ignore[arg-type]
     assert all(value in everything_stored(store, tracker) for value in PERSONAL)  # nothing half-erased

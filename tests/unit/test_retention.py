@@ -78,20 +78,21 @@ class NoChannelLogs:
         return {}
 
 
-def add_job(session, key: str, status: str, updated: datetime, payload: dict) -> None:  # type: ignore[no-untyped-def]
-    session.add(Job(kind=queue.RESIDENT_MESSAGE, payload=payload, due_at=updated, status=status, attempts=1,
+def add_job(session, project: str, key: str, status: str, updated: datetime,  # type: ignore[no-untyped-def]
+            payload: dict) -> None:
+    session.add(Job(project=project, kind=queue.RESIDENT_MESSAGE, payload=payload, due_at=updated, status=status, attempts=1,
                     max_attempts=6, idempotency_key=key, created_at=updated, updated_at=updated,
                     last_error="WeChat said no" if status == "parked" else None))
 
 
-async def test_housekeeping_prunes_conversations_and_old_job_payloads(store, rules, tracker):
+async def test_housekeeping_prunes_conversations_and_old_job_payloads(store, rules, company, tracker):
     words = {"text": "师傅明天上午到，电话13812345678", "openid": "oTrack1"}
     with store.transaction() as session:
-        add_job(session, "old-done", "done", OLD, words)
-        add_job(session, "old-parked", "parked", OLD, words)
-        add_job(session, "recent-done", "done", RECENT, words)
-        add_job(session, "old-but-pending", "pending", OLD, words)  # still to run: keeps what it needs
-    ctx = Context(store, rules, NoChannelLogs(), assistant=None, memory=tracker)  # type: ignore[arg-type]
+        add_job(session, rules.code, "old-done", "done", OLD, words)
+        add_job(session, rules.code, "old-parked", "parked", OLD, words)
+        add_job(session, rules.code, "recent-done", "done", RECENT, words)
+        add_job(session, rules.code, "old-but-pending", "pending", OLD, words)  # still to run: keeps what it needs
+    ctx = Context(store, company, NoChannelLogs(), assistant=None, memory=tracker)  # type: ignore[arg-type]
     await message_log_retention(ctx, None, NOW)  # type: ignore[arg-type]
     with store.transaction() as session:
         jobs = {j.idempotency_key: (j.status, j.payload, j.last_error) for j in session.execute(select(Job)).scalars()}

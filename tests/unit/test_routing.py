@@ -41,9 +41,9 @@ def message(openid: str, kind: MessageKind, text: str = "", **extra: str) -> Res
 
 
 @pytest.fixture
-def router_and_assistant(sqlite_store, rules):
+def router_and_assistant(sqlite_store, company):
     assistant = RecordingAssistant()
-    return MessageRouter(sqlite_store, rules, assistant), assistant
+    return MessageRouter(sqlite_store, company, assistant), assistant
 
 
 async def test_text_goes_to_the_assistant_with_the_binding_prompt_on_first_contact(router_and_assistant):
@@ -57,19 +57,19 @@ async def test_text_goes_to_the_assistant_with_the_binding_prompt_on_first_conta
                                                                      ("oRoute1", "厨房漏水", CHANNEL)]
 
 
-async def test_room_and_phone_bind_without_the_assistant(router_and_assistant, sqlite_store, tmp_path):
+async def test_room_and_phone_bind_without_the_assistant(router_and_assistant, sqlite_store, rules, tmp_path):
     router, assistant = router_and_assistant
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone\n3栋2单元501,王小明,13812345678\n", encoding="utf-8")
     with sqlite_store.transaction() as session:
-        import_roster(session, roster)
+        import_roster(session, roster, projects={rules.code}, default_project=rules.code)
     routed = await router.route(message("oRoute2", MessageKind.TEXT, "绑定 3栋2单元501 13812345678"))
     assert routed.answer == replies.binding_done("3栋2单元501")
     assert assistant.asked == []
 
 
-async def test_a_down_assistant_means_waiting_not_an_error(sqlite_store, rules):
-    router = MessageRouter(sqlite_store, rules, RecordingAssistant(down=True))
+async def test_a_down_assistant_means_waiting_not_an_error(sqlite_store, company):
+    router = MessageRouter(sqlite_store, company, RecordingAssistant(down=True))
     routed = await router.route(message("oRoute3", MessageKind.VOICE, "电梯坏了"))
     assert (routed.answer, routed.disposition) == (replies.received_will_answer_later(), Disposition.WAITING)
 

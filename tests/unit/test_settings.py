@@ -1,4 +1,4 @@
-"""Process settings: Rasa's auth token and the staff listener, as production reads them."""
+"""Process settings: Rasa's auth token, staff tokens and the staff listener, as production reads them."""
 from __future__ import annotations
 
 import pytest
@@ -8,8 +8,8 @@ from bot.settings import DEVELOPMENT_VALUES as DEV
 from bot.settings import Settings
 
 # Stand-ins for a real deployment's secrets (none of them the development ones).
+# No staff token among them: in production each person has their own (`python -m bot staff token`).
 REAL = {"WECHAT_TOKEN": "prod-token-7f3a", "WECHAT_APP_ID": "wxprod0000000001", "WECHAT_APP_SECRET": "prod-secret-91c2",
-        "STAFF_API_TOKEN": "prod-agent-5d1e", "STAFF_API_MANAGER_TOKEN": "prod-manager-a8b4",
         "RASA_AUTH_TOKEN": "prod-rasa-3e9c"}
 
 
@@ -20,6 +20,23 @@ def test_production_needs_a_real_rasa_token_for_every_process_that_calls_rasa(pr
         "RASA_AUTH_TOKEN is not set"]
     assert Settings.from_env(dict(REAL, RASA_AUTH_TOKEN=DEV["RASA_AUTH_TOKEN"])).production_problems(process) == [
         "RASA_AUTH_TOKEN is the development value; set the real one"]
+
+
+@pytest.mark.parametrize("process", ["serve", "worker"])
+@pytest.mark.parametrize("token", ["prod-agent-5d1e-long-enough", DEV["STAFF_API_TOKEN"]])
+def test_production_refuses_a_shared_staff_token(process, token):
+    """STAFF_API_TOKEN is the development demo member's: in production, set at all, it is refused."""
+    problems = Settings.from_env(dict(REAL, STAFF_API_TOKEN=token)).production_problems(process)
+    assert problems == ["STAFF_API_TOKEN is for development only; give each person a token "
+                        "(python -m bot staff token)"]
+
+
+def test_shared_manager_tokens_and_staff_user_lists_are_gone():
+    """Roles and projects are the staff directory's now: the old variables mean nothing."""
+    settings = Settings.from_env(dict(REAL, STAFF_API_MANAGER_TOKEN="prod-manager-a8b4", STAFF_USER_IDS="1001,1002"))
+    assert settings.production_problems("serve") == []
+    assert not hasattr(settings, "staff_api_manager_token") and not hasattr(settings, "staff_user_ids")
+    assert "STAFF_API_MANAGER_TOKEN" not in DEV and "STAFF_API_TOKEN" in DEV
 
 
 def test_development_has_its_own_rasa_token(monkeypatch):

@@ -20,10 +20,10 @@ from bot.settings import DEVELOPMENT_VALUES as DEV
 from bot.settings import PROJECT_ROOT, Settings
 from tests.live import free_port
 
-# Stand-ins for a real account's secrets (not the development ones).
+# Stand-ins for a real account's secrets (not the development ones). No staff token: in
+# production each person has their own, and a shared STAFF_API_TOKEN is refused.
 PRODUCTION_SECRETS = {"WECHAT_TOKEN": "prod-token-7f3a", "WECHAT_APP_ID": "wxprod0000000001",
-                      "WECHAT_APP_SECRET": "prod-secret-91c2", "STAFF_API_TOKEN": "prod-agent-5d1e",
-                      "STAFF_API_MANAGER_TOKEN": "prod-manager-a8b4", "RASA_AUTH_TOKEN": "prod-rasa-3e9c"}
+                      "WECHAT_APP_SECRET": "prod-secret-91c2", "RASA_AUTH_TOKEN": "prod-rasa-3e9c"}
 
 
 def dev_settings(database_url: str, port: int, **overrides) -> Settings:
@@ -37,10 +37,10 @@ def dev_settings(database_url: str, port: int, **overrides) -> Settings:
     return Settings(**values)
 
 
-async def test_simulator_signs_encrypts_and_posts_through_the_real_endpoint(sqlite_url, rules):
+async def test_simulator_signs_encrypts_and_posts_through_the_real_endpoint(sqlite_url, company):
     migrate.upgrade(sqlite_url)
     port = free_port()
-    server = TestServer(create_app(dev_settings(sqlite_url, port), rules), host="127.0.0.1", port=port)
+    server = TestServer(create_app(dev_settings(sqlite_url, port), company), host="127.0.0.1", port=port)
     await server.start_server()
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
         async with http.get("/dev/simulator") as response:
@@ -56,9 +56,9 @@ async def test_simulator_signs_encrypts_and_posts_through_the_real_endpoint(sqli
     await server.close()
 
 
-async def test_production_has_no_simulator(sqlite_url, rules):
+async def test_production_has_no_simulator(sqlite_url, company):
     migrate.upgrade(sqlite_url)
-    server = TestServer(create_app(Settings(database_url=sqlite_url), rules), host="127.0.0.1")
+    server = TestServer(create_app(Settings(database_url=sqlite_url), company), host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as http:
         for path in ("/dev/simulator", "/dev/wechat-api/cgi-bin/token"):
@@ -67,9 +67,9 @@ async def test_production_has_no_simulator(sqlite_url, rules):
     await server.close()
 
 
-def test_development_mode_refuses_the_real_wechat_api(sqlite_url, rules):
+def test_development_mode_refuses_the_real_wechat_api(sqlite_url, company):
     with pytest.raises(SimulatorRefused, match="non-loopback"):
-        create_app(dev_settings(sqlite_url, 1, wechat_api_base_url="https://api.weixin.qq.com"), rules)
+        create_app(dev_settings(sqlite_url, 1, wechat_api_base_url="https://api.weixin.qq.com"), company)
 
 
 @pytest.mark.parametrize("listener", ["--host", "--staff-host"])
@@ -87,6 +87,7 @@ def test_gateway_access_log_keeps_openids_out(sqlite_url):
     port = free_port()
     env = dict(os.environ, DATABASE_URL=sqlite_url, LOG_LEVEL="INFO", **PRODUCTION_SECRETS)
     env.pop("WUYE_ENV", None)
+    env.pop("STAFF_API_TOKEN", None)
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
                                 "--staff-port", str(free_port())], cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE,
                                text=True)
@@ -110,13 +111,15 @@ def test_gateway_access_log_keeps_openids_out(sqlite_url):
 def test_production_refuses_to_start_with_empty_or_development_secrets(sqlite_url):
     env = dict(os.environ, DATABASE_URL=sqlite_url, **DEV)
     env.pop("WUYE_ENV")  # production, but the development tokens are still around
-    env["STAFF_API_MANAGER_TOKEN"] = ""
+    env["RASA_AUTH_TOKEN"] = ""
     result = subprocess.run([sys.executable, "-m", "bot", "serve", "--port", str(free_port())], cwd=PROJECT_ROOT,
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "WECHAT_TOKEN is the development value" in result.stderr
-    assert "STAFF_API_MANAGER_TOKEN is not set" in result.stderr
+    assert "RASA_AUTH_TOKEN is not set" in result.stderr
+    assert "STAFF_API_TOKEN is for development only" in result.stderr  # the demo member's token, in production
     assert DEV["WECHAT_APP_SECRET"] not in result.stderr  # names the variable, never its value
+    assert DEV["STAFF_API_TOKEN"] not in result.stderr
     worker = subprocess.run([sys.executable, "-m", "bot", "worker", "--once"], cwd=PROJECT_ROOT,
                             env=dict(env, WECHAT_APP_SECRET=""), capture_output=True, text=True, timeout=60)
     assert worker.returncode == 2 and "WECHAT_APP_SECRET is not set" in worker.stderr
@@ -125,6 +128,9 @@ def test_production_refuses_to_start_with_empty_or_development_secrets(sqlite_ur
 def test_real_secrets_pass_and_development_needs_none():
     assert Settings.from_env(dict(PRODUCTION_SECRETS)).production_problems("serve") == []
     assert Settings.from_env({"WUYE_ENV": "development"}).production_problems("serve") == []
+    # The demo staff member's token is development's own.
+    assert Settings.from_env({"WUYE_ENV": "development", "STAFF_API_TOKEN": DEV["STAFF_API_TOKEN"]}
+                             ).production_problems("serve") == []
 
 
 def test_make_run_fills_in_development_values_only_for_development(monkeypatch):

@@ -330,3 +330,24 @@ async def test_staff_confirm_a_phone_change_through_the_api(api, rules, tokens, 
     [repair] = (await get(api, "/api/tickets", tokens["E03"], kind="repair"))[1]["tickets"]
     assert (await post(api, f"/api/tickets/{repair['number']}/confirm-phone", tokens["E03"], {}))[0] == 409
     store.dispose()
+
+
+async def test_development_creates_the_demo_staff_member_production_creates_no_one(sqlite_url, company):
+    migrate.upgrade(sqlite_url)
+    for environment, expected in (("production", 401), ("development", 200)):
+        settings = Settings(database_url=sqlite_url, environment=environment, staff_api_token="dev-staff-api-token")
+        server = TestServer(create_staff_app(settings, company, clock=lambda: API_NOW), host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
+                status, me = await get(http, "/api/me", "dev-staff-api-token")
+        finally:
+            await server.close()
+        assert status == expected, environment
+    assert me["name"] == "演示员工" and me["projects"] == ["*"] and len(me["roles"]) == 7
+    store = TicketStore(sqlite_url)
+    with store.transaction() as s:  # started twice more: still one demo member, one token
+        from bot.db.models import StaffMember, StaffToken
+        assert s.scalar(select(func.count()).select_from(StaffMember)) == 1
+        assert s.scalar(select(func.count()).select_from(StaffToken)) == 1
+    store.dispose()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import AsyncIterator
 
@@ -10,14 +11,26 @@ import pytest
 from sqlalchemy import select
 
 from bot.cases.residents import bind_resident, import_roster
+from bot.cases.staff_directory import add_staff, disable_staff
 from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, request_human
 from bot.channels.telegram.app import create_application, serve
-from bot.db.models import StaffAlert, Ticket
-from bot.settings import Settings
+from bot.core.company import Company, load_company
+from bot.db.models import AuditEntry, StaffAlert, Ticket
+from bot.settings import PROJECT_ROOT, Settings
 from tests.telegram_fakes import BOT_TOKEN, HEAD_CHAT, STAFF_CHAT, FakeTelegram, eventually, user
 
 WANG, LI, STRANGER = user(1001, "王磊"), user(1002, "李娜"), user(6666, "路人")
+ZHANG, GONE = user(1003, "张伟"), user(1004, "离职的人")  # of the other project; disabled
 NOON = datetime(2026, 11, 26, 4, 0)
+CS_CHAT = -100777777  # the company customer-service department
+
+
+def add_telegram_staff(store, company: Company) -> None:  # type: ignore[no-untyped-def]
+    with store.transaction() as s:
+        for who, project in ((WANG, "default"), (LI, "default"), (ZHANG, "binjiang"), (GONE, "default")):
+            add_staff(s, name=who["first_name"], employee_number=f"TG{who['id']}", roles=["agent"], projects=[project],
+                      telegram_user_id=who["id"], known_projects=company.codes)
+        disable_staff(s, f"TG{GONE['id']}")
 
 
 @pytest.fixture
@@ -25,15 +38,16 @@ async def telegram(sqlite_store, rules, tmp_path) -> AsyncIterator[tuple[FakeTel
     fake = FakeTelegram()
     url = await fake.start()
     settings = Settings(database_url=sqlite_store.url, telegram_bot_token=BOT_TOKEN, telegram_api_base_url=url,
-                        staff_chat_id=STAFF_CHAT, project_head_chat_id=HEAD_CHAT,
-                        staff_user_ids=frozenset({WANG["id"], LI["id"]}))
+                        staff_chat_id=STAFF_CHAT, project_head_chat_id=HEAD_CHAT)
+    company = Company.of(rules, replace(rules, code="binjiang", name="滨江花园"))
+    add_telegram_staff(sqlite_store, company)
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone\n3栋2单元501,张三,13812345678\n", encoding="utf-8")
     with sqlite_store.transaction() as s:
-        import_roster(s, roster)
+        import_roster(s, roster, projects=company.codes, default_project="default")
         bind_resident(s, rules, openid="oTgResident1", room="3栋2单元501", phone="13812345678", channel="wechat")
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(create_application(settings, rules, sqlite_store), stop, feed_interval=0.1))
+    task = asyncio.create_task(serve(create_application(settings, company, sqlite_store), stop, feed_interval=0.1))
     yield fake, sqlite_store
     stop.set()
     await asyncio.wait_for(task, 30)
@@ -102,7 +116,10 @@ async def test_an_unauthorised_press_changes_nothing(telegram, rules, caplog):
         for action in ("claim", "resolve", "reply"):
             answer = await fake.wait_for_answer(fake.press(STRANGER, card, f"{action}:{number}"))
             assert "无权" in answer["text"] and answer.get("show_alert") is True
+        answer = await fake.wait_for_answer(fake.press(GONE, card, f"claim:{number}"))  # disabled: no longer staff
+        assert "无权" in answer["text"]
     assert any("refused user id 6666" in r.getMessage() for r in caplog.records)
+    assert any("refused user id 1004" in r.getMessage() for r in caplog.records)
     with store.transaction() as s:
         ticket = s.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
         assert (ticket.assignee_id, ticket.status) == (None, "new")
@@ -149,9 +166,10 @@ async def test_the_bot_token_never_reaches_the_log(sqlite_store, rules, caplog):
     fake = FakeTelegram()
     url = await fake.start()
     settings = Settings(database_url=sqlite_store.url, telegram_bot_token=BOT_TOKEN, telegram_api_base_url=url,
-                        staff_chat_id=STAFF_CHAT, staff_user_ids=frozenset({WANG["id"]}))
+                        staff_chat_id=STAFF_CHAT)
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(create_application(settings, rules, sqlite_store), stop, feed_interval=0.1))
+    task = asyncio.create_task(serve(create_application(settings, Company.of(rules), sqlite_store), stop,
+                                     feed_interval=0.1))
     try:
         with sqlite_store.transaction() as s:
             number = request_human(s, rules, openid="oTgTokenCheck", context="转人工", channel="wechat").number
@@ -163,3 +181,66 @@ async def test_the_bot_token_never_reaches_the_log(sqlite_store, rules, caplog):
     ours = [r for r in caplog.records if r.name != "aiohttp.access"]  # that one is the fake Telegram's server
     assert any(r.name.startswith("bot.") for r in ours), "nothing of ours logged at INFO: the check proves nothing"
     assert all(BOT_TOKEN not in r.getMessage() for r in ours)
+
+
+async def test_staff_of_another_project_are_refused_and_the_refusal_is_audited(telegram, rules):
+    fake, store = telegram
+    with store.transaction() as s:
+        number = request_human(s, rules, openid="oTgResident1", context="居民原话：转人工", channel="wechat").number
+    card = await card_for(fake, number)
+    answer = await fake.wait_for_answer(fake.press(ZHANG, card, f"claim:{number}"))
+    assert "无权处理" in answer["text"] and answer.get("show_alert") is True
+    fake.command(ZHANG, f"/ticket {number}")
+    await fake.wait_for_sent(lambda m: m["text"].startswith("您无权处理这张工单"))
+    fake.command(ZHANG, "/unclaimed")
+    listing = await fake.wait_for_sent(lambda m: m["text"].startswith("待接单工单"))
+    assert number not in listing["text"]
+    with store.transaction() as s:
+        ticket = s.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
+        assert (ticket.assignee_id, ticket.status) == (None, "new")
+        refused = s.execute(select(AuditEntry).where(AuditEntry.ticket_number == number,
+                                                     AuditEntry.allowed.is_(False))).scalars().all()
+        assert [(r.staff_name, r.action, r.interface) for r in refused] == [
+            ("张伟", "act_on_case", "telegram"), ("张伟", "view_case", "telegram")]
+    # Their own colleague claims it; the timeline names the staff member.
+    answer = await fake.wait_for_answer(fake.press(WANG, card, f"claim:{number}"))
+    assert answer["text"].startswith("已接单")
+    with store.transaction() as s:
+        ticket = s.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
+        assert ticket.assignee == "王磊" and ticket.assignee_id.startswith("staff:")
+
+
+async def test_each_project_s_cases_go_to_its_own_groups_and_major_ones_to_the_company(sqlite_store, rules):
+    fake = FakeTelegram()
+    url = await fake.start()
+    company = replace(load_company(PROJECT_ROOT / "project" / "default.yml", PROJECT_ROOT / "tests" / "projects"),
+                      cs_chat_id=CS_CHAT)
+    settings = Settings(database_url=sqlite_store.url, telegram_bot_token=BOT_TOKEN, telegram_api_base_url=url,
+                        staff_chat_id=STAFF_CHAT, project_head_chat_id=HEAD_CHAT)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(create_application(settings, company, sqlite_store), stop, feed_interval=0.1))
+    binjiang = company.rules("binjiang")
+    try:
+        with sqlite_store.transaction() as s:
+            ours = request_human(s, company.rules("default"), openid="oTgA", context="转人工", channel="wechat").number
+            theirs = request_human(s, binjiang, openid="oTgB", context="转人工", channel="wechat").number
+            major = open_complaint_ticket(s, binjiang, openid="oTgB2", description="保安打人，有人受伤了",
+                                          demand="严肃处理", room=None, channel="wechat").number
+        await card_for(fake, ours, -1001)
+        await card_for(fake, theirs, -2001)
+        for chat in (-2001, -2002, CS_CHAT):  # staff group, project head, company customer service
+            await card_for(fake, major, chat)
+
+        def posted() -> bool:
+            with sqlite_store.transaction() as s:
+                return all(a.notified_at for a in s.execute(select(StaffAlert)).scalars())
+
+        await eventually(posted, "every alert posted")
+        chats_of = {number: {m["chat"]["id"] for m in fake.sent if number in m.get("text", "")}
+                    for number in (ours, theirs)}
+        assert chats_of == {ours: {-1001}, theirs: {-2001}}  # never to the other project's group
+        assert STAFF_CHAT not in {m["chat"]["id"] for m in fake.sent}  # projects with groups use their own
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await fake.close()

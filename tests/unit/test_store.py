@@ -220,8 +220,8 @@ def test_database_errors_hide_their_bound_parameters(store):
 
     try:
         with store.transaction() as session:
-            session.add(Resident(openid="oLeakCheck999", phone="13812345678", name="王小明", room="3栋2单元501",
-                                 tags=[]))  # created_at missing: NOT NULL violation
+            session.add(Resident(project="default", openid="oLeakCheck999", phone="13812345678", name="王小明",
+                                 room="3栋2单元501", tags=[]))  # created_at missing: NOT NULL violation
     except IntegrityError as exc:
         message = str(exc)
     else:
@@ -238,10 +238,13 @@ def test_duplicate_key_errors_do_not_quote_the_key(store):
     from bot.core.clock import utcnow
 
     with store.transaction() as session:
-        session.add(Resident(openid="oDuplicate4242", tags=[], created_at=utcnow(), updated_at=utcnow()))
+        session.add(Resident(project="default", openid="oDuplicate4242", tags=[], created_at=utcnow(),
+                             updated_at=utcnow()))
     try:
         with store.transaction() as session:
-            session.add(Resident(openid="oDuplicate4242", tags=[], created_at=utcnow(), updated_at=utcnow()))
+            # One record per project and openid: the same pair twice is refused.
+            session.add(Resident(project="default", openid="oDuplicate4242", tags=[], created_at=utcnow(),
+                                 updated_at=utcnow()))
     except IntegrityError as exc:
         message = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     else:

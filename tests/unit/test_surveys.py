@@ -119,7 +119,7 @@ def test_annual_campaign_is_rate_limited_resumable_and_summarised(store, rules, 
     roster.write_text("room,name,phone\n" + "".join(f"1栋1单元{100 + n},住户{n},1380000{n:04d}\n" for n in range(5)),
                       encoding="utf-8")
     with store.transaction() as s:
-        import_roster(s, roster)
+        import_roster(s, roster, projects={rules.code}, default_project=rules.code)
         for n in range(4):  # the fifth household never bound WeChat
             bind_resident(s, rules, openid=f"oAnnual{n}", room=f"1栋1单元{100 + n}", phone=f"1380000{n:04d}",
                           channel="wechat")
@@ -161,7 +161,7 @@ def test_campaign_commands_schedule_once_and_summarise(tmp_path, sqlite_url, rul
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone\n2栋1单元101,甲,13900000001\n2栋1单元102,乙,13900000002\n", encoding="utf-8")
     with store.transaction() as s:
-        import_roster(s, roster)
+        import_roster(s, roster, projects={rules.code}, default_project=rules.code)
         for n in (1, 2):
             bind_resident(s, rules, openid=f"oCli{n}", room=f"2栋1单元10{n}", phone=f"1390000000{n}", channel="wechat")
         for resident in s.execute(select(Resident)).scalars():

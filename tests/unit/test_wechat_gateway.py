@@ -77,13 +77,14 @@ def gateway_settings(database_url: str, api_url: str, rasa_url: str, **overrides
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(sqlite_url: str, rules, **overrides) -> AsyncIterator[Gateway]:  # type: ignore[no-untyped-def]
-    """The gateway app on loopback with a fake WeChat API; Rasa is down unless `rasa_url` is given."""
+async def running_gateway(sqlite_url: str, company, **overrides) -> AsyncIterator[Gateway]:  # type: ignore[no-untyped-def]
+    """The gateway app of this project registry on loopback with a fake WeChat API; Rasa is down
+    unless `rasa_url` is given."""
     migrate.upgrade(sqlite_url)
     api = FakeWeChatApi()
     api_url = await api.start()
     rasa_url = overrides.pop("rasa_url", f"http://127.0.0.1:{free_port()}")  # default: nobody listens
-    server = TestServer(create_app(gateway_settings(sqlite_url, api_url, rasa_url, **overrides), rules),
+    server = TestServer(create_app(gateway_settings(sqlite_url, api_url, rasa_url, **overrides), company),
                         host="127.0.0.1")
     await server.start_server()
     store = TicketStore(sqlite_url)
@@ -97,8 +98,8 @@ async def running_gateway(sqlite_url: str, rules, **overrides) -> AsyncIterator[
 
 
 @pytest.fixture
-async def gateway(sqlite_url, rules) -> AsyncIterator[Gateway]:
-    async with running_gateway(sqlite_url, rules) as running:
+async def gateway(sqlite_url, company) -> AsyncIterator[Gateway]:
+    async with running_gateway(sqlite_url, company) as running:
         yield running
 
 
@@ -218,12 +219,12 @@ async def test_menu_enquiry_click_lists_topics(gateway):
     ("3栋2单元501 13900000000", "对不上"),  # a wrong phone and an unknown room get the same words
     ("9栋9单元909 13812345678", "对不上"),
 ])
-async def test_binding_against_the_roster(gateway, tmp_path, room_phone, expected):
+async def test_binding_against_the_roster(gateway, rules, tmp_path, room_phone, expected):
     from bot.cases.residents import import_roster
     roster = tmp_path / "roster.csv"
     roster.write_text("room,name,phone,tags\n3-2-501,王小明,13812345678,独居老人\n", encoding="utf-8")
     with gateway.store.transaction() as s:
-        assert import_roster(s, roster) == (1, 0)
+        assert import_roster(s, roster, projects={rules.code}, default_project=rules.code) == (1, 0)
     push = await gateway.servers().push(gateway.http, text_xml("oBinder", room_phone))
     assert expected in push.reply
     await gateway.settled()
@@ -277,9 +278,9 @@ async def test_logs_carry_no_openid_even_inside_dedupe_keys(gateway, caplog):
 
 
 @pytest.fixture
-async def strict_gateway(sqlite_url, rules) -> AsyncIterator[Gateway]:
+async def strict_gateway(sqlite_url, company) -> AsyncIterator[Gateway]:
     """A safe-mode account as production runs it: EncodingAESKey set, compatible mode off."""
-    async with running_gateway(sqlite_url, rules, wechat_allow_plaintext=False) as running:
+    async with running_gateway(sqlite_url, company, wechat_allow_plaintext=False) as running:
         yield running
 
 
@@ -292,11 +293,11 @@ async def test_a_safe_mode_account_refuses_plaintext_pushes(strict_gateway):
     assert safe.status == 200 and safe.reply  # and the answer goes back encrypted (read_reply decrypted it)
 
 
-async def test_a_plaintext_account_without_a_key_takes_plaintext(sqlite_url, rules):
+async def test_a_plaintext_account_without_a_key_takes_plaintext(sqlite_url, company):
     migrate.upgrade(sqlite_url)
     settings = gateway_settings(sqlite_url, "http://127.0.0.1:9", "http://127.0.0.1:9", wechat_encoding_aes_key="",
                                 wechat_allow_plaintext=False)
-    server = TestServer(create_app(settings, rules), host="127.0.0.1")
+    server = TestServer(create_app(settings, company), host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession() as http:
         push = await WeChatServers(str(server.make_url(""))).push(http, event_xml("oPlain", "subscribe"))
@@ -330,9 +331,9 @@ async def test_a_signed_query_carries_one_body_only(gateway):
         assert [m.openid for m in s.execute(select(InboundMessage)).scalars()] == ["oVictim"]
 
 
-async def test_every_gateway_replica_remembers_the_nonces(gateway, rules, sqlite_url):
+async def test_every_gateway_replica_remembers_the_nonces(gateway, company, sqlite_url):
     # A second gateway on the same store: what one has seen, the other refuses.
-    second = TestServer(create_app(gateway_settings(sqlite_url, "http://127.0.0.1:9", "http://127.0.0.1:9"), rules),
+    second = TestServer(create_app(gateway_settings(sqlite_url, "http://127.0.0.1:9", "http://127.0.0.1:9"), company),
                         host="127.0.0.1")
     await second.start_server()
     try:

@@ -19,6 +19,7 @@ from bot.cases.tickets import open_complaint_ticket, open_repair_ticket, transit
 from bot.channels.wechat.api import WeChatApi
 from bot.channels.wechat.delivery import WeChatResidentChannel
 from bot.channels.wechat.models import OutboundMessage
+from bot.core.company import Company
 from bot.core.kinds import TicketStatus
 from bot.core.rules import TemplateMessage
 from bot.db import queue
@@ -43,8 +44,10 @@ async def wechat() -> AsyncIterator[tuple[FakeWeChatApi, str]]:
 
 
 def worker_for(store, rules, http, api_url: str, now: datetime, name: str = "test-worker") -> Worker:
-    ctx = Context(store, rules, WeChatResidentChannel(WeChatApi(http, store, api_url, APP_ID, APP_SECRET, timeout=3),
-                                                        store, rules),
+    """A worker for a one-project company running on `rules`."""
+    company = Company.of(rules)
+    ctx = Context(store, company, WeChatResidentChannel(WeChatApi(http, store, api_url, APP_ID, APP_SECRET, timeout=3),
+                                                          store, company),
                   # No survey jobs here: an assistant nobody listens on would refuse them.
                   AssistantClient(http, "http://127.0.0.1:9", "http://127.0.0.1:9", RASA_TOKEN))
     return Worker(ctx, name, clock=lambda: now)

@@ -206,12 +206,17 @@ class StaffBot:
             return cards.ticket_view(ticket, self.rules_of(ticket.project)) if access.allowed else FORBIDDEN_TEXT
 
     def listing(self, principal: Principal, mine: bool) -> str:
+        """/mine or /unclaimed: each case listed is a read (its room), authorised and audited."""
         with self.store.transaction() as session:
-            rules = self.company.default
             if mine:
-                return cards.case_list("我的在办工单", list(handoff.cases_held_by(session, acting(principal))), rules)
-            projects = visible_projects(principal, self.company.codes)
-            return cards.case_list("待接单工单", list(handoff.unclaimed_escalated(session, projects)), rules)
+                title, found = "我的在办工单", handoff.cases_held_by(session, acting(principal))
+            else:
+                projects = visible_projects(principal, self.company.codes)
+                title, found = "待接单工单", handoff.unclaimed_escalated(session, projects)
+            shown = [ticket for ticket in found
+                     if authorize(session, principal, Permission.VIEW_CASE, ticket=ticket, interface=CHANNEL,
+                                  detail=title).allowed]
+            return cards.case_list(title, shown, self.company.default)
 
 
 def acting(principal: Principal) -> Staff:

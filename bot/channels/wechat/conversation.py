@@ -64,10 +64,6 @@ def describe(message: BaseMessage) -> Turn:
     openid = message.source
     msg_type = message.type
     event = getattr(message, "event", None) if msg_type == "event" else None
-    if msg_type == "event" or not message.id:
-        key = f"{openid}:{message._data.get('CreateTime', '')}:{event or msg_type}"
-    else:
-        key = f"msgid:{message.id}"
     media = None
     content = ""
     if msg_type == "text":
@@ -83,6 +79,12 @@ def describe(message: BaseMessage) -> Turn:
     elif msg_type == "event":
         # A menu click's key, or a QR code's scene (wechatpy strips subscribe's "qrscene_" prefix).
         content = str(getattr(message, "key", "") or getattr(message, "scene_id", "") or "")
+    if msg_type == "event" or not message.id:
+        # Events carry no MsgId: sender, time and what happened (two codes scanned within one
+        # second are two events; one event delivered twice is one).
+        key = f"{openid}:{message._data.get('CreateTime', '')}:{event or msg_type}" + (f":{content}" if content else "")
+    else:
+        key = f"msgid:{message.id}"
     return Turn(key[:160], openid, msg_type, event, content, media)
 
 
