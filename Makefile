@@ -10,8 +10,10 @@ ASSIST_PY := .venv-assistant/bin/python
 RASA      := $(ASSIST_PY) -m rasa
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Browser tests drive Debian's /usr/bin/chromium (make browser); Playwright never downloads one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help venv migrate train validate run lint unit clock-check test test-py test-stories crossval eval bench clean
+.PHONY: help venv console-assets browser migrate train validate run lint unit clock-check test test-py test-stories crossval eval bench clean
 
 help:
 	@echo "make run    - install what is missing, train if the data changed, start the local stack"
@@ -23,6 +25,23 @@ help:
 venv:
 	@scripts/ensure-venv.sh
 
+# The staff console's front-end packages (bot/console/package-lock.json) -> bot/console/node_modules,
+# reinstalled only when the lock is newer than the last install (the stamp inside node_modules).
+CONSOLE_DIR   := bot/console
+CONSOLE_STAMP := $(CONSOLE_DIR)/node_modules/.installed-from-lock
+console-assets: $(CONSOLE_STAMP)
+
+$(CONSOLE_STAMP): $(CONSOLE_DIR)/package-lock.json $(CONSOLE_DIR)/package.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm is missing; the staff console's front-end packages" \
+	    "are installed with it: apt-get install nodejs npm (Node.js 18 or newer)" >&2; exit 1; }
+	@echo "==> installing the staff console's front-end packages from $(CONSOLE_DIR)/package-lock.json"
+	@npm ci --prefix $(CONSOLE_DIR) --no-audit --no-fund
+	@touch $@
+
+# Debian's Chromium and a CJK font for the browser tests (tests/browser.py).
+browser:
+	@scripts/ensure-browser.sh
+
 migrate: venv
 	@$(SVC_PY) -m bot migrate
 
@@ -33,7 +52,7 @@ train: venv
 validate: venv
 	@$(RASA) data validate --data data --domain domain.yml --config config.yml
 
-run: venv
+run: venv console-assets
 	@$(SVC_PY) -m bot stack
 
 lint: venv
@@ -60,7 +79,7 @@ test-py: train
 	@$(SVC_PY) -m pytest tests/unit tests/e2e
 	@$(ASSIST_PY) -m pytest tests/assistant
 
-test: lint validate test-stories test-py
+test: console-assets browser lint validate test-stories test-py
 
 crossval: venv
 	@$(RASA) test nlu --nlu data --config config.yml --cross-validation --folds 5 --out results/crossval

@@ -217,3 +217,6 @@ def company(rules: ProjectRules):  # type: ignore[no-untyped-def]
     from bot.core.company import Company
 
     return Company.of(rules)
+
+
+from tests.browser import *  # noqa: E402,F401,F403

@@ -5,18 +5,20 @@
      └─────────┴──► cancelled              │   ▼
                          reopened ─────────┴── (resolved → reopened → in_progress)
 
-Residents may cancel only what nobody has started (new, accepted).
+Residents may cancel only what nobody has started (new, accepted). An open case may also go
+straight to closed when staff find it outside the company's responsibility (explained to the
+resident; bot.cases.case_work), so it gets no satisfaction callback.
 """
 from __future__ import annotations
 
 from bot.core.kinds import TicketStatus as S
 
 TRANSITIONS: dict[S, frozenset[S]] = {
-    S.NEW: frozenset({S.ACCEPTED, S.IN_PROGRESS, S.CANCELLED}),
-    S.ACCEPTED: frozenset({S.IN_PROGRESS, S.RESOLVED, S.CANCELLED}),
-    S.IN_PROGRESS: frozenset({S.RESOLVED}),
+    S.NEW: frozenset({S.ACCEPTED, S.IN_PROGRESS, S.CANCELLED, S.CLOSED}),
+    S.ACCEPTED: frozenset({S.IN_PROGRESS, S.RESOLVED, S.CANCELLED, S.CLOSED}),
+    S.IN_PROGRESS: frozenset({S.RESOLVED, S.CLOSED}),
     S.RESOLVED: frozenset({S.CLOSED, S.REOPENED}),
-    S.REOPENED: frozenset({S.IN_PROGRESS, S.RESOLVED}),
+    S.REOPENED: frozenset({S.IN_PROGRESS, S.RESOLVED, S.CLOSED}),
     S.CLOSED: frozenset(),
     S.CANCELLED: frozenset(),
 }

@@ -346,6 +346,19 @@ def staff_says(staff_name: str, text: str) -> str:
     return f"【客服{staff_name}】{text}"
 
 
+def expected_completion(ticket: Case, rules: ProjectRules, reason: str) -> str:
+    """Staff moved the expected completion (parts, an outside contractor): the new date, and why."""
+    why = f"（{reason}）" if reason else ""
+    return (f"您的工单 {ticket.number} 需要多一点时间{why}，预计 {format_local(ticket.due_at, rules)} 前处理好。"
+            "给您添麻烦了，有进展我们会及时告诉您。")
+
+
+def outside_responsibility(number: str, explanation: str, department: str) -> str:
+    """The case is not the property company's to do: why, and where the resident can turn."""
+    where = f"建议您联系{department}。" if department else ""
+    return f"关于您的工单 {number}：{explanation}{where}很抱歉这次没能直接帮到您，如有其他物业问题随时找我们。"
+
+
 def human_session_ended() -> str:
     return "好的，已为您结束人工对话，接下来由智能助手继续为您服务。如需人工，随时回复“转人工”。"
 

@@ -117,6 +117,8 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_resident_status", "resident_id", "status"),
         Index("ix_tickets_kind_status", "kind", "status"),
+        # The console's work queue: a project's open cases by deadline.
+        Index("ix_tickets_project_status_due", "project", "status", "due_at", "id"),
     )
 
 
@@ -340,6 +342,26 @@ class StaffMember(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The console's sign-in (bot.cases.sign_in): scrypt hash, failed tries in a row, lock-out.
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ConsoleSession(Base):
+    """A signed-in console session: the cookie holds a random id, this row its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(Integer, ForeignKey("staff_members.id"), nullable=False, index=True)
+    csrf: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    staff: Mapped["StaffMember"] = relationship("StaffMember")
 
 
 class StaffToken(Base):

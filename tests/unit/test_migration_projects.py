@@ -75,7 +75,7 @@ def _revision(url: str) -> str | None:
 def test_single_project_data_lands_in_the_configured_project_and_comes_back_down(empty_url):
     migrate.upgrade(empty_url, "0007")
     _run(empty_url, *ROWS_AT_0007)
-    migrate.upgrade(empty_url, project="lanting")
+    migrate.upgrade(empty_url, "0008", project="lanting")
     assert _revision(empty_url) == "0008"
     for table in PROJECT_TABLES:
         assert _rows(empty_url, f"SELECT DISTINCT project FROM {table}") == [("lanting",)], table
@@ -118,7 +118,7 @@ def test_single_project_data_lands_in_the_configured_project_and_comes_back_down
         _run(empty_url, "INSERT INTO residents (id, openid, customer_type, property_use, occupancy, tags, created_at,"
                         f" updated_at, subscribed) VALUES (5, 'oOwner', 'individual', 'residential', 'occupied', '[]',"
                         f" '{T}', '{T}', true)")
-    migrate.upgrade(empty_url, project="lanting")  # and up again
+    migrate.upgrade(empty_url, "0008", project="lanting")  # and up again
     assert _revision(empty_url) == "0008"
 
 
@@ -129,3 +129,14 @@ def test_the_migration_project_may_come_from_the_environment(tmp_path, monkeypat
     monkeypatch.setenv("MIGRATION_PROJECT", "from_env")
     migrate.upgrade(url, project="ignored")
     assert _rows(url, "SELECT DISTINCT project FROM tickets") == [("from_env",)]
+
+
+def test_console_sign_in_columns_come_and_go_without_touching_staff(empty_url):
+    migrate.upgrade(empty_url, "0008", project="lanting")
+    _run(empty_url, "INSERT INTO staff_members (id, name, phone, employee_number, roles, projects, created_at,"
+                    f" updated_at) VALUES (1, '王芳', '', 'E1', '[\"agent\"]', '[\"lanting\"]', '{T}', '{T}')")
+    migrate.upgrade(empty_url, project="lanting")
+    assert _rows(empty_url, "SELECT name, failed_logins, password_hash FROM staff_members") == [("王芳", 0, None)]
+    migrate.downgrade(empty_url, "0008")
+    assert _rows(empty_url, "SELECT name, employee_number FROM staff_members") == [("王芳", "E1")]
+    assert "console_sessions" not in inspect(create_engine(empty_url)).get_table_names()
