@@ -26,6 +26,8 @@ DEVELOPMENT_VALUES = {
     "WECHAT_ENCODING_AES_KEY": "DevelopmentOnlyKeyForTheWeChatSimulator0123",
     # The demo staff member's API token (every role, every project; development only).
     "STAFF_API_TOKEN": "dev-staff-api-token",
+    # The demo member's web-console password (login "demo"); set once, development only.
+    "CONSOLE_DEMO_PASSWORD": "dev-console-password",
     "RASA_AUTH_TOKEN": "dev-rasa-token",
 }
 

@@ -21,16 +21,18 @@ from bot import staff_api
 from bot.app.services import assistant_client, company_of, flood_counters, wechat_api
 from bot.cases.flood import FloodGuard
 from bot.cases.routing import MessageRouter
+from bot.cases.sign_in import set_password
 from bot.cases.staff_directory import ensure_demo_staff
 from bot.channels.wechat import routes as wechat_routes
 from bot.channels.wechat.conversation import ConversationService
 from bot.channels.wechat.keys import CONVERSATIONS, CREDENTIALS, HTTP
 from bot.channels.wechat.protocol import MAX_BODY_BYTES, WeChatCredentials
+from bot.console import app as console
 from bot.core.clock import utcnow
 from bot.core.company import Company
 from bot.db.counters import RedisCounters
 from bot.db.store import TicketStore
-from bot.settings import Settings
+from bot.settings import DEVELOPMENT_VALUES, Settings
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,9 @@ def create_app(settings: Settings, company: Company | None = None) -> web.Applic
     return app
 
 
+DEMO_CONSOLE_LOGIN = "demo"
+
+
 def ensure_development_staff(settings: Settings, company: Company, store: TicketStore) -> None:
     """Development only: the demo staff member (every role, every project), with STAFF_API_TOKEN
     as their API token so a newcomer's scripts keep working. Production creates no one."""
@@ -145,6 +150,9 @@ def ensure_development_staff(settings: Settings, company: Company, store: Ticket
     with store.transaction() as session:
         member, issued = ensure_demo_staff(session, known_projects=company.codes,
                                            token=settings.staff_api_token or None)
+        if member.password_hash is None:  # the console: login "demo", the development password
+            member.console_login = member.console_login or DEMO_CONSOLE_LOGIN
+            set_password(session, member, DEVELOPMENT_VALUES["CONSOLE_DEMO_PASSWORD"])
     if issued:
         log.info("development: demo staff member %s (employee number %s) signs in with STAFF_API_TOKEN",
                  member.name, member.employee_number)
@@ -154,18 +162,21 @@ async def _staff_store(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE] = TicketStore(app[SETTINGS].database_url)
     await asyncio.to_thread(ensure_development_staff, app[SETTINGS], app[COMPANY], store)
     staff_api.attach_store(app, store)
+    console.attach_store(app, store)
     yield
     store.dispose()
 
 
 def create_staff_app(settings: Settings, company: Company | None = None,
                      clock: Callable[[], datetime] = utcnow) -> web.Application:
-    """The staff listener: the staff API and its health, on an internal port (or behind the
-    intranet reverse proxy), never on the public WeChat listener."""
+    """The staff listener: the staff API, the web console (/console) and its health, on an
+    internal port (or behind the intranet reverse proxy), never on the public WeChat listener."""
     app = web.Application()
     app[SETTINGS] = settings
     app[COMPANY] = company or company_of(settings)
     app.cleanup_ctx.append(_staff_store)
     app.add_routes([web.get("/healthz", staff_healthz)])
     staff_api.install(app, company=app[COMPANY], clock=clock)
+    # The console's cookies travel over HTTPS only, except on a developer's loopback.
+    console.install(app, company=app[COMPANY], clock=clock, secure_cookies=not settings.is_development)
     return app

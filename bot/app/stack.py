@@ -194,6 +194,8 @@ def run_stack(settings: Settings) -> int:
             f"(own listener; Authorization: Bearer {shown_secret(env, 'STAFF_API_TOKEN')})",
             "                 signed in as 演示员工 (every role, every project; development only); "
             "add real staff with: python -m bot staff add …",
+            f"  web console    http://127.0.0.1:{settings.staff_port}/console/  (login demo / "
+            f"{shown_secret(env, 'CONSOLE_DEMO_PASSWORD')})",
             f"  Rasa REST      http://127.0.0.1:{settings.rasa_port}/webhooks/rest/webhook  "
             f"(HTTP API: ?token={shown_secret(env, 'RASA_AUTH_TOKEN')})",
             f"  action server  http://127.0.0.1:{settings.action_port}/health",

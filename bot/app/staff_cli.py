@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot.cases.access import audit_entries, audit_view, authorize
+from bot.cases.sign_in import PasswordError, set_password
 from bot.cases.staff_directory import (
     StaffError,
     add_staff,
@@ -72,6 +73,9 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     token = staff_sub.add_parser("token", help="issue an API token (shown once)")
     token.add_argument("employee_number")
     token.add_argument("--label", default="", help="what the token is for, e.g. laptop")
+    password = staff_sub.add_parser("password", help="set the web console password (read from stdin or asked)")
+    password.add_argument("employee_number")
+    password.add_argument("--login", help="the console login; default: the one on file, else the employee number")
 
     audit = sub.add_parser("audit", help="read the audit trail (needs read_audit; the read is audited)")
     audit.add_argument("--by", required=True, metavar="EMPLOYEE_NUMBER", help="who is reading (audited)")
@@ -104,7 +108,12 @@ def run_staff(args: argparse.Namespace, store: TicketStore, project_codes: Colle
             elif args.staff_command == "token":
                 member = _member(session, args.employee_number)
                 issued = member.employee_number, issue_token(session, member, label=args.label)
-    except StaffError as exc:
+            elif args.staff_command == "password":
+                member = _member(session, args.employee_number)
+                member.console_login = (args.login or member.console_login or member.employee_number).strip()[:64]
+                set_password(session, member, _read_password())
+                print(f"console password set for {member.employee_number} (login: {member.console_login})")
+    except (StaffError, PasswordError) as exc:
         print(f"not done: {exc}", file=sys.stderr)
         return 1
     if issued is not None:  # after the commit: a token printed is a token stored
@@ -113,6 +122,17 @@ def run_staff(args: argparse.Namespace, store: TicketStore, project_codes: Colle
         print(f"API token for {employee_number}: shown only once, store it now (令牌只显示这一次，请立即保存)",
               file=sys.stderr)
     return 0
+
+
+def _read_password() -> str:
+    """From a pipe (scripts, tests) or asked twice at a terminal; never from the command line."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+    first, second = getpass.getpass("新密码: "), getpass.getpass("再输入一次: ")
+    if first != second:
+        raise PasswordError("the two passwords differ")
+    return first
 
 
 def _member(session: Session, employee_number: str) -> StaffMember:

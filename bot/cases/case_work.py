@@ -18,7 +18,7 @@ from bot.core.clock import utcnow
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import OPEN_STATUSES
 from bot.core.rules import ProjectRules
-from bot.core.sla import compute_due_at
+from bot.core.sla import compute_due_at, compute_final_due_at
 from bot.db.models import StaffOutbox, Ticket
 from bot.db.records import add_event
 
@@ -113,6 +113,7 @@ def retier(session: Session, rules: ProjectRules, ticket: Ticket, staff: Staff, 
     tags = (ticket.resident.tags or ()) if ticket.resident else ()
     ticket.priority = tier.value
     ticket.due_at = compute_due_at(TicketKind.COMPLAINT, tier, ticket.created_at, rules, tags)
+    ticket.final_due_at = compute_final_due_at(TicketKind.COMPLAINT, tier, ticket.created_at, rules)
     ticket.updated_at = now
     add_event(session, ticket, actor=_actor(staff), channel=channel, action="retiered", content=reason.strip()[:500],
               result=f"{previous} → {tier.value}", now=now)
