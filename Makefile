@@ -59,7 +59,7 @@ lint: venv
 	@$(SVC_PY) -m ruff check bot actions tests scripts
 	@$(SVC_PY) -m mypy
 
-unit: venv
+unit: venv console-assets
 	@$(SVC_PY) -m pytest tests/unit -m "not postgres"
 	@$(ASSIST_PY) -m pytest tests/assistant
 

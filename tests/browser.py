@@ -1,7 +1,7 @@
 """Browser tests: Debian's headless Chromium (/usr/bin/chromium, `make browser`) through Playwright.
 
 Fixtures (registered through tests/fixtures.py):
-  chromium     one browser for the session
+  chromium     one browser per test module
   page         a desktop tab, 1280x800
   phone_page   a phone tab, 390x844, as WeChat's in-app browser (mobile user agent, touch)
   console_assets  the staff console's vendor files (bot/console/assets.py), installed or not
@@ -77,9 +77,11 @@ def _has_cjk_font() -> bool:
     return bool(found.stdout.strip())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session."""
+    """Debian's Chromium, headless, for one test module. Not longer: Playwright's sync API keeps an
+    event loop running in this thread while it is open, and the async tests of the next modules
+    (pytest-asyncio) need the thread's loop to themselves."""
     if not CHROMIUM.exists():
         _absent(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium fonts-noto-cjk)")
     if not _has_cjk_font():

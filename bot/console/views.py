@@ -85,8 +85,16 @@ def _countdown(due: datetime | None, now: datetime) -> tuple[str, str]:
     return f"剩 {text}", "soon" if left < 240 else "ok"
 
 
+# What each kind of timeline event is called on the case page (unknown ones show as they are).
+EVENT_LABELS = {"created": "受理", "status": "状态", "claimed": "接单", "staff_reply": "回复居民",
+                "internal_note": "内部备注", "on_site": "到场", "transferred": "转派", "expected_completion": "预计完成",
+                "retiered": "调整级别", "escalated": "上报", "notified": "通知居民", "survey_answer": "回访答复",
+                "evidence": "照片", "relayed": "居民消息", "room_corrected": "更正房号", "urgency": "紧急判断",
+                "tier_reason": "级别依据", "grouped": "群诉", "asked_again": "再次请求", "linked_case": "关联工单"}
+
+
 def _labels() -> dict[str, Any]:
-    return {"kinds": {k.value: v for k, v in replies.KIND_LABELS_ZH.items()},
+    return {"event_labels": EVENT_LABELS, "kinds": {k.value: v for k, v in replies.KIND_LABELS_ZH.items()},
             "priorities": {p.value: v for p, v in replies.PRIORITY_LABELS_ZH.items()},
             "statuses": {s.value: v for s, v in STATUS_LABELS_ZH.items()},
             "reasons": REASON_LABELS_ZH}
@@ -236,7 +244,8 @@ def _clocks(request: web.Request, ticket: Ticket, now: datetime) -> list[dict[st
                               ("回访时限", ticket.callback_due_at, "callback")):
         if moment is not None:
             countdown, state = _countdown(moment, now)
-            met = TicketStatus(ticket.status) not in OPEN_STATUSES and key != "callback"
+            met = (TicketStatus(ticket.status) not in OPEN_STATUSES and key != "callback") or \
+                (emergency and key == "due" and on_site is not None)  # the emergency clock is about being there
             clocks.append({"name": name, "value": _local(request, ticket.project, moment),
                            "detail": "已完成" if met else countdown, "state": "late" if key in missed else
                            ("ok" if met else state)})
@@ -272,9 +281,12 @@ async def case_page(request: web.Request) -> web.Response:
                            detail="timeline" if fragment else "case page", now=now)
         if not access.allowed:
             return access, {}
+        labels = {s.value: v for s, v in STATUS_LABELS_ZH.items()}
         events = [{"at": _local(request, ticket.project, e.at), "actor": e.actor, "action": e.action,
                    "content": e.content if access.contact_data else redact_text(e.content), "result": e.result,
-                   "internal": e.action == case_work.INTERNAL_NOTE} for e in ticket.events]
+                   "internal": e.action == case_work.INTERNAL_NOTE,
+                   "change": f"{labels.get(e.from_status or '', '')} → {labels.get(e.to_status or '', '')}"
+                   if e.action == "status" else ""} for e in ticket.events]
         company = request.app[COMPANY]
         return access, {
             "ticket": ticket, "events": events, "resident": _resident_view(ticket.resident, access),
