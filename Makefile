@@ -92,6 +92,7 @@ eval: train
 # Benchmarks (latency targets live here, never in timed unit tests); reports in results/.
 bench: train
 	@$(SVC_PY) scripts/bench.py
+	@$(SVC_PY) scripts/bench_console.py
 
 clean:
 	rm -rf models results var/log .pytest_cache

@@ -3,14 +3,20 @@ requests that belong to another public body."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from typing import TYPE_CHECKING, Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import latest_text, project_rules
+from actions.common import input_channel, latest_text, project_rules, resident_id, with_store
+from bot.cases.questions import record_unanswered_question
 from bot.core import replies
+from bot.core.clock import utcnow
+from bot.core.rules import ProjectRules
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +38,25 @@ class ActionAnswerFaq(Action):
         topic = selected_faq_topic(tracker)
         answer = rules.knowledge.answer(topic) if topic else None
         if answer is None:
-            log.warning("no FAQ answer for topic %r; the project YAML lacks it", topic)
-            answer = replies.faq_unknown_topic(rules)
-        dispatcher.utter_message(text=answer)
+            log.warning("no FAQ answer for topic %r in project %s; the question goes to staff", topic, rules.code)
+            answer = question_for_staff(dispatcher, tracker, topic)
+        if answer is not None:
+            dispatcher.utter_message(text=answer)
         return []
+
+
+def question_for_staff(dispatcher: CollectingDispatcher, tracker: Tracker, topic: str | None) -> str | None:
+    """A question the assistant cannot answer becomes an enquiry case of the resident's project (or
+    joins their open one); the reply names its number. None when the store failed (the resident
+    has heard the apology)."""
+    question, now = latest_text(tracker), utcnow()
+
+    def record(session: Session, rules: ProjectRules) -> str:
+        recorded = record_unanswered_question(session, rules, openid=resident_id(tracker), question=question,
+                                              topic=topic, channel=input_channel(tracker), now=now)
+        return replies.question_for_staff(recorded.ticket.number, rules, again=not recorded.opened)
+
+    return with_store(dispatcher, tracker, "recording an unanswered question", record)
 
 
 class ActionReferOutOfScope(Action):

@@ -1,4 +1,5 @@
-"""Progress enquiries (进度查询): the case the resident names, or their open cases, with status and due time;
+"""Progress enquiries (进度查询): the case the resident names, or their open cases and those finished
+lately (`self_service.progress_recent_days`), with status, who holds each (their role) and due time;
 asked for the past ("我今年报过哪些单"), their cases of the past year, closed ones too."""
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import latest_text, resident_id, with_store
 from bot.cases.household import case_history
-from bot.cases.tickets import referenced_case, resident_tickets
+from bot.cases.progress import resident_progress
+from bot.cases.tickets import referenced_case
 from bot.core import replies
 from bot.core.clock import utcnow
 from bot.core.references import case_reference
@@ -34,7 +36,7 @@ class ActionCheckStatus(Action):
                 if history:
                     return replies.case_history(list(case_history(session, rules, openid, now)),
                                                 rules.self_service.history_months, rules, now)
-                return replies.status_overview(list(resident_tickets(session, openid)), rules)
+                return replies.progress_overview(resident_progress(session, rules, openid, now), rules, now)
 
             if reference is None:
                 return overview()

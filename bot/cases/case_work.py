@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from bot.cases import escalation, follow_ups
-from bot.cases.handoff import Staff, _tell_resident
+from bot.cases.handoff import Staff, tell_resident
 from bot.cases.tickets import transition
 from bot.core import replies
 from bot.core.clock import utcnow
@@ -93,8 +93,8 @@ def expect_completion(session: Session, rules: ProjectRules, ticket: Ticket, sta
               content=reason.strip()[:500], result=f"{previous.isoformat() if previous else '-'} → {when.isoformat()}",
               now=now)
     follow_ups.schedule_deadline_checks(session, rules, ticket, now)
-    _tell_resident(session, rules, ticket, replies.expected_completion(ticket, rules, reason.strip()[:120]),
-                   f"expected:{ticket.id}:{when.isoformat()}", now)
+    tell_resident(session, rules, ticket, replies.expected_completion(ticket, rules, reason.strip()[:120]),
+                  f"expected:{ticket.id}:{when.isoformat()}", now)
 
 
 def retier(session: Session, rules: ProjectRules, ticket: Ticket, staff: Staff, *, tier: Priority, reason: str,
@@ -135,6 +135,6 @@ def close_outside_responsibility(session: Session, rules: ProjectRules, ticket: 
     transition(session, ticket, TicketStatus.CLOSED, rules=rules, actor=_actor(staff), channel=channel,
                content=explanation.strip()[:1000], result=f"outside our responsibility; refer to {department[:60]}",
                now=now)
-    _tell_resident(session, rules, ticket,
-                   replies.outside_responsibility(ticket.number, explanation.strip()[:300], department.strip()[:60]),
-                   f"outside:{ticket.id}", now)
+    tell_resident(session, rules, ticket,
+                  replies.outside_responsibility(ticket.number, explanation.strip()[:300], department.strip()[:60]),
+                  f"outside:{ticket.id}", now)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.cases import alerts, follow_ups
+from bot.cases.follow_ups import FIRST_FEEDBACK
 from bot.cases.opening import insert_case
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import OPEN_STATUSES
@@ -26,7 +27,7 @@ from bot.core.rooms import parse_room
 from bot.core.rules import ProjectRules
 from bot.core.sla import deadline_missed, in_special_group
 from bot.db import queue
-from bot.db.models import Survey, Ticket
+from bot.db.models import Survey, Ticket, TicketEvent
 from bot.db.records import SYSTEM, add_event
 
 HUMAN_REQUEST = "human_request"
@@ -144,6 +145,14 @@ def check_deadline(session: Session, rules: ProjectRules, ticket: Ticket, *, dea
                                key=f"sla:{ticket.id}:callback:{resolved_at}", now=now,
                                detail=f"no satisfaction callback for {ticket.number} by {local_due}; "
                                       "please call the resident")
+        return
+    if deadline == FIRST_FEEDBACK:
+        told = session.execute(select(TicketEvent.id).where(TicketEvent.ticket_id == ticket.id,
+                                                            TicketEvent.action == "staff_reply")).first()
+        if ticket.first_feedback_due_at == due_at and told is None and TicketStatus(ticket.status) in OPEN_STATUSES:
+            alerts.raise_alert(session, reason=alerts.SLA_BREACH, ticket=ticket, now=now,
+                               key=f"sla:{ticket.id}:first_feedback:{due_at.isoformat()}",
+                               detail=f"{ticket.number}: no first feedback to the resident by {local_due}")
         return
     current = ticket.due_at if deadline == "due" else ticket.final_due_at
     if current != due_at or not deadline_missed(ticket, deadline):

@@ -15,6 +15,8 @@ from bot.core.sla import callback_due_at, callback_send_at, compute_due_at, next
 from bot.db import queue
 from bot.db.models import Ticket
 
+FIRST_FEEDBACK = "first_feedback"
+
 
 def _enqueue(session: Session, rules: ProjectRules, ticket: Ticket, kind: str, due_at: datetime, key: str,
              now: datetime, payload: dict | None = None) -> None:
@@ -25,7 +27,8 @@ def _enqueue(session: Session, rules: ProjectRules, ticket: Ticket, kind: str, d
 
 def schedule_deadline_checks(session: Session, rules: ProjectRules, ticket: Ticket, now: datetime) -> None:
     """An SLA check at each deadline the ticket carries (keyed by the deadline itself)."""
-    for deadline, due in (("due", ticket.due_at), ("final", ticket.final_due_at)):
+    for deadline, due in (("due", ticket.due_at), ("final", ticket.final_due_at),
+                          (FIRST_FEEDBACK, ticket.first_feedback_due_at)):
         if due is not None:
             _enqueue(session, rules, ticket, queue.SLA_CHECK, due, f"sla:{ticket.id}:{deadline}:{due.isoformat()}",
                      now, {"deadline": deadline})

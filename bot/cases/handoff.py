@@ -60,8 +60,10 @@ def _ticket(session: Session, number: str) -> Ticket | None:
     return find_ticket(session, number.strip())
 
 
-def _tell_resident(session: Session, rules: ProjectRules, ticket: Ticket, text: str, key: str,
-                   now: datetime) -> None:
+def tell_resident(session: Session, rules: ProjectRules, ticket: Ticket, text: str, key: str,
+                  now: datetime) -> None:
+    """Queue a message to the case's resident (sent once per key by the worker: free text in
+    WeChat's 48-hour window, else the configured template)."""
     if ticket.resident is None or not ticket.resident.openid:
         return
     queue.enqueue(session, kind=queue.RESIDENT_MESSAGE, project=ticket.project, due_at=now, key=key, now=now,
@@ -129,8 +131,8 @@ def claim(session: Session, rules: ProjectRules, number: str, staff: Staff, *, c
             previous.ended_at, previous.ended_by = now, "another case claimed"
         session.add(HumanSession(ticket_id=ticket.id, openid=resident.openid, staff_id=staff.id[:64],
                                  staff_name=staff.name[:64], started_at=now))
-        _tell_resident(session, rules, ticket, replies.staff_joined(staff.name, ticket.number),
-                       f"claimed:{ticket.id}:{staff.id}:{now.isoformat()}", now)
+        tell_resident(session, rules, ticket, replies.staff_joined(staff.name, ticket.number),
+                      f"claimed:{ticket.id}:{staff.id}:{now.isoformat()}", now)
     return Outcome(ticket.number, True, holder=staff.name)
 
 
@@ -155,7 +157,7 @@ def reply(session: Session, rules: ProjectRules, number: str, staff: Staff, text
     event = add_event(session, ticket, actor=f"staff:{staff.name}", channel=channel, action="staff_reply",
                       content=text, result="queued for the resident", now=now)
     session.flush()
-    _tell_resident(session, rules, ticket, replies.staff_says(staff.name, text), f"staff-reply:{event.id}", now)
+    tell_resident(session, rules, ticket, replies.staff_says(staff.name, text), f"staff-reply:{event.id}", now)
     return Outcome(ticket.number, True, holder=staff.name)
 
 
@@ -176,8 +178,8 @@ def resolve(session: Session, rules: ProjectRules, number: str, staff: Staff, no
     resolve_ticket(session, rules, ticket, actor=f"staff:{staff.name}", channel=channel, note=note.strip()[:2000],
                    now=now)
     if _end_sessions(session, ticket, f"staff:{staff.name}", now):
-        _tell_resident(session, rules, ticket, replies.human_session_resolved(ticket.number),
-                       f"resolved:{ticket.id}:{now.isoformat()}", now)
+        tell_resident(session, rules, ticket, replies.human_session_resolved(ticket.number),
+                      f"resolved:{ticket.id}:{now.isoformat()}", now)
     return Outcome(ticket.number, True, holder=staff.name)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot.core.clock import to_local
 from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.rules import ProjectRules
-from bot.core.sla import compute_due_at, compute_final_due_at
+from bot.core.sla import compute_due_at, compute_final_due_at, compute_first_feedback_due_at
 from bot.db.models import Resident, Ticket
 from bot.db.numbering import next_ticket_number
 from bot.db.records import RESIDENT, SYSTEM, add_event
@@ -39,6 +39,7 @@ def insert_case(session: Session, rules: ProjectRules, *, kind: TicketKind, prio
         updated_at=now,
         due_at=compute_due_at(kind, priority, now, rules, (resident.tags or ()) if resident else ()),
         final_due_at=compute_final_due_at(kind, priority, now, rules),
+        first_feedback_due_at=compute_first_feedback_due_at(kind, now, rules) if resident is not None else None,
     )
     session.add(ticket)
     add_event(session, ticket, actor=RESIDENT if resident else SYSTEM, channel=channel, action="created",

@@ -28,6 +28,7 @@ from bot.db.models import (
     JobStatus,
     PrivacyRequest,
     Resident,
+    ResidentEvent,
     StaffAlert,
     Survey,
     Ticket,
@@ -101,6 +102,8 @@ def _file_of(session: Session, resident: Resident) -> dict[str, Any]:
                                     "overall_score", "comment")),
                      "scores": {score.dimension: score.score for score in s.scores}}
                     for s in surveys],
+        "file record": [_columns(e, ("at", "actor", "channel", "action", "content")) for e in session.execute(
+            select(ResidentEvent).where(ResidentEvent.resident_id == resident.id).order_by(ResidentEvent.id)).scalars()],
     }
 
 
@@ -156,6 +159,7 @@ def _anonymise(session: Session, subject: Subject, now: datetime) -> dict[str, i
             description=ERASED, demand=None, visit_time=None, room=None, updated_at=now)),
         "case events": run(update(TicketEvent).where(TicketEvent.ticket_id.in_(tickets)).values(content="", result="")),
         "surveys": run(update(Survey).where(Survey.resident_id.in_(ids)).values(comment=None)),
+        "file record": run(update(ResidentEvent).where(ResidentEvent.resident_id.in_(ids)).values(content="")),
         "alerts": run(update(StaffAlert).where(StaffAlert.ticket_id.in_(tickets)).values(detail="")),
         "chats with staff": run(update(HumanSession).where(HumanSession.openid.in_(subject.openids)).values(openid="")),
     }

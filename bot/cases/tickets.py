@@ -36,10 +36,10 @@ URGENCY_EVENT = "urgency"
 TIER_EVENT = "tier_reason"
 
 
-def _open_ticket(session: Session, rules: ProjectRules, *, kind: TicketKind, priority: Priority | None,
-                 resident: Resident | None, description: str, channel: str, room: str | None = None,
-                 demand: str | None = None, visit_time: str | None = None,
-                 now: datetime | None = None, grounds: tuple[str, str] | None = None) -> Ticket:
+def open_case(session: Session, rules: ProjectRules, *, kind: TicketKind, priority: Priority | None,
+              resident: Resident | None, description: str, channel: str, room: str | None = None,
+              demand: str | None = None, visit_time: str | None = None,
+              now: datetime | None = None, grounds: tuple[str, str] | None = None) -> Ticket:
     """A new case, its deadlines' checks, its escalation (if its kind and tier call for one), its updates.
 
     `grounds` (event action, explanation) says why the case got its priority: it goes into the
@@ -59,14 +59,21 @@ def open_repair_ticket(session: Session, rules: ProjectRules, *, openid: str, de
                        room: str | None, visit_time: str | None, channel: str,
                        now: datetime | None = None) -> Ticket:
     resident = find_or_create_resident(session, openid, project=rules.code, room=room, now=now)
+    return open_repair_for(session, rules, resident, description=description, room=room, visit_time=visit_time,
+                           channel=channel, now=now)
+
+
+def open_repair_for(session: Session, rules: ProjectRules, resident: Resident, *, description: str,
+                    room: str | None, visit_time: str | None, channel: str, now: datetime | None = None) -> Ticket:
+    """A repair of this household's (the resident wrote, or staff took it on the phone)."""
     urgency = assess(description, rules.urgency)
     # A repair is at the resident's home unless they said otherwise.
     # Why it is urgent, in the case's timeline: staff see the hazard and the words it came from.
-    return _open_ticket(session, rules, kind=TicketKind.REPAIR,
-                        priority=Priority.EMERGENCY if urgency.emergency else Priority.NORMAL, resident=resident,
-                        description=description, channel=channel, room=room or resident.room,
-                        visit_time=visit_time, now=now,
-                        grounds=(URGENCY_EVENT, urgency.explain()) if urgency.emergency else None)
+    return open_case(session, rules, kind=TicketKind.REPAIR,
+                     priority=Priority.EMERGENCY if urgency.emergency else Priority.NORMAL, resident=resident,
+                     description=description, channel=channel, room=room or resident.room,
+                     visit_time=visit_time, now=now,
+                     grounds=(URGENCY_EVENT, urgency.explain()) if urgency.emergency else None)
 
 
 
@@ -84,13 +91,20 @@ def open_complaint_ticket(session: Session, rules: ProjectRules, *, openid: str,
                           demand: str | None, room: str | None, channel: str,
                           now: datetime | None = None) -> Ticket:
     resident = find_or_create_resident(session, openid, project=rules.code, room=room, now=now)
+    return open_complaint_for(session, rules, resident, description=description, demand=demand, room=room,
+                              channel=channel, now=now)
+
+
+def open_complaint_for(session: Session, rules: ProjectRules, resident: Resident, *, description: str,
+                       demand: str | None, room: str | None, channel: str, now: datetime | None = None) -> Ticket:
+    """A complaint of this household's, weighed like one that came in by WeChat."""
     weight = weigh_complaint(f"{description} {demand or ''}", rules.triage)
     # A bound household's verified room identifies the complainant when no room was named.
     home = resident.room if resident.bound_at is not None else None
     # Why this tier, in the timeline and on the staff card.
-    ticket = _open_ticket(session, rules, kind=TicketKind.COMPLAINT, priority=weight.tier, resident=resident,
-                          description=description, demand=demand, channel=channel, room=room or home, now=now,
-                          grounds=(TIER_EVENT, weight.explain()) if weight.reasons else None)
+    ticket = open_case(session, rules, kind=TicketKind.COMPLAINT, priority=weight.tier, resident=resident,
+                       description=description, demand=demand, channel=channel, room=room or home, now=now,
+                       grounds=(TIER_EVENT, weight.explain()) if weight.reasons else None)
     link_to_repair(session, rules, ticket, f"{description} {demand or ''}", channel=channel, now=now)
     return ticket
 
@@ -153,8 +167,8 @@ def link_to_repair(session: Session, rules: ProjectRules, complaint: Ticket, tex
 def open_staff_follow_up(session: Session, rules: ProjectRules, *, resident: Resident, description: str,
                          room: str | None, channel: str, now: datetime | None = None) -> Ticket:
     """An enquiry (咨询) case for staff to follow up, e.g. a household binding to verify."""
-    return _open_ticket(session, rules, kind=TicketKind.ENQUIRY, priority=None, resident=resident,
-                        description=description, channel=channel, room=room, now=now)
+    return open_case(session, rules, kind=TicketKind.ENQUIRY, priority=None, resident=resident,
+                     description=description, channel=channel, room=room, now=now)
 
 
 HUMAN_REQUEST_PREFIX = "居民请求人工客服"
@@ -191,8 +205,8 @@ def record_feedback(session: Session, rules: ProjectRules, *, kind: TicketKind, 
     if kind not in (TicketKind.SUGGESTION, TicketKind.PRAISE):
         raise ValueError(f"not a feedback kind: {kind}")
     resident = find_or_create_resident(session, openid, project=rules.code, now=now)
-    return _open_ticket(session, rules, kind=kind, priority=None, resident=resident, description=text,
-                        channel=channel, now=now)
+    return open_case(session, rules, kind=kind, priority=None, resident=resident, description=text,
+                     channel=channel, now=now)
 
 
 def transition(session: Session, ticket: Ticket, target: TicketStatus, *, rules: ProjectRules, actor: str,

@@ -43,8 +43,10 @@ ROUTES = [
     web.get(f"{PATH}/cases/{{number}}", views.case_page),
     web.post(f"{PATH}/cases/{{number}}/{{action}}", views.case_action),
     web.get(f"{PATH}/households", views.household_page),
+    web.post(f"{PATH}/households/{{resident_id:\\d+}}/{{action}}", views.household_action),
     web.get(f"{PATH}/alerts", views.alerts_page),
     web.post(f"{PATH}/alerts/{{alert_id:\\d+}}/ack", views.acknowledge_alert),
+    web.post(f"{PATH}/jobs/{{job_id:\\d+}}/retry", views.retry_job),
     web.get(f"{PATH}/static/{{name}}", vendor_file),
 ]
 

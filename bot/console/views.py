@@ -14,7 +14,7 @@ from aiohttp import web
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.cases import case_work, handoff
+from bot.cases import case_work, handoff, intake
 from bot.cases.access import authorize
 from bot.cases.alerts import acknowledge, open_alerts
 from bot.cases.escalation import REASON_LABELS_ZH
@@ -36,14 +36,15 @@ from bot.console.session import (
     signed_in,
 )
 from bot.core import replies
-from bot.core.access import Decision, Permission, Principal, visible_projects
+from bot.core.access import Decision, Permission, Principal, decide, visible_projects
 from bot.core.clock import to_local, to_utc_naive
-from bot.core.kinds import Priority, TicketStatus
+from bot.core.kinds import Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH, IllegalTransition
 from bot.core.phones import normalise_phone
 from bot.core.privacy import mask_name, mask_openid, mask_phone, redact_text
 from bot.core.sla import overdue_deadlines
-from bot.db.models import Resident, StaffAlert, Ticket
+from bot.db.models import Job, JobStatus, Resident, ResidentEvent, StaffAlert, Ticket
+from bot.db.queue import jobs_with_status, retry_parked
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,11 @@ def _clocks(request: web.Request, ticket: Ticket, now: datetime) -> list[dict[st
     emergency = ticket.priority == Priority.EMERGENCY.value
     clocks = [{"name": "首次响应", "value": _local(request, ticket.project, ticket.claimed_at) or "尚未接单",
                "state": "ok" if ticket.claimed_at else "soon"}]
+    if ticket.first_feedback_due_at is not None:
+        told = next((e.at for e in ticket.events if e.action == "staff_reply"), None)
+        countdown, state = _countdown(ticket.first_feedback_due_at, now)
+        clocks.append({"name": "首次反馈", "value": _local(request, ticket.project, told or ticket.first_feedback_due_at),
+                       "detail": "已反馈" if told else countdown, "state": "ok" if told else state})
     if emergency:
         clocks.append({"name": "到场", "value": _local(request, ticket.project, on_site) or "尚未到场",
                        "state": "ok" if on_site else ("late" if "due" in missed else "soon")})
@@ -435,7 +441,13 @@ async def household_page(request: web.Request) -> web.Response:
             if not access.allowed:
                 continue
             cases = sorted(resident.tickets, key=lambda t: t.created_at, reverse=True)
+            record = session.execute(select(ResidentEvent).where(ResidentEvent.resident_id == resident.id)
+                                     .order_by(ResidentEvent.id.desc()).limit(20)).scalars().all()
             households.append({"resident": _resident_view(resident, access), "project": resident.project,
+                               "record": [{"at": _local(request, e.project, e.at), "actor": e.actor,
+                                           "channel": intake.CHANNELS.get(e.channel, e.channel), "action": e.action,
+                                           "content": e.content if access.contact_data else redact_text(e.content)}
+                                          for e in record],
                                "customer": f"{resident.customer_type} · {resident.property_use} · {resident.occupancy}",
                                "cases": [{"number": t.number, "kind": t.kind, "status": t.status,
                                           "created": _local(request, t.project, t.created_at),
@@ -445,7 +457,60 @@ async def household_page(request: web.Request) -> web.Response:
     allowed, households = await _in_store(request, load)
     if not allowed:
         raise web.HTTPForbidden(text="您没有查看住户档案的权限。")
-    return render(request, "household.html", signed=signed, wanted=wanted, households=households, **_labels())
+    return render(request, "household.html", signed=signed, wanted=wanted, households=households,
+                  channels=intake.CHANNELS, flash=request.query.get("ok"), error=request.query.get("error"),
+                  **_labels())
+
+
+HOUSEHOLD_ACTIONS = {"contact": Permission.ACT_ON_CASE, "case": Permission.ACT_ON_CASE,
+                     # Correcting contact data is a supervisor's (the roles that see it unmasked).
+                     "correct": Permission.CONFIRM_PHONE}
+
+
+async def household_action(request: web.Request) -> web.StreamResponse:
+    """记录来电/来访, 代为登记工单, 更正资料 — on one household's file."""
+    signed = await signed_in(request)
+    form = await request.post()
+    check_csrf(signed, form)
+    action = request.match_info["action"]
+    if action not in HOUSEHOLD_ACTIONS:
+        raise web.HTTPNotFound(text="未知的操作。")
+    resident_id, now = int(request.match_info["resident_id"]), request.app[CLOCK]()
+    staff = Staff(id=signed.principal.actor_id, name=signed.principal.name)
+    field = {key: str(value) for key, value in form.items()}
+
+    def apply(session: Session) -> tuple[Decision | None, str, str]:
+        resident = session.get(Resident, resident_id)
+        if resident is None:
+            return None, "", ""
+        access = authorize(session, signed.principal, HOUSEHOLD_ACTIONS[action], project=resident.project,
+                           resident_id=resident.id, interface=INTERFACE, detail=f"household {action}", now=now)
+        if not access.allowed:
+            return access, "", ""
+        back = resident.phone or resident.room or ""
+        if action == "contact":
+            intake.record_contact(session, resident, staff, channel=field.get("channel", ""),
+                                  note=field.get("text", ""), now=now)
+        elif action == "case":
+            ticket = intake.open_case_for(session, request.app[COMPANY].rules(resident.project), resident, staff,
+                                          kind=TicketKind(field.get("kind") or "repair"),
+                                          description=field.get("text", ""), room=field.get("room") or None,
+                                          channel=field.get("channel", ""), now=now)
+            return access, "", f"{PATH}/cases/{ticket.number}?ok=intake"
+        else:
+            intake.correct_resident(session, resident, staff, name=field.get("name"), phone=field.get("phone"),
+                                    room=field.get("room"), now=now)
+        return access, back, ""
+
+    try:
+        access, back, go = await _in_store(request, apply)
+    except (intake.IntakeRefused, ValueError) as exc:
+        raise web.HTTPSeeOther(f"{PATH}/households?error={_quote(str(exc))}") from None
+    if access is None:
+        raise web.HTTPNotFound(text="没有这户住户。")
+    if not access.allowed:
+        raise web.HTTPForbidden(text="这户住户不在您负责的项目或岗位范围内。")
+    raise web.HTTPSeeOther(go or f"{PATH}/households?q={_quote(back)}&ok={action}")
 
 
 # --- alerts ------------------------------------------------------------------------------------
@@ -456,19 +521,49 @@ async def alerts_page(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     projects = visible_projects(signed.principal, request.app[COMPANY].codes)
 
-    def load(session: Session) -> tuple[Decision, list[dict[str, Any]]]:
+    def load(session: Session) -> tuple[Decision, list[dict[str, Any]], list[dict[str, Any]]]:
         access = authorize(session, signed.principal, Permission.VIEW_ALERTS, interface=INTERFACE,
                            detail="alerts page", now=now)
         if not access.allowed:
-            return access, []
-        return access, [{"id": a.id, "reason": a.reason, "project": a.project,
-                         "ticket": a.ticket.number if a.ticket else "", "detail": redact_text(a.detail)[:160],
-                         "at": _local(request, a.project, a.created_at)} for a in open_alerts(session, projects=projects)]
+            return access, [], []
+        alerts = [{"id": a.id, "reason": a.reason, "project": a.project,
+                   "ticket": a.ticket.number if a.ticket else "", "detail": redact_text(a.detail)[:160],
+                   "at": _local(request, a.project, a.created_at)} for a in open_alerts(session, projects=projects)]
+        jobs = []
+        if decide(signed.principal, Permission.VIEW_JOBS, None).allowed:  # parked work: for supervisors
+            jobs = [{"id": j.id, "kind": j.kind, "project": j.project, "attempts": j.attempts,
+                     "error": redact_text(j.last_error or "")[:160], "at": _local(request, j.project, j.updated_at)}
+                    for j in jobs_with_status(session, JobStatus.PARKED, projects=projects)]
+        return access, alerts, jobs
 
-    access, items = await _in_store(request, load)
+    access, items, parked = await _in_store(request, load)
     if not access.allowed:
         raise web.HTTPForbidden(text="您没有查看告警的权限。")
-    return render(request, "alerts.html", signed=signed, alerts=items, **_labels())
+    return render(request, "alerts.html", signed=signed, alerts=items, parked=parked, **_labels())
+
+
+async def retry_job(request: web.Request) -> web.StreamResponse:
+    """A parked job back in the queue (after the cause was fixed), by someone allowed to."""
+    signed = await signed_in(request)
+    check_csrf(signed, await request.post())
+    job_id, now = int(request.match_info["job_id"]), request.app[CLOCK]()
+
+    def apply(session: Session) -> Decision | None:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        access = authorize(session, signed.principal, Permission.RETRY_JOB, project=job.project,
+                           interface=INTERFACE, detail=f"job {job_id}", now=now)
+        if access.allowed:
+            retry_parked(session, job_id, now)
+        return access
+
+    access = await _in_store(request, apply)
+    if access is None:
+        raise web.HTTPNotFound(text="没有这项任务。")
+    if not access.allowed:
+        raise web.HTTPForbidden(text="您没有重试系统任务的权限。")
+    raise web.HTTPSeeOther(f"{PATH}/alerts")
 
 
 async def acknowledge_alert(request: web.Request) -> web.StreamResponse:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol, Sequence
 
+from bot.core.access import ROLE_LABELS, Role
 from bot.core.clock import to_local
 from bot.core.kinds import Case, Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import STATUS_LABELS_ZH
@@ -108,11 +109,80 @@ def case_status(ticket: Case, rules: ProjectRules) -> str:
     return f"您问的工单情况如下：\n{status_line(ticket, rules)}"
 
 
-def status_overview(tickets: list[Case], rules: ProjectRules) -> str:
-    if not tickets:
+class CaseHolder(Protocol):
+    """Who holds a case (bot.cases.progress.Holder): their role, if known, and their name."""
+
+    @property
+    def role(self) -> Role | None: ...
+    @property
+    def name(self) -> str: ...
+
+
+class ProgressEntry(Protocol):
+    """A line of 查询进度 (bot.cases.progress.ListedProgress)."""
+
+    @property
+    def ticket(self) -> Case: ...
+    @property
+    def holder(self) -> CaseHolder | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+
+
+class ProgressReport(Protocol):
+    """查询进度's answer (bot.cases.progress.Progress): open cases, those finished within `days`."""
+
+    @property
+    def open(self) -> Sequence[ProgressEntry]: ...
+    @property
+    def recent(self) -> Sequence[ProgressEntry]: ...
+    @property
+    def days(self) -> int: ...
+
+
+# How residents hear of a holder's role; the other roles by their label (主管, 项目负责人 …).
+HOLDER_ROLES_ZH = {Role.AGENT: "客服人员", Role.TECHNICIAN: "维修师傅", Role.ADMIN: "工作人员"}
+PROGRESS_LINES = 5  # what fits a phone's screen; the rest is counted
+
+
+def holder_words(holder: CaseHolder | None, rules: ProjectRules) -> str:
+    """"维修师傅", or the holder's name where the project shows names; "" when nobody holds the case."""
+    if holder is None:
+        return ""
+    if rules.self_service.progress_shows_holder_name and holder.name:
+        return holder.name
+    if holder.role is None:
+        return "工作人员"
+    return HOLDER_ROLES_ZH.get(holder.role, ROLE_LABELS[holder.role])
+
+
+def _progress_line(entry: ProgressEntry, rules: ProjectRules, now: datetime) -> str:
+    ticket = entry.ticket
+    kind = KIND_LABELS_ZH.get(TicketKind(ticket.kind), "工单")
+    status = TicketStatus(ticket.status)
+    label, who = STATUS_LABELS_ZH[status], holder_words(entry.holder, rules)
+    if entry.finished_at is not None:  # finished: when, and who did it
+        did = f"（{who}经办）" if who and status is not TicketStatus.CANCELLED else ""
+        return f"· {ticket.number} {kind}：{_day(entry.finished_at, rules, now)}{label}{did}"
+    doing = "正在跟进" if status in (TicketStatus.IN_PROGRESS, TicketStatus.REOPENED) else "已接单"
+    held = f"，{who}{doing}" if who else ""
+    due = f"，预计 {format_local(ticket.due_at, rules)} 前" if ticket.due_at else ""
+    return f"· {ticket.number} {kind}：{label}{held}{due}"
+
+
+def progress_overview(progress: ProgressReport, rules: ProjectRules, now: datetime) -> str:
+    """查询进度: the open cases, then those finished lately; number first, at most PROGRESS_LINES cases."""
+    total = len(progress.open) + len(progress.recent)
+    if not total:
         return "您目前没有正在处理中的工单。如需报修或投诉，直接告诉我就可以。"
-    lines = [f"您有 {len(tickets)} 个正在处理的工单："]
-    lines.extend(status_line(ticket, rules) for ticket in tickets)
+    lines = [f"您有 {len(progress.open)} 件正在处理的工单：" if progress.open else "您目前没有正在处理中的工单。"]
+    lines.extend(_progress_line(entry, rules, now) for entry in progress.open[:PROGRESS_LINES])
+    room = PROGRESS_LINES - min(len(progress.open), PROGRESS_LINES)
+    if progress.recent and room:
+        lines.append(f"近 {progress.days} 天已结束的：")
+        lines.extend(_progress_line(entry, rules, now) for entry in progress.recent[:room])
+    if total > PROGRESS_LINES:
+        lines.append(f"等 {total} 件，发送工单号可查看某一件的详情。")
     return "\n".join(lines)
 
 
@@ -232,10 +302,13 @@ def binding_too_many_tries() -> str:
 
 # --- Enquiries, referrals, people, clarification ----------------------------
 
-def faq_unknown_topic(rules: ProjectRules) -> str:
+def question_for_staff(number: str, rules: ProjectRules, *, again: bool = False) -> str:
+    """A question the assistant could not answer went to staff as an enquiry case (咨询单)."""
     phone = rules.service_hours.phone
-    return ("这个问题我这里暂时没有现成的答案，已记下来了。" +
-            (f"您也可以拨打客服电话 {phone} 直接咨询。" if phone else "您也可以回复“转人工”咨询工作人员。"))
+    hurry = f"着急的话可拨打客服电话 {phone}。" if phone else "着急的话可回复“转人工”。"
+    if again:
+        return f"这个问题也已补充到您的咨询单 {number}，工作人员会一并在这里答复您。{hurry}"
+    return f"这个问题我暂时答不上来，已转给工作人员（咨询单号 {number}），会尽快在这里答复您。{hurry}"
 
 
 def referral(department: str, contact: str) -> str:
@@ -351,6 +424,13 @@ def expected_completion(ticket: Case, rules: ProjectRules, reason: str) -> str:
     why = f"（{reason}）" if reason else ""
     return (f"您的工单 {ticket.number} 需要多一点时间{why}，预计 {format_local(ticket.due_at, rules)} 前处理好。"
             "给您添麻烦了，有进展我们会及时告诉您。")
+
+
+def case_opened_by_staff(ticket: Case, rules: ProjectRules, how: str) -> str:
+    """A bound resident phoned or came by: the case staff opened for them, on WeChat too."""
+    kind = KIND_LABELS_ZH.get(TicketKind(ticket.kind), "工单")
+    due = f"，预计 {format_local(ticket.due_at, rules)} 前处理" if ticket.due_at else ""
+    return f"您通过{how}反映的{kind}已登记，工单号 {ticket.number}{due}。发“查询进度”可随时查看。"
 
 
 def outside_responsibility(number: str, explanation: str, department: str) -> str:

@@ -31,6 +31,9 @@ class SlaRules:
     # Complaints open longer than this many working days get progress updates, every N.
     progress_update_after_working_days: int = 3
     progress_update_every_working_days: int = 2
+    # Complaints: the initial investigation is fed back to the resident within this many hours
+    # (accepted within 24 h, first feedback within 48 h, solved within 7 working days).
+    complaint_first_feedback_hours: int = 48
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,10 @@ class SelfServiceRules:
     # A case finished (已办结, or done and awaiting the callback) at most this many days ago may be
     # put up for review (复议) by its resident; an older one is a new report.
     review_within_days: int = 30
+    # "查询进度" lists the open cases and those finished (办结, 撤销) within this many days.
+    progress_recent_days: int = 30
+    # "查询进度" says who holds a case by their role ("维修师傅已接单"); True: by their name.
+    progress_shows_holder_name: bool = False
 
 
 @dataclass(frozen=True)
@@ -370,7 +377,10 @@ def _flood(raw: dict[str, Any]) -> FloodRules:
 def _self_service(raw: dict[str, Any]) -> SelfServiceRules:
     defaults = SelfServiceRules()
     return SelfServiceRules(history_months=int(raw.get("history_months", defaults.history_months)),
-                            review_within_days=int(raw.get("review_within_days", defaults.review_within_days)))
+                            review_within_days=int(raw.get("review_within_days", defaults.review_within_days)),
+                            progress_recent_days=int(raw.get("progress_recent_days", defaults.progress_recent_days)),
+                            progress_shows_holder_name=bool(raw.get("progress_shows_holder_name",
+                                                                    defaults.progress_shows_holder_name)))
 
 
 def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRules:
@@ -401,6 +411,8 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
             sla_raw.get("progress_update_after_working_days", defaults.progress_update_after_working_days)),
         progress_update_every_working_days=int(
             sla_raw.get("progress_update_every_working_days", defaults.progress_update_every_working_days)),
+        complaint_first_feedback_hours=int(
+            sla_raw.get("complaint_first_feedback_hours", defaults.complaint_first_feedback_hours)),
     )
     repairs_raw = triage_raw.get("our_repairs") or {}
     triage = TriageRules(complaint_signals=_complaint_signals(triage_raw), our_repairs=OurRepairComplaints(

@@ -318,6 +318,7 @@ SCHEMA = Map({
         "callback_within_hours": INT,
         "progress_update_after_working_days": INT,
         "progress_update_every_working_days": INT,
+        "complaint_first_feedback_hours": INT,
         # Older files kept the calendar here (bot.core.workdays.parse_calendar still reads them).
         "holidays": DATES,
         "working_days": ListOf(WEEKDAY),
@@ -354,6 +355,8 @@ SCHEMA = Map({
     "self_service": OrNull(Map({
         "history_months": INT,
         "review_within_days": INT,
+        "progress_recent_days": INT,
+        "progress_shows_holder_name": BOOL,
     })),
     "escalation": OrNull(Map({
         "group_complaint_count": INT,

@@ -51,6 +51,13 @@ def _shorten_for(resident_tags: Iterable[str], rules: ProjectRules, start: datet
     return end
 
 
+def compute_first_feedback_due_at(kind: TicketKind, created_at: datetime, rules: ProjectRules) -> datetime | None:
+    """Complaints: when the first investigation result is due back to the resident."""
+    if kind is not TicketKind.COMPLAINT:
+        return None
+    return created_at + timedelta(hours=rules.sla.complaint_first_feedback_hours)
+
+
 def compute_final_due_at(kind: TicketKind, priority: Priority | None, created_at: datetime,
                          rules: ProjectRules) -> datetime | None:
     """The hard limit for complex general complaints (at most N working days); None otherwise."""

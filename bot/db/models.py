@@ -74,6 +74,22 @@ class Resident(Base):
     __table_args__ = (UniqueConstraint("project", "openid", name="uq_residents_project_openid"),)
 
 
+class ResidentEvent(Base):
+    """The household file's own record (一户一档), apart from its cases: a phone call or a walk-in
+    staff noted, a correction of the resident's details (who changed what). Append-only."""
+
+    __tablename__ = "resident_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(Integer, ForeignKey("residents.id"), nullable=False, index=True)
+    project: Mapped[str] = project_column()
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)  # phone / walk_in / visit / console
+    action: Mapped[str] = mapped_column(String(32), nullable=False)  # contact / corrected
+    content: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
 
@@ -106,6 +122,8 @@ class Ticket(Base):
     due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     final_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     callback_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Complaints: when the first investigation result must reach the resident (a staff reply).
+    first_feedback_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 

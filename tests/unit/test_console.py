@@ -312,3 +312,95 @@ async def test_households_and_alerts(console: Console):
                                  allow_redirects=False) as done:
         assert done.status == 303
     assert "超出时限" not in (await console.page("/console/alerts"))[1]
+
+
+async def test_a_complaint_s_first_feedback_clock_is_met_by_a_reply_and_chased_otherwise(console: Console):
+    from bot.cases.escalation import check_deadline
+    number = console.numbers["complaint"]
+    ticket = console.ticket(number)
+    assert ticket.first_feedback_due_at == ticket.created_at + timedelta(hours=48)
+    with console.store.transaction() as s:
+        kinds = {(j.kind, j.payload.get("deadline")) for j in s.execute(select(Job).where(Job.ticket_id == ticket.id))
+                 .scalars()}
+    assert (queue.SLA_CHECK, "first_feedback") in kinds
+    await console.login("zhao")
+    _, page = await console.page(f"/console/cases/{number}")
+    assert "首次反馈" in page and "剩 " in page
+    company = load_company(PROJECT_ROOT / "project" / "default.yml", PROJECT_ROOT / "tests" / "projects")
+
+    def check() -> list[str]:
+        with console.store.transaction() as s:
+            t = s.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
+            check_deadline(s, company.rules("default"), t, deadline="first_feedback", due_at=t.first_feedback_due_at,
+                           resolved_at=None, now=t.first_feedback_due_at)
+            return [a.detail for a in s.execute(select(StaffAlert).where(StaffAlert.ticket_id == t.id,
+                                                                         StaffAlert.reason == "sla_breach")).scalars()]
+    assert any("no first feedback" in detail for detail in check())
+    # Answered: the clock shows it met.
+    await console.act(number, "claim")
+    await console.act(number, "reply", text="已安排保洁主管核查，明天给您答复。")
+    _, page = await console.page(f"/console/cases/{number}")
+    assert "已反馈" in page
+
+
+async def test_staff_take_a_phone_call_open_a_case_for_the_resident_and_correct_their_file(console: Console):
+    from bot.db.models import Resident, ResidentEvent
+    with console.store.transaction() as s:
+        resident_id = s.execute(select(Resident.id).where(Resident.openid == "oConsole1")).scalar_one()
+    await console.login("zhao")
+    form = {"csrf": console.csrf}
+    async with console.http.post(f"/console/households/{resident_id}/contact", allow_redirects=False,
+                                 data={**form, "channel": "phone", "text": "询问停车卡办理"}) as done:
+        assert done.status == 303
+    async with console.http.post(f"/console/households/{resident_id}/case", allow_redirects=False,
+                                 data={**form, "channel": "walk_in", "kind": "repair", "text": "阳台下水道堵了"}) as done:
+        assert done.status == 303
+        number = re.search(r"/cases/(\w+-\d+)", done.headers["Location"]).group(1)  # type: ignore[union-attr]
+    ticket = console.ticket(number)
+    assert (ticket.channel, ticket.room, ticket.project) == ("walk_in", "3栋2单元501", "default")
+    assert "taken_by_staff" in [e.action for e in ticket.events]
+    with console.store.transaction() as s:
+        told = [j.payload["text"] for j in s.execute(select(Job).where(Job.ticket_id == ticket.id,
+                                                                       Job.kind == queue.RESIDENT_MESSAGE)).scalars()]
+    assert any(number in t and "来访" in t for t in told)  # bound: told the number on WeChat
+    # Correcting the file is for the roles that see contact data: refused to an agent, audited.
+    async with console.http.post(f"/console/households/{resident_id}/correct", allow_redirects=False,
+                                 data={**form, "phone": "13900001111"}) as refused:
+        assert refused.status == 403
+    await console.login("sun")
+    async with console.http.post(f"/console/households/{resident_id}/correct", allow_redirects=False,
+                                 data={"csrf": console.csrf, "phone": "13900001111", "name": "王晓明"}) as done:
+        assert done.status == 303
+    with console.store.transaction() as s:
+        resident = s.get(Resident, resident_id)
+        assert (resident.phone, resident.name) == ("13900001111", "王晓明")  # type: ignore[union-attr]
+        record = s.execute(select(ResidentEvent).where(ResidentEvent.resident_id == resident_id)
+                           .order_by(ResidentEvent.id)).scalars().all()
+        assert [(e.action, e.actor) for e in record] == [("contact", "staff:赵客服"), ("corrected", "staff:孙主管")]
+        assert "138****5678 → 139****1111" in record[1].content and "13900001111" not in record[1].content
+    _, page = await console.page("/console/households?q=13900001111")
+    assert "询问停车卡办理" in page and "更正资料" in page
+    assert [r.allowed for r in console.audit(action="confirm_phone")] == [False, True]
+
+
+async def test_parked_jobs_are_shown_to_supervisors_and_retried(console: Console):
+    ticket = console.ticket(console.numbers["repair"])
+    with console.store.transaction() as s:
+        job = s.execute(select(Job).where(Job.ticket_id == ticket.id)).scalars().first()
+        job.status, job.attempts, job.last_error = "parked", 6, "WeChatApiError: 45015"  # type: ignore[union-attr]
+        job_id = job.id  # type: ignore[union-attr]
+    await console.login("zhao")
+    _, page = await console.page("/console/alerts")
+    assert "失败的系统任务" not in page  # agents do not work the job queue
+    async with console.http.post(f"/console/jobs/{job_id}/retry", data={"csrf": console.csrf},
+                                 allow_redirects=False) as refused:
+        assert refused.status == 403
+    await console.login("sun")
+    _, page = await console.page("/console/alerts")
+    assert "失败的系统任务" in page and "45015" in page
+    async with console.http.post(f"/console/jobs/{job_id}/retry", data={"csrf": console.csrf},
+                                 allow_redirects=False) as done:
+        assert done.status == 303
+    with console.store.transaction() as s:
+        assert s.get(Job, job_id).status == "pending"  # type: ignore[union-attr]
+    assert [r.allowed for r in console.audit(action="retry_job")] == [False, True]
