@@ -28,7 +28,7 @@ from bot.core import replies
 from bot.core.clock import utcnow
 from bot.core.company import Company, load_company
 from bot.core.kinds import TicketStatus
-from bot.core.rules_schema import RulesError
+from bot.core.rules_schema import RulesFileError
 from bot.db.models import Ticket, TicketEvent
 from bot.db.store import TicketStore
 from bot.settings import PROJECT_ROOT
@@ -288,7 +288,7 @@ def test_the_window_and_the_names_are_project_settings(tmp_path: Path):
             company.rules("river").self_service.progress_shows_holder_name) == (7, True)
     (projects / "b.yml").write_text("project:\n  code: river\n  name: 江畔\nself_service:\n"
                                     "  progress_shows_holder_name: 是\n", encoding="utf-8")
-    with pytest.raises(RulesError, match="progress_shows_holder_name"):
+    with pytest.raises(RulesFileError, match="progress_shows_holder_name"):
         load_company(PROJECT_ROOT / "project" / "default.yml", projects)
 
 
