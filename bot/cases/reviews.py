@@ -92,20 +92,20 @@ def _alert(session: Session, rules: ProjectRules, ticket: Ticket, original: Tick
 
 
 def _reopen(session: Session, rules: ProjectRules, ticket: Ticket, words: str, channel: str,
-            now: datetime) -> ReviewResult:
-    add_event(session, ticket, actor=RESIDENT, channel=channel, action=REVIEW_EVENT, content=words,
+            now: datetime, actor: str = RESIDENT) -> ReviewResult:
+    add_event(session, ticket, actor=actor, channel=channel, action=REVIEW_EVENT, content=words,
               result="reopened for review", now=now)
-    transition(session, ticket, TicketStatus.REOPENED, rules=rules, actor=RESIDENT, channel=channel,
+    transition(session, ticket, TicketStatus.REOPENED, rules=rules, actor=actor, channel=channel,
                content=words, result="review requested", now=now)
     _alert(session, rules, ticket, ticket, words, now)
     return ReviewResult(Review.REOPENED, ticket.number, ticket.number, ticket.due_at)
 
 
 def _open_review(session: Session, rules: ProjectRules, original: Ticket, words: str, channel: str,
-                 now: datetime) -> ReviewResult:
+                 now: datetime, actor: str = RESIDENT) -> ReviewResult:
     running = _open_review_of(session, original)
     if running is not None:
-        add_event(session, running, actor=RESIDENT, channel=channel, action=REVIEW_EVENT, content=words,
+        add_event(session, running, actor=actor, channel=channel, action=REVIEW_EVENT, content=words,
                   result="asked again", now=now)
         return ReviewResult(Review.ALREADY, original.number, running.number, running.due_at)
     review = insert_case(session, rules, kind=TicketKind(original.kind), resident=original.resident,
@@ -114,7 +114,7 @@ def _open_review(session: Session, rules: ProjectRules, original: Ticket, words:
                          demand=original.demand, channel=channel, now=now)
     follow_ups.schedule_deadline_checks(session, rules, review, now)
     follow_ups.schedule_progress_updates(session, rules, review, now)
-    add_event(session, original, actor=RESIDENT, channel=channel, action=REVIEW_EVENT, content=words,
+    add_event(session, original, actor=actor, channel=channel, action=REVIEW_EVENT, content=words,
               result=f"review case {review.number}", now=now)
     _alert(session, rules, review, original, words, now)
     return ReviewResult(Review.OPENED, original.number, review.number, review.due_at)
@@ -145,3 +145,21 @@ def request_review(session: Session, rules: ProjectRules, *, openid: str, refere
     if status is TicketStatus.RESOLVED:
         return _reopen(session, rules, ticket, words, channel, now)
     return _open_review(session, rules, ticket, words, channel, now)
+
+
+def reopen_for_review(session: Session, rules: ProjectRules, ticket: Ticket, *, actor: str, words: str,
+                      channel: str, now: datetime | None = None) -> ReviewResult:
+    """复议 taken by staff (the resident contested a finished case by phone or at the desk): a case
+    awaiting its callback is reopened, a closed one gets a linked review case — as when the
+    resident asks in chat, but at any age."""
+    now = now or utcnow()
+    words = (words or "").strip()[:MAX_WORDS] or "居民申请复议"
+    status = TicketStatus(ticket.status)
+    if status in OPEN_STATUSES:
+        return ReviewResult(Review.STILL_OPEN, ticket.number, ticket.number, ticket.due_at)
+    if status is TicketStatus.CANCELLED:
+        return ReviewResult(Review.CANCELLED, ticket.number)
+    if status is TicketStatus.RESOLVED:
+        return _reopen(session, rules, ticket, words, channel, now, actor)
+    return _open_review(session, rules, ticket, words, channel, now, actor)
+

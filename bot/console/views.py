@@ -14,7 +14,7 @@ from aiohttp import web
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.cases import case_work, handoff, intake
+from bot.cases import case_work, handoff, intake, reviews
 from bot.cases.access import authorize
 from bot.cases.alerts import acknowledge, open_alerts
 from bot.cases.escalation import REASON_LABELS_ZH
@@ -325,7 +325,7 @@ def _when(value: str, request: web.Request, project: str) -> datetime:
     return to_utc_naive(moment.replace(tzinfo=zone))
 
 
-ACTIONS = ("claim", "transfer", "on_site", "note", "reply", "expect", "retier", "resolve", "close_outside")
+ACTIONS = ("claim", "transfer", "on_site", "note", "reply", "expect", "retier", "resolve", "close_outside", "reopen")
 
 
 async def case_action(request: web.Request) -> web.StreamResponse:
@@ -373,6 +373,11 @@ async def case_action(request: web.Request) -> web.StreamResponse:
         elif action == "retier":
             case_work.retier(session, rules, ticket, staff, tier=Priority(str(form.get("tier") or "general")),
                              reason=text, channel=INTERFACE, now=now)
+        elif action == "reopen":
+            result = reviews.reopen_for_review(session, rules, ticket, actor=f"staff:{staff.name}", words=text,
+                                               channel=INTERFACE, now=now)
+            if result.outcome not in (reviews.Review.REOPENED, reviews.Review.OPENED, reviews.Review.ALREADY):
+                return access, "这张工单还在处理中，或已撤销，无需复议。"
         elif action == "close_outside":
             case_work.close_outside_responsibility(session, rules, ticket, staff, explanation=text,
                                                    department=str(form.get("department") or "").strip(),

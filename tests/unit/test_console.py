@@ -404,3 +404,21 @@ async def test_parked_jobs_are_shown_to_supervisors_and_retried(console: Console
     with console.store.transaction() as s:
         assert s.get(Job, job_id).status == "pending"  # type: ignore[union-attr]
     assert [r.allowed for r in console.audit(action="retry_job")] == [False, True]
+
+
+async def test_a_contested_finished_case_is_reopened_or_reviewed_from_the_console(console: Console):
+    number = console.numbers["repair"]
+    await console.login("zhao")
+    await console.act(number, "resolve", text="已更换水龙头")
+    assert (await console.act(number, "reopen", text="住户来电说还在滴水"))[0] == 303
+    reopened = console.ticket(number)
+    assert reopened.status == "reopened" and "review_requested" in [e.action for e in reopened.events]
+    # A closed one gets a linked review case, in the same project.
+    closed = console.numbers["complaint"]
+    await console.act(closed, "close_outside", text="不在物业合同内。", department="业主委员会")
+    assert (await console.act(closed, "reopen", text="住户认为属于物业责任"))[0] == 303
+    with console.store.transaction() as s:
+        review = s.execute(select(Ticket).where(Ticket.description.startswith("复议"))).scalar_one()
+        assert review.project == "default" and review.kind == "complaint"
+    status, where = await console.act(console.numbers["repair"], "reopen", text="again")
+    assert status == 303 and "error=" in where  # still being worked: nothing to review
