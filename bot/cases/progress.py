@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from bot.core.access import ROLE_LABELS, Role
@@ -50,7 +50,7 @@ class Progress:
         return len(self.open) + len(self.recent)
 
 
-def _finished_at():  # type: ignore[no-untyped-def]
+def _finished_at() -> ColumnElement[datetime]:
     # Closed: when it was closed; done and awaiting the callback: when it was done; cancelled: its last change.
     return func.coalesce(Ticket.closed_at, Ticket.resolved_at, Ticket.updated_at)
 

@@ -155,14 +155,15 @@ async def file_repairs(store: TicketStore, *descriptions: str) -> list[Ticket]:
     return tickets(store)
 
 
-async def test_check_status_lists_open_tickets_only(wired, rules):
+async def test_check_status_lists_open_tickets_and_the_recently_finished_apart(wired, rules):
     first, second = await file_repairs(wired, "客厅灯不亮", "门锁坏了")
     with wired.transaction() as s:
         transition(s, s.get(Ticket, first.id), TicketStatus.CANCELLED, rules=rules, actor="resident", channel="rest")
     dispatcher = CollectingDispatcher()
     await ActionCheckStatus().run(dispatcher, tracker("查询进度", intent="check_status"), DOMAIN)
-    text = dispatcher.messages[0]["text"]
-    assert second.number in text and first.number not in text and "已受理" in text
+    opened, _, finished = dispatcher.messages[0]["text"].partition("近 30 天已结束的：")
+    assert second.number in opened and first.number not in opened and "已受理" in opened
+    assert first.number in finished and "已撤销" in finished
     dispatcher = CollectingDispatcher()
     await ActionCheckStatus().run(dispatcher, tracker("查询进度", intent="check_status", sender="oNobody"), DOMAIN)
     assert "没有正在处理" in dispatcher.messages[0]["text"]

@@ -1,8 +1,8 @@
 """Unanswered questions become enquiry cases for staff; 查询进度 shows open and recently finished
 cases with who holds them (their role, or their name where the project says so).
 
-The actions run against a real SQLite store with rasa_sdk's Tracker and CollectingDispatcher,
-in the two-project company of tests/projects."""
+The actions run against a real store with rasa_sdk's Tracker and CollectingDispatcher,
+in the two-project company of tests/projects; on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -40,9 +40,10 @@ ROOM = "3栋2单元501"
 
 
 @pytest.fixture(autouse=True)
-def wired(sqlite_store, two_projects):  # type: ignore[no-untyped-def]
-    runtime.configure(sqlite_store, two_projects)
-    yield sqlite_store
+def wired(store, two_projects):  # type: ignore[no-untyped-def]
+    """The store on SQLite, then on PostgreSQL (the production path)."""
+    runtime.configure(store, two_projects)
+    yield store
     runtime.configure(None, None)
 
 
