@@ -8,6 +8,7 @@ import logging
 import secrets
 from datetime import datetime, time
 from typing import Any, Callable, TypeVar
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -20,7 +21,7 @@ from bot.cases.alerts import acknowledge, open_alerts
 from bot.cases.escalation import REASON_LABELS_ZH
 from bot.cases.handoff import Refusal, Staff
 from bot.cases.sign_in import SESSION_HOURS, SignIn, sign_in, sign_out
-from bot.cases.staff_directory import principal_of
+from bot.cases.staff_directory import list_staff, principal_of
 from bot.cases.tickets import find_ticket
 from bot.cases.work_queue import QueueQuery, QueueView, queue_counts, work_queue
 from bot.console.session import (
@@ -43,7 +44,7 @@ from bot.core.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH, IllegalTransitio
 from bot.core.phones import normalise_phone
 from bot.core.privacy import mask_name, mask_openid, mask_phone, redact_text
 from bot.core.sla import overdue_deadlines
-from bot.db.models import Job, JobStatus, Resident, ResidentEvent, StaffAlert, Ticket
+from bot.db.models import Job, JobStatus, Resident, ResidentEvent, StaffAlert, StaffMember, Ticket
 from bot.db.queue import jobs_with_status, retry_parked
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ def _clocks(request: web.Request, ticket: Ticket, now: datetime) -> list[dict[st
 
 
 def _colleagues(session: Session, principal: Principal, project: str) -> list[dict[str, str]]:
-    from bot.cases.staff_directory import list_staff
+    """Who a case may be handed to: enabled staff of its project."""
     people = []
     for member in list_staff(session, include_disabled=False):
         them = principal_of(member)
@@ -356,7 +357,7 @@ async def case_action(request: web.Request) -> web.StreamResponse:
             if not outcome.done:
                 return access, _refusal(outcome.refusal, outcome.holder)
         elif action == "transfer":
-            target = session.get(_member_model(), int(str(form.get("to") or "0") or 0))
+            target = session.get(StaffMember, int(str(form.get("to") or "0") or 0))
             them = principal_of(target) if target is not None else None
             if them is None or not them.serves(ticket.project) or not them.roles:
                 return access, "请选择负责这个项目的同事。"
@@ -399,13 +400,7 @@ async def case_action(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{PATH}/cases/{number}?ok={action}")
 
 
-def _member_model() -> type:
-    from bot.db.models import StaffMember
-    return StaffMember
-
-
 def _quote(text: str) -> str:
-    from urllib.parse import quote
     return quote(text[:200])
 
 
