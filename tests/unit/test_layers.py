@@ -3,7 +3,7 @@
     bot.core, bot.settings   pure domain / process settings: import nothing of ours
     bot.db                   storage
     bot.cases                use cases (reach the outside through bot.cases.ports)
-    adapters                 bot.channels.<name>, bot.staff_api, bot.worker, bot.assistant, actions
+    adapters                 bot.channels.<name>, bot.staff_api, bot.console, bot.worker, bot.assistant, actions
     bot.app, bot.__main__    wiring and the command line
 
 Imports go down only; an adapter never imports another adapter (a channel never imports
@@ -105,7 +105,7 @@ def layer(module: str) -> tuple[int, str]:
         return 3, ".".join(parts[:3])
     if parts[0] == "actions":
         return 3, "actions"
-    if parts[:2] in (["bot", "staff_api"], ["bot", "worker"], ["bot", "assistant"]):
+    if parts[:2] in (["bot", "staff_api"], ["bot", "worker"], ["bot", "assistant"], ["bot", "console"]):
         return 3, ".".join(parts[:2])
     if parts[:2] == ["bot", "app"] or module == "bot.__main__":
         return 4, "app"
