@@ -52,8 +52,9 @@ def _shorten_for(resident_tags: Iterable[str], rules: ProjectRules, start: datet
 
 
 def compute_first_feedback_due_at(kind: TicketKind, created_at: datetime, rules: ProjectRules) -> datetime | None:
-    """Complaints: when the first investigation result is due back to the resident."""
-    if kind is not TicketKind.COMPLAINT:
+    """Complaints: when the first investigation result is due back to the resident (0 hours: a
+    project that does not use the first-feedback step)."""
+    if kind is not TicketKind.COMPLAINT or rules.sla.complaint_first_feedback_hours <= 0:
         return None
     return created_at + timedelta(hours=rules.sla.complaint_first_feedback_hours)
 

@@ -422,3 +422,12 @@ async def test_a_contested_finished_case_is_reopened_or_reviewed_from_the_consol
         assert review.project == "default" and review.kind == "complaint"
     status, where = await console.act(console.numbers["repair"], "reopen", text="again")
     assert status == 303 and "error=" in where  # still being worked: nothing to review
+
+
+async def test_the_resident_s_photos_show_on_the_case_page(console: Console):
+    from bot.cases.tickets import attach_evidence
+    with console.store.transaction() as s:
+        attach_evidence(s, "oConsole1", picture_url="https://mmbiz.qpic.cn/leak.jpg", media_id="m1", channel="wechat")
+    await console.login("zhao")
+    _, page = await console.page(f"/console/cases/{console.numbers['repair']}")
+    assert '<img class="photo" src="https://mmbiz.qpic.cn/leak.jpg"' in page

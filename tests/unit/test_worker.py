@@ -54,6 +54,9 @@ def worker_for(store, rules, http, api_url: str, now: datetime, name: str = "tes
 
 
 def open_complaint(store, rules, openid: str, *, now: datetime = WED_10, chatted: datetime | None = WED_10) -> int:
+    """A general complaint; the first-feedback check (its own test below) is left out here, so the
+    job counts of these tests are about progress updates and deadlines."""
+    rules = dataclasses.replace(rules, sla=dataclasses.replace(rules.sla, complaint_first_feedback_hours=0))
     with store.transaction() as s:
         ticket = open_complaint_ticket(s, rules, openid=openid, description="楼道堆满杂物，一直没人清理",
                                        demand="尽快清理", room="3栋2单元501", channel="wechat", now=now)
@@ -363,3 +366,19 @@ async def test_a_down_wechat_api_is_a_recorded_failed_attempt(store, rules):
         notified = [e.result for e in s.get(Ticket, ticket_id).events if e.action == "notified"]
         assert len(notified) == 1 and notified[0].startswith("custom: failed (ClientConnectorError")
         assert s.execute(select(OutboundMessage).where(OutboundMessage.status == "sent")).first() is None
+
+
+async def test_a_complaint_without_a_first_feedback_in_48_hours_alerts_staff(store, rules, wechat):
+    api, url = wechat
+    with store.transaction() as s:
+        ticket = open_complaint_ticket(s, rules, openid="oFeedback1", description="楼道灯坏了一个月",
+                                       demand="尽快修", room="3栋", channel="wechat", now=WED_10)
+        ticket_id, due = ticket.id, ticket.first_feedback_due_at
+    assert due == WED_10 + timedelta(hours=48)
+    async with aiohttp.ClientSession() as http:
+        await worker_for(store, rules, http, url, due).run_due()
+    with store.transaction() as s:
+        details = [a.detail for a in s.execute(select(StaffAlert).where(StaffAlert.ticket_id == ticket_id)).scalars()]
+    assert any("no first feedback" in d for d in details)
+    assert api.texts_to("oFeedback1") == []  # staff are chased; the resident is not told a breach
+
