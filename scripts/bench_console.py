@@ -103,6 +103,14 @@ EVENTS = [
 ]
 
 
+# Not in the migrations: the queue's order as an index of the open cases alone, covering the tabs'
+# counts. With it the first page reads 51 index entries instead of sorting every open case.
+PROPOSED_INDEX = (
+    "CREATE INDEX ix_tickets_open_queue ON tickets ((coalesce(due_at, '9999-12-31 00:00:00'::timestamp)), id) "
+    "INCLUDE (project, due_at, assignee_id) WHERE status IN ("
+    + ", ".join(f"'{status}'" for status in OPEN_STATUS_VALUES) + ")")
+
+
 # --- the database ------------------------------------------------------------------------------
 
 
@@ -192,7 +200,7 @@ def _rooms(rng: random.Random, count: int) -> list[str]:
 
 
 def generate(url: str, company: Company, *, cases: int, events_per_case: int, residents: int, now: datetime,
-             seed: int, bench_actor: str) -> Data:
+             seed: int, bench_actor: str, proposed_index: bool = False) -> Data:
     """Households, cases and timelines by COPY; ids given here, sequences moved past them."""
     import psycopg2
 
@@ -341,6 +349,8 @@ def generate(url: str, company: Company, *, cases: int, events_per_case: int, re
     started = time.perf_counter()
     conn.autocommit = True
     with conn.cursor() as cur:
+        if proposed_index:
+            cur.execute(PROPOSED_INDEX)
         for table in ("residents", "tickets", "ticket_events"):
             cur.execute(f"VACUUM (ANALYZE) {table}")
         cur.execute("SELECT count(*) FILTER (WHERE due_at < %s), count(*) FILTER (WHERE assignee_id IS NULL) "
@@ -561,7 +571,9 @@ def report(args: argparse.Namespace, data: Data, runs: list[PageRun], extra: dic
         f"(load average {os.getloadavg()[0]:.2f} at the end) with `scripts/bench_console.py --cases {args.cases} "
         f"--events-per-case {args.events_per_case} --requests {args.requests}`: PostgreSQL at 127.0.0.1, "
         "the real staff app (`create_staff_app`, development settings) in-process on loopback, one staff "
-        "member (agent, every project) signed in through the login form, one request at a time.",
+        "member (agent, every project) signed in through the login form, one request at a time."
+        + (f" **With the proposed index** (not in the migrations): `{PROPOSED_INDEX}`." if args.proposed_index
+           else ""),
         "",
         "## Data",
         "",
@@ -626,6 +638,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL server (a database to connect to)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
+    parser.add_argument("--proposed-index", action="store_true",
+                        help="also create the proposed index ix_tickets_open_queue (not in the migrations)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "console-bench.md")
     args = parser.parse_args()
     residents = args.residents if args.residents is not None else max(100, args.cases * 3 // 10)
@@ -645,7 +659,7 @@ def main() -> int:
         store.dispose()
         started = time.perf_counter()
         data = generate(url, company, cases=args.cases, events_per_case=args.events_per_case, residents=residents,
-                        now=now, seed=args.seed, bench_actor=bench_actor)
+                        now=now, seed=args.seed, bench_actor=bench_actor, proposed_index=args.proposed_index)
         generation = time.perf_counter() - started
         print(f"generated {data.cases:,} cases ({data.open_cases:,} open), {data.events:,} events, "
               f"{data.residents:,} households in {generation:.1f} s", flush=True)

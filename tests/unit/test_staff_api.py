@@ -49,13 +49,13 @@ def rules(company):  # type: ignore[no-untyped-def]
     return company.rules("default")
 
 
+# Each person's token, issued by the `api` fixture for the test that is running.
+ISSUED: dict[str, str] = {}
+
+
 @pytest.fixture
 def tokens(api) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return api.tokens
-
-
-class Api(aiohttp.ClientSession):
-    tokens: dict[str, str]
+    return dict(ISSUED)
 
 
 @pytest.fixture
@@ -84,8 +84,9 @@ async def api(sqlite_url, company, tmp_path):
         transition(s, complaint, TicketStatus.ACCEPTED, rules=rules, actor="staff:li", channel="console")
         open_repair_ticket(s, company.rules("binjiang"), openid="oBinjiang1", description="门禁坏了", room="1栋101",
                            visit_time=None, channel="wechat", now=NOON)
-    async with Api(base_url=str(server.make_url(""))) as http:
-        http.tokens = issued
+    ISSUED.clear()
+    ISSUED.update(issued)
+    async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
         yield http
     await server.close()
     store.dispose()
