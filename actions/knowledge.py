@@ -10,6 +10,8 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import input_channel, latest_text, project_rules, resident_id, with_store
+from bot.cases import context, notices
+from bot.cases.context import StoreUnavailable
 from bot.cases.questions import record_unanswered_question
 from bot.core import replies
 from bot.core.clock import utcnow
@@ -40,9 +42,27 @@ class ActionAnswerFaq(Action):
         if answer is None:
             log.warning("no FAQ answer for topic %r in project %s; the question goes to staff", topic, rules.code)
             answer = question_for_staff(dispatcher, tracker, topic)
+        elif topic and topic.removeprefix("faq/") == OUTAGE_TOPIC:
+            current = current_outages(tracker)
+            answer = f"{answer}\n\n{current}" if current else answer
         if answer is not None:
             dispatcher.utter_message(text=answer)
         return []
+
+
+OUTAGE_TOPIC = "outage_notice"  # 停水停电: the answer adds the project's current notices
+
+
+def current_outages(tracker: Tracker) -> str:
+    """The current outage and works notices of the resident's project, short for a phone; "" for
+    none, and while the store is down (the FAQ answer alone is still right)."""
+    try:
+        with context.unit_of_work() as session:
+            rules = context.rules_in_session(session, resident_id(tracker))
+            return notices.outage_addendum(session, rules, utcnow())
+    except StoreUnavailable:
+        log.warning("store unavailable: the outage answer goes without the current notices")
+        return ""
 
 
 def question_for_staff(dispatcher: CollectingDispatcher, tracker: Tracker, topic: str | None) -> str | None:

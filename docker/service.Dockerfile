@@ -12,6 +12,9 @@ RUN npm ci --no-audit --no-fund
 FROM python:3.10-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 WORKDIR /app
+# WeasyPrint (the PDF reports) draws with pango, in Chinese with a CJK font.
+RUN apt-get update && apt-get install -y --no-install-recommends libpangoft2-1.0-0 fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
 COPY requirements/service.lock requirements/
 RUN pip install --no-cache-dir "pip==24.3.1" \
  && pip install --no-cache-dir --no-deps -r requirements/service.lock \

@@ -498,6 +498,7 @@ async def serve_and_measure(url: str, company: Company, data: Data, args: argpar
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             await sign_in(http, base)
+            extra["load_before"] = os.getloadavg()[0]
             deep_path, followed, chain = await follow_pages(http, base, args.deep_pages)
             extra.update(deep_followed=followed, chain=chain)
             rooms = [rng.choice(data.open_rooms) for _ in range(args.requests + args.warmup)]
@@ -568,7 +569,8 @@ def report(args: argparse.Namespace, data: Data, runs: list[PageRun], extra: dic
         "# Staff console latency (PostgreSQL, production scale)",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {os.cpu_count()} CPUs "
-        f"(load average {os.getloadavg()[0]:.2f} at the end) with `scripts/bench_console.py --cases {args.cases} "
+        f"(1-min load average {extra.get('load_before', 0.0):.2f} before the requests, {os.getloadavg()[0]:.2f} "
+        "after; this process and PostgreSQL make about 1) with `scripts/bench_console.py --cases {args.cases} "
         f"--events-per-case {args.events_per_case} --requests {args.requests}`: PostgreSQL at 127.0.0.1, "
         "the real staff app (`create_staff_app`, development settings) in-process on loopback, one staff "
         "member (agent, every project) signed in through the login form, one request at a time."

@@ -17,8 +17,13 @@ have_chromium() { [ -x "$CHROMIUM" ]; }
 have_cjk_font() { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list ':lang=zh' family 2>/dev/null)" ]; }
 
 missing=()
+# Reports as PDF: WeasyPrint draws with pango; the tests read the PDFs back with poppler.
+have_pango() { ldconfig -p 2>/dev/null | grep -q libpangoft2-1.0.so.0; }
+have_poppler() { command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; }
 have_chromium || missing+=(chromium)
 have_cjk_font || missing+=(fonts-noto-cjk)
+have_pango || missing+=(libpangoft2-1.0-0)
+have_poppler || missing+=(poppler-utils)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 describe() {
@@ -26,6 +31,8 @@ describe() {
     case "$pkg" in
       chromium) echo "  - $CHROMIUM (Debian package chromium)" ;;
       fonts-noto-cjk) echo "  - a CJK font for Chinese text in screenshots (Debian package fonts-noto-cjk)" ;;
+      libpangoft2-1.0-0) echo "  - pango, which WeasyPrint draws the PDF reports with (Debian package libpangoft2-1.0-0)" ;;
+      poppler-utils) echo "  - pdftotext and pdftoppm, to read the PDF reports back in tests (Debian package poppler-utils)" ;;
     esac
   done
 }

@@ -9,7 +9,7 @@ from typing import Callable
 import jinja2
 from aiohttp import web
 
-from bot.console import views
+from bot.console import reports, views
 from bot.console.assets import INSTALL_HINT, VENDOR_FILES, missing_assets
 from bot.console.session import CLOCK, COMPANY, PATH, SECURE, STORE
 from bot.core.company import Company
@@ -47,6 +47,9 @@ ROUTES = [
     web.get(f"{PATH}/alerts", views.alerts_page),
     web.post(f"{PATH}/alerts/{{alert_id:\\d+}}/ack", views.acknowledge_alert),
     web.post(f"{PATH}/jobs/{{job_id:\\d+}}/retry", views.retry_job),
+    web.get(f"{PATH}/reports", reports.report_page),
+    web.get(f"{PATH}/reports.xlsx", reports.report_excel),
+    web.get(f"{PATH}/reports.pdf", reports.report_pdf),
     web.get(f"{PATH}/static/{{name}}", vendor_file),
 ]
 

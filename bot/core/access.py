@@ -43,6 +43,7 @@ class Permission(str, enum.Enum):
     RETRY_JOB = "retry_job"
     READ_AUDIT = "read_audit"
     MANAGE_STAFF = "manage_staff"
+    VIEW_REPORTS = "view_reports"  # KPIs, the quarterly complaint analysis, survey results, exports
 
 
 # In a principal's projects: every project of the company.
@@ -55,11 +56,11 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.AGENT: _AGENT,
     Role.TECHNICIAN: frozenset({Permission.VIEW_CASE, Permission.ACT_ON_CASE}),
     Role.SUPERVISOR: _SUPERVISOR,
-    Role.PROJECT_HEAD: _SUPERVISOR | {Permission.READ_AUDIT},
-    Role.COMPANY_CS: _SUPERVISOR,
-    # Oversight: reads cases, alerts, jobs and the audit trail, acts on nothing.
+    Role.PROJECT_HEAD: _SUPERVISOR | {Permission.READ_AUDIT, Permission.VIEW_REPORTS},
+    Role.COMPANY_CS: _SUPERVISOR | {Permission.VIEW_REPORTS},
+    # Oversight: reads cases, alerts, jobs, reports and the audit trail, acts on nothing.
     Role.MANAGER: frozenset({Permission.VIEW_CASE, Permission.VIEW_ALERTS, Permission.VIEW_JOBS,
-                             Permission.READ_AUDIT}),
+                             Permission.READ_AUDIT, Permission.VIEW_REPORTS}),
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -12,6 +12,8 @@ from bot.core.access import ROLE_LABELS, Role
 from bot.core.clock import to_local
 from bot.core.kinds import Case, Priority, TicketKind, TicketStatus
 from bot.core.lifecycle import STATUS_LABELS_ZH
+from bot.core.notices import CARE_KINDS, PERIOD_LABELS_ZH, NoticeFacts
+from bot.core.notices import KIND_LABELS_ZH as NOTICE_LABELS_ZH
 from bot.core.privacy import mask_phone
 from bot.core.rules import ProjectRules
 from bot.core.urgency import assess
@@ -535,3 +537,73 @@ def review_too_old(number: str, days: int) -> str:
 
 def review_nothing(days: int) -> str:
     return f"没有找到您近 {days} 天内办结的工单。如需复议，请发送工单号；如问题还在，可以直接报修或投诉。"
+
+
+# --- notices to residents (停水停电, 施工, 公示, 温馨提示) and proactive care ---------------------
+
+
+def notice_period(starts_at: datetime | None, ends_at: datetime | None, rules: ProjectRules) -> str:
+    """12月5日 09:00 至 12:00; 12月5日 09:00 至 12月6日 18:00; 12月5日 09:00 起; "" for no period."""
+    if starts_at is None:
+        return f"至 {format_local(ends_at, rules)}" if ends_at else ""
+    start = format_local(starts_at, rules)
+    if ends_at is None:
+        return f"{start} 起"
+    same_day = to_local(starts_at, rules.timezone).date() == to_local(ends_at, rules.timezone).date()
+    end = f"{to_local(ends_at, rules.timezone):%H:%M}" if same_day else format_local(ends_at, rules)
+    return f"{start} 至 {end}"
+
+
+def notice_period_field(notice: NoticeFacts, rules: ProjectRules) -> str:
+    """The period for a template's time field (at most 20 characters, WeChat's "~" for a span):
+    12月5日 09:00~12:00, or 12月5日~12月6日 across days; the send day for a notice about none."""
+    if notice.starts_at is None:
+        local = to_local(notice.send_at, rules.timezone)
+        return f"{local.month}月{local.day}日"
+    start = to_local(notice.starts_at, rules.timezone)
+    if notice.ends_at is None:
+        return f"{start.month}月{start.day}日 {start:%H:%M}"
+    end = to_local(notice.ends_at, rules.timezone)
+    if start.date() == end.date():
+        return f"{start.month}月{start.day}日 {start:%H:%M}~{end:%H:%M}"
+    return f"{start.month}月{start.day}日~{end.month}月{end.day}日"
+
+
+def notice_scope(target: object) -> str:
+    """Whom a notice is for, as residents read it: 全小区, 3栋、5栋, 3栋2单元501, or 5栋等 12 户."""
+    spec = target if isinstance(target, dict) else {}
+    buildings, rooms = list(spec.get("buildings") or ()), list(spec.get("rooms") or ())
+    if not buildings and not rooms:
+        return "全小区"
+    parts = buildings + (rooms if len(rooms) <= 2 else [f"{rooms[0]}等 {len(rooms)} 户"])
+    return "、".join(parts)
+
+
+def notice_text(notice: NoticeFacts, rules: ProjectRules) -> str:
+    """What a resident receives as a customer-service message. A care message is its own words."""
+    if notice.kind in CARE_KINDS:
+        return notice.body
+    lines = [f"【{NOTICE_LABELS_ZH.get(notice.kind, '通知')}】{notice.title}", f"范围：{notice_scope(notice.target)}"]
+    period = notice_period(notice.starts_at, notice.ends_at, rules)
+    if period:
+        lines.append(f"{PERIOD_LABELS_ZH.get(notice.kind, '时间')}：{period}")
+    lines.append(notice.body)
+    phone = f"，电话 {rules.service_hours.phone}" if rules.service_hours.phone else ""
+    lines.append(f"{rules.name}物业服务中心{phone}。有疑问直接回复这条消息。")
+    return "\n".join(lines)
+
+
+CURRENT_NOTICE_LINES = 3  # what fits a phone's screen under the FAQ answer; the rest is counted
+
+
+def current_notices(notices: Sequence[NoticeFacts], rules: ProjectRules) -> str:
+    """The FAQ's 停水停电 answer, added to it: the notices going on now or coming up; "" for none."""
+    if not notices:
+        return ""
+    lines = ["近期通知："]
+    for notice in notices[:CURRENT_NOTICE_LINES]:
+        period = notice_period(notice.starts_at, notice.ends_at, rules)
+        lines.append(f"· {notice.title}（{notice_scope(notice.target)}{'，' + period if period else ''}）")
+    if len(notices) > CURRENT_NOTICE_LINES:
+        lines.append(f"另有 {len(notices) - CURRENT_NOTICE_LINES} 条，可回复“转人工”详询。")
+    return "\n".join(lines)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot.core.knowledge import KnowledgeBase, parse_knowledge
+from bot.core.notices import TITLE_MAX, NoticeError, check_greeting_day
 from bot.core.urgency_reader import LearnedReader, train_reader
 from bot.core.workdays import WorkCalendar, parse_calendar
 
@@ -207,6 +208,35 @@ class ServiceHours:
         return self.open <= local < self.close
 
 
+# Special groups as the roster stores them (bot.cases.residents reads the Chinese names into these).
+SPECIAL_GROUP_IDS = {"空巢老人": "empty_nest_elderly", "独居老人": "living_alone_elderly", "残疾人": "disabled",
+                     "智力障碍人员": "intellectual_disability"}
+
+
+@dataclass(frozen=True)
+class NoticeRules:
+    """Notices to residents and proactive care (bot.cases.notices): how fast they go out, which
+    are "current" for the FAQ, and the welcome callback and holiday greetings the worker sends."""
+
+    # WeChat's template messages are rate-limited: deliveries are spaced to this many a minute.
+    per_minute: int = 600
+    # The FAQ's 停水停电 answer names the notices going on now or starting within this many days.
+    current_within_days: int = 3
+    body_max_chars: int = 500
+    # The daily proactive-care run (local time of the company's default project).
+    care_time: time = time(10, 0)
+    # A household bound (or added to the roster) within this many days gets its welcome callback once.
+    welcome_within_days: int = 30
+    welcome_title: str = "入住回访"
+    welcome_text: str = ("您好，欢迎入住{project}！我是物业客服，想问问入住以来房屋、水电、门禁用着还顺利吗？"
+                         "有需要报修或不清楚的地方，直接回复这条消息告诉我；也可以拨打 {phone}。")
+    greeting_title: str = "节日问候"
+    # Households with any of these tags get the greetings.
+    greeting_tags: tuple[str, ...] = tuple(SPECIAL_GROUP_IDS.values())
+    # (a date YYYY-MM-DD or an official holiday's name such as 中秋节, the greeting), in file order.
+    greetings: tuple[tuple[str, str], ...] = ()
+
+
 DEFAULT_PROJECT_CODE = "default"
 
 
@@ -237,6 +267,7 @@ class ProjectRules:
     # Annual satisfaction survey dimensions (GB/T 45698): key -> label residents see.
     annual_survey_dimensions: tuple[tuple[str, str], ...] = (
         ("quality", "服务质量"), ("attitude", "服务态度"), ("efficiency", "服务效率"), ("facilities", "服务设施"))
+    notices: NoticeRules = field(default_factory=NoticeRules)
 
 
 def _time(value: Any, fallback: time) -> time:
@@ -383,6 +414,43 @@ def _self_service(raw: dict[str, Any]) -> SelfServiceRules:
                                                                     defaults.progress_shows_holder_name)))
 
 
+def _care_text(key: str, text: str, title: bool = False) -> str:
+    """A proactive-care text: only {project} and {phone} may be filled in; a title fits WeChat's field."""
+    try:
+        filled = text.format(project="", phone="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise NoticeError(f"notices.{key}: only {{project}} and {{phone}} may be used ({exc})") from None
+    if title and (not filled.strip() or "\n" in text or len(text) > TITLE_MAX):
+        raise NoticeError(f"notices.{key}: one line of at most {TITLE_MAX} characters")
+    return text
+
+
+def _notices(raw: dict[str, Any]) -> NoticeRules:
+    d = NoticeRules()
+    welcome = raw.get("welcome") or {}
+    greetings = raw.get("greetings") or {}
+    days = tuple((str(key), str(text)) for key, text in (greetings.get("days") or {}).items())
+    for key, text in days:
+        try:
+            check_greeting_day(key)
+        except NoticeError as exc:
+            raise NoticeError(f"notices.greetings.days.{key}: {exc}") from None
+        _care_text(f"greetings.days.{key}", text)
+    tags = greetings.get("tags")
+    return NoticeRules(
+        per_minute=max(1, int(raw.get("per_minute", d.per_minute))),
+        current_within_days=int(raw.get("current_within_days", d.current_within_days)),
+        body_max_chars=int(raw.get("body_max_chars", d.body_max_chars)),
+        care_time=_time(raw.get("care_time"), d.care_time),
+        welcome_within_days=int(welcome.get("within_days", d.welcome_within_days)),
+        welcome_title=_care_text("welcome.title", str(welcome.get("title") or d.welcome_title), title=True),
+        welcome_text=_care_text("welcome.text", str(welcome.get("text") or d.welcome_text).strip()),
+        greeting_title=_care_text("greetings.title", str(greetings.get("title") or d.greeting_title), title=True),
+        greeting_tags=d.greeting_tags if tags is None else tuple(SPECIAL_GROUP_IDS.get(t, t) for t in _words(tags)),
+        greetings=days,
+    )
+
+
 def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRules:
     project = raw.get("project") or {}
     sla_raw = dict(raw.get("sla") or {})
@@ -453,6 +521,7 @@ def parse_rules(raw: dict[str, Any], base_dir: Path | None = None) -> ProjectRul
         annual_survey_dimensions=tuple(
             (str(k), str(v)) for k, v in (raw.get("annual_survey_dimensions") or {}).items()
         ) or ProjectRules().annual_survey_dimensions,
+        notices=_notices(raw.get("notices") or {}),
     )
 
 

@@ -417,6 +417,23 @@ SCHEMA = Map({
         "contact": OrNull(STR),
     }, required=("department",)))),
     "referral_default": OrNull(STR),
+    # Notices to residents and proactive care (bot.core.rules.NoticeRules, bot.cases.notices).
+    "notices": OrNull(Map({
+        "per_minute": Int(1, 100000),  # WeChat template messages a minute: deliveries are spaced to it
+        "current_within_days": INT,  # the FAQ's 停水停电 answer: going on now or starting within this
+        "body_max_chars": INT,
+        "care_time": OrNull(TIME),  # the daily welcome callbacks and greetings, local time
+        "welcome": OrNull(Map({
+            "within_days": INT,
+            "title": OrNull(STR),
+            "text": OrNull(STR),  # {project} and {phone} are filled in
+        })),
+        "greetings": OrNull(Map({
+            "title": OrNull(STR),
+            "tags": WORDS,  # households with any of these special-group tags are greeted
+            "days": OrNull(OpenMap(STR)),  # "YYYY-MM-DD" (quoted) or an official holiday (春节, 中秋节) -> text
+        })),
+    })),
 })
 
 

@@ -417,3 +417,52 @@ class AuditEntry(Base):
     # Whether personal data was shown unmasked (a read of personal data).
     personal_data: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     detail: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+class ResidentNotice(Base):
+    """A notice to residents (停水停电, 施工, 公示, 温馨提示) or a proactive-care message (入住回访,
+    节日问候): what it says, to whom (buildings, rooms, or the whole project), when it is sent.
+    Its deliveries are one row per resident (`NoticeDelivery`)."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = project_column()
+    # outage / works / public / reminder / welcome_callback / holiday_greeting (bot.core.notices)
+    kind: Mapped[str] = mapped_column(String(24), nullable=False)
+    title: Mapped[str] = mapped_column(String(64), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    # {"buildings": ["3栋"], "rooms": ["5栋1单元301"]}; both empty: the whole project.
+    target: Mapped[Any] = mapped_column(JSON, nullable=False, default=dict)
+    # The period the notice is about (the outage, the works, the 公示期); naive UTC.
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    send_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)  # staff actor, or "system"
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # draft / scheduled / sending / sent / cancelled
+    # The notices the system writes itself (one welcome per household, one greeting per day):
+    # created once under this key, whichever worker gets there first.
+    dedupe_key: Mapped[str | None] = mapped_column(String(160), nullable=True, unique=True)
+
+    __table_args__ = (Index("ix_notices_project_status", "project", "status"),)
+
+
+class NoticeDelivery(Base):
+    """One resident's copy of a notice: at most one per notice and resident, whatever reruns."""
+
+    __tablename__ = "notice_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(Integer, ForeignKey("notices.id"), nullable=False)
+    resident_id: Mapped[int] = mapped_column(Integer, ForeignKey("residents.id"), nullable=False, index=True)
+    project: Mapped[str] = project_column()
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending / sent / failed / unreachable / cancelled
+    via: Mapped[str | None] = mapped_column(String(16), nullable=True)  # custom / template
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("notice_id", "resident_id", name="uq_notice_deliveries_notice_resident"),
+        Index("ix_notice_deliveries_notice_status", "notice_id", "status"),
+    )

@@ -35,6 +35,9 @@ ANNUAL_SURVEY = "annual_survey"
 UNCLAIMED_CHECK = "unclaimed_check"
 RESIDENT_MESSAGE = "resident_message"  # a staff member's words to a resident
 MESSAGE_LOG_RETENTION = "message_log_retention"  # daily purge of old raw message logs
+QUARTERLY_REPORT = "quarterly_report"  # quarter end: KPIs and complaint analysis as JSON files
+NOTICE_DELIVERY = "notice_delivery"  # one resident's copy of a notice (bot.cases.notices)
+PROACTIVE_CARE = "proactive_care"  # daily: welcome callbacks for new households, holiday greetings
 
 DEFAULT_LEASE = timedelta(minutes=5)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Awaitable, Callable
 
-from bot.cases import alerts, escalation, residents, surveys
+from bot.cases import alerts, complaint_analysis, escalation, kpis, notices, residents, surveys
 from bot.cases.ports import Assistant, ConversationMemory, NotDeliverable, Notice, ResidentChannel
 from bot.core import replies
 from bot.core.clock import to_local, to_utc_naive
@@ -324,6 +324,91 @@ def schedule_daily(store: TicketStore, rules: ProjectRules, now: datetime) -> No
         queue.enqueue(session, kind=queue.MESSAGE_LOG_RETENTION, project=rules.code, due_at=to_utc_naive(at),
                       key=f"{queue.MESSAGE_LOG_RETENTION}:{at.date().isoformat()}", now=now,
                       max_attempts=rules.follow_up.job_max_attempts)
+        notices.schedule_daily_care(session, rules, now)
+    schedule_quarterly(store, rules, now)
+
+
+# --- notices to residents and proactive care (bot.cases.notices) ----------------------------
+
+
+async def notice_delivery(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    """One resident's copy of a notice: sent once (the delivery row's status, the outbound key),
+    recorded sent / unreachable / failed. Unreachable alerts no one (the notice's summary is
+    logged); a failed attempt is retried, and recorded as failed after the last one."""
+    notice_id, resident_id = int(job.payload["notice_id"]), int(job.payload["resident_id"])
+
+    def load() -> Notice | None:
+        with ctx.store.transaction() as session:
+            return notices.outbound_for(session, ctx.rules, notice_id, resident_id, now)
+
+    def record(status: str, via: str | None = None, error: str | None = None) -> None:
+        with ctx.store.transaction() as session:
+            notices.record_delivery(session, notice_id, resident_id, status=status, via=via, error=error, now=now)
+
+    outbound = await asyncio.to_thread(load)
+    if outbound is None:
+        return
+    try:
+        how = await ctx.residents.deliver(outbound, now)
+    except NotDeliverable as exc:
+        await asyncio.to_thread(record, notices.UNREACHABLE, None, str(exc))
+        return
+    except Exception as exc:  # noqa: BLE001 - recorded on the delivery, then retried by the queue
+        last = job.attempts >= job.max_attempts
+        await asyncio.to_thread(record, notices.FAILED if last else notices.PENDING, None,
+                                f"{exc.__class__.__name__}: {exc}")
+        if not last:
+            raise
+        log.warning("notice %d: delivery to resident %d failed for good: %s", notice_id, resident_id, exc)
+        return
+    await asyncio.to_thread(record, notices.DELIVERED, how if how in ("custom", "template") else None)
+
+
+async def proactive_care(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    """Daily, for every project: welcome callbacks to newly bound households, and on the days the
+    project greets, its special-group households' greetings (both idempotent)."""
+    def run() -> None:
+        for code in ctx.company.codes:
+            rules = ctx.company.rules(code)
+            day = to_local(job.due_at, rules.timezone).date()
+            with ctx.store.transaction() as session:
+                welcomed = notices.schedule_move_in_callbacks(session, rules, now)
+                greeted = notices.schedule_holiday_greetings(session, rules, day, now=now)
+            if welcomed or greeted:
+                log.info("project %s: %d welcome callback(s), %d holiday greeting(s) scheduled", code, welcomed,
+                         greeted)
+
+    await asyncio.to_thread(run)
+
+
+# --- the quarter-end report (bot.cases.complaint_analysis) ------------------------------------
+
+
+def schedule_quarterly(store: TicketStore, rules: ProjectRules, now: datetime) -> None:
+    """Make sure this quarter's report job exists: due 04:00 local on the first day of the next
+    quarter, one per quarter (its key), whichever worker gets there first."""
+    quarter = kpis.quarter_of(to_local(now, rules.timezone).date(), rules.timezone)
+    due = to_local(quarter.end, rules.timezone).replace(hour=4)
+    with store.transaction() as session:
+        queue.enqueue(session, kind=queue.QUARTERLY_REPORT, project=rules.code, due_at=to_utc_naive(due),
+                      key=f"{queue.QUARTERLY_REPORT}:{quarter.code}", now=now,
+                      payload={"quarter": to_local(quarter.start, rules.timezone).date().isoformat()},
+                      max_attempts=rules.follow_up.job_max_attempts)
+
+
+async def quarterly_report(ctx: Context, job: ClaimedJob, now: datetime) -> None:
+    """The quarter's KPIs and complaint analysis of every project and of the company, each beside
+    the previous quarter's, written as JSON files (REPORTS_DIR/<quarter>/<project>.json)."""
+    period = kpis.quarter_of(date.fromisoformat(str(job.payload["quarter"])), ctx.rules.timezone)
+
+    def write() -> list[str]:
+        with ctx.store.transaction() as session:
+            reports = complaint_analysis.quarterly_report_for(session, ctx.company.codes, period,
+                                                              kpis.previous(period), ctx.company.rules, now)
+        return [str(path) for path in complaint_analysis.write_reports(reports, complaint_analysis.reports_dir(),
+                                                                       period)]
+
+    log.info("quarterly report %s written: %s", period.label, ", ".join(await asyncio.to_thread(write)))
 
 
 Handler = Callable[[Context, ClaimedJob, datetime], Awaitable[None]]
@@ -338,4 +423,7 @@ HANDLERS: dict[str, Handler] = {
     queue.UNCLAIMED_CHECK: unclaimed_check,
     queue.RESIDENT_MESSAGE: resident_message,
     queue.MESSAGE_LOG_RETENTION: message_log_retention,
+    queue.QUARTERLY_REPORT: quarterly_report,
+    queue.NOTICE_DELIVERY: notice_delivery,
+    queue.PROACTIVE_CARE: proactive_care,
 }

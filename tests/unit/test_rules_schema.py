@@ -24,7 +24,7 @@ FILE = "projects/p2.yml"
 OPEN_MAPS = {
     ("facts",), ("faq",), ("annual_survey_dimensions",), ("escalation", "complaint_topics"),
     ("wechat_templates",), ("wechat_templates", "*", "fields"), ("triage", "complaint_signals"),
-    ("urgency", "hazards"), ("urgency", "spellings"),
+    ("urgency", "hazards"), ("urgency", "spellings"), ("notices", "greetings", "days"),
 }
 
 
