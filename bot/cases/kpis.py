@@ -30,12 +30,13 @@ sum of their numerators over the sum of their denominators.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Collection, Mapping, NamedTuple, Sequence
+from typing import Any, Collection, Iterator, Mapping, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Integer, and_, case, cast, exists, extract, false, func, literal, or_, select
+from sqlalchemy import DateTime, Integer, and_, case, cast, exists, extract, false, func, literal, or_, select, text
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -376,6 +377,20 @@ def open_at(as_of: datetime, now: datetime) -> ColumnElement[bool]:
                 or_(handled.is_(None), handled >= as_of))
 
 
+@contextmanager
+def _without_jit(session: Session) -> Iterator[None]:
+    """PostgreSQL would compile these one-pass aggregates (their correlated subqueries make them look
+    costly) and spend longer compiling than running them: JIT is off for them, then as it was."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    before = session.execute(text("SELECT set_config('jit', 'off', true)")).scalar()
+    try:
+        yield
+    finally:
+        session.execute(text("SELECT set_config('jit', :value, true)"), {"value": before})
+
+
 def _scope(column: Any, projects: Collection[str]) -> ColumnElement[bool]:
     codes = sorted(set(projects))
     return column.in_(codes) if codes else false()
@@ -419,7 +434,8 @@ def _ticket_sums(session: Session, projects: Collection[str], period: Period, no
         _flag(backlog).label("backlog"),
         case((backlog, _seconds(dialect, literal(as_of, DateTime()), Ticket.created_at)), else_=0).label("age_seconds"),
     ).where(_scope(Ticket.project, projects),
-            or_(created_in, _in(Ticket.resolved_at, period), _in(limit, period), backlog)).subquery()
+            or_(created_in, _in(Ticket.resolved_at, period), _in(limit, period), backlog)
+    ).offset(0).subquery()  # OFFSET 0: each row's flags computed once, not inlined into every sum that reads them
     r = rows.c
     total = func.sum
     query = select(
@@ -439,7 +455,9 @@ def _ticket_sums(session: Session, projects: Collection[str], period: Period, no
              "resolved", "arrived", "emergencies", "done_24h", "repairs", "wait_seconds", "claimed", "backlog",
              "age_seconds")
     found: dict[str, Sums] = {}
-    for project, *values in session.execute(query).all():
+    with _without_jit(session):
+        result = session.execute(query).all()
+    for project, *values in result:
         sums = {name: float(value or 0) for name, value in zip(names, values)}
         sums["wait_minutes"] = sums.pop("wait_seconds") / 60
         sums["backlog_days"] = sums.pop("age_seconds") / 86400
@@ -557,10 +575,12 @@ def staff_workload(session: Session, projects: Collection[str], period: Period,
         .where(held, Survey.kind == "callback", Survey.status == SurveyStatus.ANSWERED.value)
         .group_by(Ticket.assignee_id)
     )
-    scored = {staff: (float(avg) if avg is not None else None, int(count))
-              for staff, avg, count in session.execute(scores).all()}
+    with _without_jit(session):
+        scored = {staff: (float(avg) if avg is not None else None, int(count))
+                  for staff, avg, count in session.execute(scores).all()}
+        held_rows = session.execute(cases).all()
     loads = [StaffLoad(staff_id=staff, name=name or staff, held=int(count), resolved=int(resolved or 0),
                        on_time=int(on_time or 0), average_score=scored.get(staff, (None, 0))[0],
                        scored=scored.get(staff, (None, 0))[1])
-             for staff, name, count, resolved, on_time in session.execute(cases).all()]
+             for staff, name, count, resolved, on_time in held_rows]
     return sorted(loads, key=lambda load: (-load.held, load.staff_id))

@@ -227,9 +227,12 @@ def callback_survey_for(session: Session, ticket: Ticket, resolved_at: str, now:
 
 
 def annual_survey_for(session: Session, rules: ProjectRules, resident: Resident, campaign: str,
-                      now: datetime) -> Survey:
+                      now: datetime, dimensions: Sequence[str] | None = None) -> Survey:
+    """The resident's survey of this campaign; `dimensions`: the ones the campaign asks (of the
+    project's annual_survey_dimensions, in their order), all of them by default."""
+    keys = [key for key, _label in rules.annual_survey_dimensions if not dimensions or key in dimensions]
     return _survey_for(session, kind=ANNUAL, project=resident.project, resident_id=resident.id, campaign=campaign,
-                       dimensions=[key for key, _label in rules.annual_survey_dimensions], now=now)
+                       dimensions=keys, now=now)
 
 
 def survey_by_id(session: Session, survey_id: int | None) -> Survey | None:
@@ -359,7 +362,7 @@ def campaign_summary(session: Session, campaign: str) -> CampaignSummary:
 
 
 def start_campaign(session: Session, rules: ProjectRules, campaign: str, *, per_minute: int,
-                   now: datetime) -> tuple[int, int]:
+                   now: datetime, dimensions: Sequence[str] | None = None) -> tuple[int, int]:
     """One annual-survey job per bound, following household of the project, spaced to `per_minute`.
 
     Running it again (after an interruption, or to add households bound since) schedules
@@ -376,7 +379,8 @@ def start_campaign(session: Session, rules: ProjectRules, campaign: str, *, per_
         due = now + spacing * created
         if queue.enqueue(session, kind=queue.ANNUAL_SURVEY, project=rules.code, due_at=due,
                          key=f"annual:{campaign}:{resident_id}", now=now,
-                         payload={"campaign": campaign, "resident_id": resident_id},
+                         payload={"campaign": campaign, "resident_id": resident_id,
+                                  **({"dimensions": list(dimensions)} if dimensions else {})},
                          max_attempts=rules.follow_up.job_max_attempts):
             created += 1
         else:

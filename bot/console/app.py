@@ -9,7 +9,7 @@ from typing import Callable
 import jinja2
 from aiohttp import web
 
-from bot.console import reports, views
+from bot.console import outreach, reports, views
 from bot.console.assets import INSTALL_HINT, VENDOR_FILES, missing_assets
 from bot.console.session import CLOCK, COMPANY, PATH, SECURE, STORE
 from bot.core.company import Company
@@ -47,6 +47,12 @@ ROUTES = [
     web.get(f"{PATH}/alerts", views.alerts_page),
     web.post(f"{PATH}/alerts/{{alert_id:\\d+}}/ack", views.acknowledge_alert),
     web.post(f"{PATH}/jobs/{{job_id:\\d+}}/retry", views.retry_job),
+    web.get(f"{PATH}/notices", outreach.notices_page),
+    web.post(f"{PATH}/notices", outreach.compose_notice),
+    web.get(f"{PATH}/notices/{{notice_id:\\d+}}", outreach.notice_page),
+    web.post(f"{PATH}/notices/{{notice_id:\\d+}}/{{action}}", outreach.notice_action),
+    web.get(f"{PATH}/surveys", outreach.surveys_page),
+    web.post(f"{PATH}/surveys/{{action}}", outreach.survey_action),
     web.get(f"{PATH}/reports", reports.report_page),
     web.get(f"{PATH}/reports.xlsx", reports.report_excel),
     web.get(f"{PATH}/reports.pdf", reports.report_pdf),

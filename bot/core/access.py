@@ -44,13 +44,14 @@ class Permission(str, enum.Enum):
     READ_AUDIT = "read_audit"
     MANAGE_STAFF = "manage_staff"
     VIEW_REPORTS = "view_reports"  # KPIs, the quarterly complaint analysis, survey results, exports
+    SEND_NOTICES = "send_notices"  # notices to residents, the annual survey campaign
 
 
 # In a principal's projects: every project of the company.
 ALL_PROJECTS = "*"
 
 _AGENT = frozenset({Permission.VIEW_CASE, Permission.ACT_ON_CASE, Permission.VIEW_ALERTS, Permission.ACK_ALERT})
-_SUPERVISOR = _AGENT | {Permission.CONFIRM_PHONE, Permission.VIEW_JOBS, Permission.RETRY_JOB}
+_SUPERVISOR = _AGENT | {Permission.CONFIRM_PHONE, Permission.VIEW_JOBS, Permission.RETRY_JOB, Permission.SEND_NOTICES}
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.AGENT: _AGENT,

@@ -167,7 +167,8 @@ async def annual_survey(ctx: Context, job: ClaimedJob, now: datetime) -> None:
             resident = session.get(Resident, int(job.payload["resident_id"]))
             if resident is None or not resident.openid or not resident.subscribed:
                 return None  # moved out or unfollowed since the campaign started
-            return surveys.annual_survey_for(session, ctx.rules, resident, str(job.payload["campaign"]), now).id
+            return surveys.annual_survey_for(session, ctx.rules, resident, str(job.payload["campaign"]), now,
+                                             job.payload.get("dimensions")).id
 
     survey_id = await asyncio.to_thread(prepare)
     if survey_id is not None:
