@@ -558,8 +558,11 @@ def slowest_select(run: PageRun) -> tuple[str, list[float]]:
 
 
 def _one_line(statement: str, width: int = 150) -> str:
-    """The statement on one line, a SELECT's column list elided."""
-    text = re.sub(r"^SELECT .*? FROM ", "SELECT … FROM ", " ".join(statement.split()))
+    """The statement on one line, a SELECT's long column list elided."""
+    text = " ".join(statement.split())
+    columns_end = text.find(" FROM ")
+    if text.startswith("SELECT ") and columns_end > 80:
+        text = "SELECT …" + text[columns_end:]
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
