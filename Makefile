@@ -93,6 +93,7 @@ eval: train
 bench: train
 	@$(SVC_PY) scripts/bench.py
 	@$(SVC_PY) scripts/bench_console.py
+	@$(SVC_PY) scripts/bench_reports.py
 
 clean:
 	rm -rf models results var/log .pytest_cache

@@ -573,7 +573,7 @@ def report(args: argparse.Namespace, data: Data, runs: list[PageRun], extra: dic
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {os.cpu_count()} CPUs "
         f"(1-min load average {extra.get('load_before', 0.0):.2f} before the requests, {os.getloadavg()[0]:.2f} "
-        "after; this process and PostgreSQL make about 1) with `scripts/bench_console.py --cases {args.cases} "
+        f"after; this process and PostgreSQL make about 1) with `scripts/bench_console.py --cases {args.cases} "
         f"--events-per-case {args.events_per_case} --requests {args.requests}`: PostgreSQL at 127.0.0.1, "
         "the real staff app (`create_staff_app`, development settings) in-process on loopback, one staff "
         "member (agent, every project) signed in through the login form, one request at a time."
@@ -626,6 +626,12 @@ def report(args: argparse.Namespace, data: Data, runs: list[PageRun], extra: dic
     for run in runs:
         statement, times = slowest_select(run)
         lines.append(f"| {run.name} | {median(times) * 1000:.1f} | `{_one_line(statement).replace('|', '/')}` |")
+    if not args.proposed_index:
+        lines += ["", "The queue's query takes its rows from `ix_tickets_project_status_due` by project and status "
+                  "but cannot read them in the page's order (`ORDER BY coalesce(due_at, …), id` over two IN lists): "
+                  "it fetches and top-N-sorts every open case on every request, so its cost grows with the open "
+                  "cases (page 1 and page 500 cost the same, but not little). `--proposed-index` measures the "
+                  f"proposal, a partial index in that order covering the tabs' counts: `{PROPOSED_INDEX}`."]
     for name, plan in plans.items():
         lines += ["", f"### EXPLAIN (ANALYZE, BUFFERS): slowest query of \"{name}\"", "", "```", *plan, "```"]
     return "\n".join(lines) + "\n"
