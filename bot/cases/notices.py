@@ -129,12 +129,19 @@ def _job_key(notice_id: int, resident_id: int) -> str:
     return f"{queue.NOTICE_DELIVERY}:{notice_id}:{resident_id}"
 
 
-def _insert_delivery(session: Session, values: dict[str, Any]) -> bool:
-    """INSERT … ON CONFLICT (notice_id, resident_id) DO NOTHING; True when this call created it."""
+BATCH = 1000  # rows per INSERT: 20,000 households are 20 statements, not 20,000
+
+
+def _insert_new(session: Session, model: type, rows: list[dict[str, Any]], unique: list[str],
+                returned: Any) -> set[Any]:
+    """INSERT … ON CONFLICT (unique) DO NOTHING RETURNING `returned`, a batch at a time: what this
+    call created (a row another scheduler wrote first is left alone)."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = session.execute(insert(NoticeDelivery).values(**values)
-                             .on_conflict_do_nothing(index_elements=["notice_id", "resident_id"]))
-    return getattr(result, "rowcount", 0) == 1
+    created: set[Any] = set()
+    for start in range(0, len(rows), BATCH):
+        statement = insert(model).values(rows[start:start + BATCH]).on_conflict_do_nothing(index_elements=unique)
+        created |= set(session.execute(statement.returning(returned)).scalars())
+    return created
 
 
 def _queue_end(session: Session, project: str) -> datetime | None:
@@ -161,25 +168,21 @@ def schedule(session: Session, rules: ProjectRules, notice: ResidentNotice, now:
         Job.kind == queue.NOTICE_DELIVERY, Job.idempotency_key.startswith(prefix, autoescape=True))).scalars())
     existing = {resident_id: status for resident_id, status in session.execute(
         select(NoticeDelivery.resident_id, NoticeDelivery.status).where(NoticeDelivery.notice_id == notice.id))}
-    created = already = jobs = 0
-    for resident in recipients(session, notice):
-        if resident.id in existing:
-            already += 1
-            status = existing[resident.id]
-        else:
-            if _insert_delivery(session, dict(notice_id=notice.id, resident_id=resident.id, project=notice.project,
-                                              status=kinds.PENDING)):
-                created += 1
-            else:
-                already += 1  # another scheduler got there first
-            status = kinds.PENDING
-        key = _job_key(notice.id, resident.id)
-        if status != kinds.PENDING or key in queued:
-            continue
-        if queue.enqueue(session, kind=queue.NOTICE_DELIVERY, project=notice.project, due_at=start + spacing * jobs,
-                         key=key, now=now, payload={"notice_id": notice.id, "resident_id": resident.id},
-                         max_attempts=rules.follow_up.job_max_attempts):
-            jobs += 1
+    targets = [resident.id for resident in recipients(session, notice)]
+    new = _insert_new(session, NoticeDelivery, [
+        dict(notice_id=notice.id, resident_id=resident_id, project=notice.project, status=kinds.PENDING)
+        for resident_id in targets if resident_id not in existing], ["notice_id", "resident_id"],
+        NoticeDelivery.resident_id)
+    created, already = len(new), len(targets) - len(new)  # already: there before, or written by another scheduler
+    unqueued = [resident_id for resident_id in targets
+                if existing.get(resident_id, kinds.PENDING) == kinds.PENDING
+                and _job_key(notice.id, resident_id) not in queued]
+    jobs = len(_insert_new(session, Job, [
+        dict(kind=queue.NOTICE_DELIVERY, project=notice.project, ticket_id=None, survey_id=None,
+             payload={"notice_id": notice.id, "resident_id": resident_id}, due_at=start + spacing * index,
+             status=JobStatus.PENDING.value, attempts=0, max_attempts=rules.follow_up.job_max_attempts,
+             idempotency_key=_job_key(notice.id, resident_id), created_at=now, updated_at=now)
+        for index, resident_id in enumerate(unqueued)], ["idempotency_key"], Job.id))
     if notice.status == kinds.DRAFT:
         notice.status = kinds.SCHEDULED
     elif notice.status == kinds.SENT and (created or jobs):
