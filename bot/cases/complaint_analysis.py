@@ -17,6 +17,12 @@ received in the period, cancelled ones left out. A group case (群诉) is not co
   project.
 - **repeat complainants**: residents with two or more complaints in the period.
 
+The counting is one grouped query over the complaints of both quarters (by project, period,
+tier, topic, room and resident: rows only as many as the distinct combinations), one over their
+tier signals and one over the group cases; the types of complaints without a stored topic and the
+buildings of the rooms are worked out in Python from those rows (keyword and room rules that are
+Python), each distinct text and room once.
+
 At each quarter's end the worker writes the analysis and the KPIs of every project and of the
 whole company as JSON files (`quarterly_report_for`, `write_reports`).
 """
@@ -27,10 +33,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping, Sequence
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from bot.cases import kpis
@@ -182,22 +189,24 @@ class _Tally:
     groups: list[GroupComplaint] = field(default_factory=list)
 
 
-@dataclass
-class _PeriodData:
-    tallies: dict[str, _Tally]
-    figures: dict[str, list[Kpi]]
-    repeaters: dict[int, RepeatComplainant]  # by resident id (current period only)
-
-
 def _bump(counts: dict[str, int], key: str, by: int) -> None:
     counts[key] = counts.get(key, 0) + by
 
 
+# A room as the store normally keeps it (bot.core.rooms.Room's form: 3栋2单元501, A座1803): its
+# building is read off directly, without parse_room's Chinese-text normalisation.
+_NORMAL_ROOM = re.compile(r"([1-9][0-9]{0,2}栋|[A-Z]座)(?:[1-9][0-9]?单元)?[0-9]{3,4}")
+
+
+@lru_cache(maxsize=65536)
 def building_of(room: str | None) -> str:
     """The building of a room (3栋2单元501 → 3栋), the place itself when it names no flat (a group
     case's 3栋, 地下车库), 未填房号 without one."""
     if not room:
         return NO_ROOM
+    normal = _NORMAL_ROOM.fullmatch(room)
+    if normal is not None:
+        return normal.group(1)
     parsed = parse_room(room)
     if parsed is not None:
         return parsed.building
@@ -209,75 +218,87 @@ def tier_signals(explanation: str) -> list[str]:
     return [part.split("（")[0].strip() for part in explanation.split("；") if part.split("（")[0].strip()]
 
 
-def _collect(session: Session, projects: Collection[str], period: Period, rules_for: RulesFor, now: datetime,
-             *, details: bool) -> _PeriodData:
-    codes = sorted(set(projects))
-    tallies = {code: _Tally() for code in codes}
-    scope = and_(Ticket.project.in_(codes), kpis.complaints_received(period))
-
-    def tally(code: str) -> _Tally:
-        return tallies.setdefault(code, _Tally())
-
-    for code, priority, count in session.execute(
-            select(Ticket.project, Ticket.priority, func.count()).where(scope)
-            .group_by(Ticket.project, Ticket.priority)).all():
-        tally(code).received += count
-        _bump(tally(code).tiers, priority or Priority.GENERAL.value, count)
-    for code, topic, count in session.execute(
-            select(Ticket.project, Ticket.topic, func.count()).where(scope, Ticket.topic.is_not(None))
-            .group_by(Ticket.project, Ticket.topic)).all():
-        _bump(tally(code).types, topic, count)
-    for code, description, demand, count in session.execute(
-            select(Ticket.project, Ticket.description, Ticket.demand, func.count())
-            .where(scope, Ticket.topic.is_(None)).group_by(Ticket.project, Ticket.description, Ticket.demand)).all():
-        topic = complaint_topic(f"{description} {demand or ''}", rules_for(code)) or OTHER_TOPIC
-        _bump(tally(code).types, topic, count)
-    for code, room, count in session.execute(
-            select(Ticket.project, Ticket.room, func.count()).where(scope).group_by(Ticket.project, Ticket.room)).all():
-        _bump(tally(code).buildings, building_of(room), count)
-    signalled: dict[str, int] = {}
-    for code, content, count in session.execute(
-            select(Ticket.project, TicketEvent.content, func.count()).join(TicketEvent, TicketEvent.ticket_id == Ticket.id)
-            .where(scope, TicketEvent.action == TIER_EVENT).group_by(Ticket.project, TicketEvent.content)).all():
-        _bump(signalled, code, count)
+def _collect(session: Session, codes: Sequence[str], periods: Sequence[Period], rules_for: RulesFor,
+             now: datetime) -> list[dict[str, _Tally]]:
+    """Per period, per project: the complaints counted every way, from one grouped pass over the
+    complaints of all the periods (and one over their tier signals, one over the group cases)."""
+    found: list[dict[str, _Tally]] = [{code: _Tally() for code in codes} for _period in periods]
+    if not codes or not periods:
+        return found
+    table = kpis.periods_table(periods, now)
+    w = table.c
+    received = kpis.complaints_received(w)
+    text_of = (case((Ticket.topic.is_(None), Ticket.description), else_=None),
+               case((Ticket.topic.is_(None), Ticket.demand), else_=None))
+    keys = (Ticket.project, w.idx, Ticket.priority, Ticket.topic, Ticket.room, Ticket.resident_id, *text_of)
+    complaints = select(*keys, func.count()).select_from(Ticket).join(table, received).where(
+        Ticket.project.in_(codes)).group_by(*keys)
+    topics: dict[tuple[str, str, str], str] = {}
+    per_resident: list[dict[tuple[str, int], int]] = [{} for _period in periods]
+    with kpis.report_settings(session):
+        grouped = session.execute(complaints).all()
+    for code, index, priority, topic, room, resident_id, description, demand, count in grouped:
+        part = found[index].setdefault(code, _Tally())
+        part.received += count
+        _bump(part.tiers, priority or Priority.GENERAL.value, count)
+        if topic is None:
+            said = (code, description or "", demand or "")
+            if said not in topics:
+                topics[said] = complaint_topic(f"{said[1]} {said[2]}", rules_for(code)) or OTHER_TOPIC
+            topic = topics[said]
+        _bump(part.types, topic, count)
+        _bump(part.buildings, building_of(room), count)
+        key = (code, resident_id)
+        per_resident[index][key] = per_resident[index].get(key, 0) + count
+    for index, counts in enumerate(per_resident):
+        for (code, resident_id), count in counts.items():
+            if count >= 2:
+                found[index][code].repeaters.append((resident_id, count))
+    signalled: dict[tuple[int, str], int] = {}
+    with kpis.report_settings(session):
+        signals = session.execute(
+            select(Ticket.project, w.idx, TicketEvent.content, func.count()).select_from(Ticket).join(table, received)
+            .join(TicketEvent, and_(TicketEvent.ticket_id == Ticket.id, TicketEvent.action == TIER_EVENT))
+            .where(Ticket.project.in_(codes)).group_by(Ticket.project, w.idx, TicketEvent.content)).all()
+    for code, index, content, count in signals:
+        signalled[(index, code)] = signalled.get((index, code), 0) + count
         for signal in tier_signals(content or ""):
-            _bump(tally(code).causes, signal, count)
-    for code, part in tallies.items():
-        if part.received - signalled.get(code, 0) > 0:
-            _bump(part.causes, NO_SIGNAL, part.received - signalled.get(code, 0))
-    for code, resident_id, count in session.execute(
-            select(Ticket.project, Ticket.resident_id, func.count()).where(scope)
-            .group_by(Ticket.project, Ticket.resident_id).having(func.count() >= 2)).all():
-        tally(code).repeaters.append((resident_id, count))
-    _collect_groups(session, codes, period, now, tallies)
-    repeaters = _repeaters(session, scope, tallies) if details else {}
-    return _PeriodData(tallies, kpis.kpis_by_project(session, codes, period, now), repeaters)
+            _bump(found[index][code].causes, signal, count)
+    for index, tallies in enumerate(found):
+        for code, part in tallies.items():
+            plain = part.received - signalled.get((index, code), 0)
+            if plain > 0:
+                _bump(part.causes, NO_SIGNAL, plain)
+    _collect_groups(session, codes, table, now, found)
+    return found
 
 
-def _collect_groups(session: Session, codes: Sequence[str], period: Period, now: datetime,
-                    tallies: dict[str, _Tally]) -> None:
+def _collect_groups(session: Session, codes: Sequence[str], table: Any, now: datetime,
+                    found: list[dict[str, _Tally]]) -> None:
+    w = table.c
     met, limit = kpis.met_deadline(), kpis.deadline()
     groups = session.execute(
-        select(Ticket.id, Ticket.project, Ticket.number, Ticket.topic, Ticket.room, Ticket.status, Ticket.created_at,
-               met, limit)
+        select(w.idx, Ticket.id, Ticket.project, Ticket.number, Ticket.topic, Ticket.room, Ticket.status,
+               Ticket.created_at, met, limit)
+        .select_from(Ticket).join(table, and_(Ticket.created_at >= w.start, Ticket.created_at < w.end))
         .where(Ticket.project.in_(codes), Ticket.kind == TicketKind.COMPLAINT.value, Ticket.resident_id.is_(None),
-               Ticket.status != TicketStatus.CANCELLED.value, Ticket.created_at >= period.start,
-               Ticket.created_at < period.end)
+               Ticket.status != TicketStatus.CANCELLED.value)
         .order_by(Ticket.created_at, Ticket.id)).all()
-    ids = [row[0] for row in groups]
+    ids = sorted({row[1] for row in groups})
     members: dict[int | None, int] = {parent: count for parent, count in session.execute(
         select(Ticket.parent_id, func.count()).where(Ticket.parent_id.in_(ids)).group_by(Ticket.parent_id)).all()
     } if ids else {}
-    for group_id, code, number, topic, room, status, created_at, was_met, due in groups:
+    for index, group_id, code, number, topic, room, status, created_at, was_met, due in groups:
         on_time = True if was_met else (False if due is not None and due <= now else None)
-        tallies.setdefault(code, _Tally()).groups.append(GroupComplaint(
+        found[index].setdefault(code, _Tally()).groups.append(GroupComplaint(
             project=code, number=number, topic=topic, place=room, status=status, members=int(members.get(group_id, 0)),
             created_at=created_at, on_time=on_time))
 
 
-def _repeaters(session: Session, scope: Any, tallies: Mapping[str, _Tally]) -> dict[int, RepeatComplainant]:
+def _repeaters(session: Session, period: Period, tallies: Mapping[str, _Tally]) -> dict[int, RepeatComplainant]:
+    """The repeat complainants to list, with their rooms and case numbers (each project's first
+    REPEAT_LISTED: enough for it, and for any scope made of several)."""
     wanted = {resident_id: (code, count) for code, part in tallies.items() for resident_id, count in part.repeaters}
-    # Each project's first REPEAT_LISTED: enough for it, and for any scope made of several.
     ids = [rid for part in tallies.values()
            for rid, _count in sorted(part.repeaters, key=lambda item: (-item[1], item[0]))[:REPEAT_LISTED]]
     if not ids:
@@ -286,12 +307,27 @@ def _repeaters(session: Session, scope: Any, tallies: Mapping[str, _Tally]) -> d
         select(Resident.id, Resident.room).where(Resident.id.in_(ids))).all()}
     numbers: dict[int, list[str]] = {}
     for resident_id, number in session.execute(
-            select(Ticket.resident_id, Ticket.number).where(scope, Ticket.resident_id.in_(ids))
+            select(Ticket.resident_id, Ticket.number).where(kpis.complaints_received(period), Ticket.resident_id.in_(ids))
             .order_by(Ticket.created_at, Ticket.id)).all():
         numbers.setdefault(resident_id, []).append(number)
     return {rid: RepeatComplainant(project=wanted[rid][0], resident_id=rid, room=rooms.get(rid),
                                    complaints=wanted[rid][1], numbers=tuple(numbers.get(rid, ())))
             for rid in ids}
+
+
+@dataclass
+class _PeriodData:
+    tallies: dict[str, _Tally]
+    figures: dict[str, list[Kpi]]
+    repeaters: dict[int, RepeatComplainant] = field(default_factory=dict)  # by resident id (current period only)
+
+
+def _both_periods(session: Session, codes: Sequence[str], period: Period, previous_period: Period,
+                  rules_for: RulesFor, now: datetime, keys: Collection[str] | None) -> tuple[_PeriodData, _PeriodData]:
+    tallies = _collect(session, codes, [period, previous_period], rules_for, now)
+    figures = kpis.kpis_by_project_for_periods(session, codes, [period, previous_period], now, keys)
+    current = _PeriodData(tallies[0], figures[0], _repeaters(session, period, tallies[0]))
+    return current, _PeriodData(tallies[1], figures[1])
 
 
 # --- one scope from the per-project counts ---------------------------------------------------
@@ -363,10 +399,9 @@ def _build(codes: Sequence[str], period: Period, previous_period: Period, now_da
 def analyse(session: Session, projects: Collection[str], period: Period, previous_period: Period,
             rules_for: RulesFor, now: datetime | None = None) -> ComplaintAnalysis:
     """The complaint analysis of these projects together, the previous period beside each figure."""
-    now = now or utcnow()
     codes = sorted(set(projects))
-    current = _collect(session, codes, period, rules_for, now, details=True)
-    before = _collect(session, codes, previous_period, rules_for, now, details=False)
+    current, before = _both_periods(session, codes, period, previous_period, rules_for, now or utcnow(),
+                                    [key for key, _label in RATES])
     return _build(codes, period, previous_period, current, before, rules_for)
 
 
@@ -378,8 +413,7 @@ def quarterly_report_for(session: Session, projects: Collection[str], period: Pe
     """The report of every project and of the company (key COMPANY): the KPIs and the complaint
     analysis, each with the previous period's values. One set of queries for all projects."""
     codes = sorted(set(projects))
-    current = _collect(session, codes, period, rules_for, now, details=True)
-    before = _collect(session, codes, previous_period, rules_for, now, details=False)
+    current, before = _both_periods(session, codes, period, previous_period, rules_for, now, None)
     scopes: dict[str, tuple[list[str], str]] = {code: ([code], rules_for(code).name) for code in codes}
     scopes[COMPANY] = (codes, "全公司")
     reports: dict[str, dict[str, Any]] = {}

@@ -23,10 +23,12 @@ Conventions every figure follows:
 - A callback answer is **satisfied** when its verdict is satisfied or neutral (满意、基本满意), as
   in bot.cases.surveys.CampaignSummary; answers nobody could read (`unclear`) are left out.
 
-Everything is computed by the database in a few aggregate queries (one pass over the tickets of
-the projects, one over the surveys, one over the residents, grouped by project); nothing loads
-the cases into Python. The per-project figures add up: `kpis()` over several projects is the
-sum of their numerators over the sum of their denominators.
+Everything is computed by the database in a few aggregate queries, grouped by project and period
+(one pass over the tickets of the projects, one over the surveys, one over the residents); nothing
+loads the cases into Python. Several periods (a quarter and the one before, a trend's months) cost
+one pass (`kpis_for_periods`); only the queries of the figures asked for run (`keys`). The
+per-project figures add up: `kpis()` over several projects is the sum of their numerators over the
+sum of their denominators.
 """
 from __future__ import annotations
 
@@ -36,7 +38,21 @@ from datetime import date, datetime, timedelta
 from typing import Any, Collection, Iterator, Mapping, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Integer, and_, case, cast, exists, extract, false, func, literal, or_, select, text
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -225,24 +241,69 @@ def _add(total: Sums, more: Mapping[str, float]) -> Sums:
     return total
 
 
-def _assemble(sums: Mapping[str, float]) -> list[Kpi]:
+def _assemble(sums: Mapping[str, float], keys: Collection[str] | None = None) -> list[Kpi]:
     part = dict(sums)
     part["fixed_first_time"] = part.get("resolved", 0.0) - part.get("reopened", 0.0)
-    return [make_kpi(key, part.get(_PARTS[key][0], 0.0), part.get(_PARTS[key][1], 0.0)) for key in KPI_KEYS]
+    return [make_kpi(key, part.get(_PARTS[key][0], 0.0), part.get(_PARTS[key][1], 0.0)) for key in _keys(keys)]
 
 
-def kpis(session: Session, projects: Collection[str], period: Period, now: datetime) -> list[Kpi]:
-    """Every figure of DEFINITIONS, in that order, for these projects together."""
+def _keys(keys: Collection[str] | None) -> list[str]:
+    if keys is None:
+        return list(KPI_KEYS)
+    unknown = set(keys) - set(KPI_KEYS)
+    if unknown:
+        raise KeyError(f"no such KPI: {', '.join(sorted(unknown))}")
+    return [key for key in KPI_KEYS if key in keys]
+
+
+# Which query a sum comes from: only the queries of the figures asked for run.
+_GROUP_OF: dict[str, str] = {
+    "timely": "complaints", "timely_due": "complaints", "handled": "complaints", "received": "complaints",
+    "called": "callbacks", "called_24h": "callbacks", "callback_cases": "callbacks", "reopened": "callbacks",
+    "resolved": "callbacks", "fixed_first_time": "callbacks",
+    "arrived": "repairs", "emergencies": "repairs", "done_24h": "repairs", "repairs": "repairs",
+    "wait_minutes": "claims", "claimed": "claims", "backlog": "backlog", "backlog_days": "backlog",
+    "happy": "surveys", "judged": "surveys", "complaint_happy": "surveys", "complaint_judged": "surveys",
+    "households": "households", "households_bound": "households", "households_fresh": "households",
+}
+
+
+def _groups(keys: Collection[str] | None) -> set[str]:
+    return {_GROUP_OF[name] for key in _keys(keys) for name in _PARTS[key] if name in _GROUP_OF}
+
+
+def _total(by_project: Mapping[str, Sums]) -> Sums:
     total: Sums = {}
-    for sums in _sums_by_project(session, projects, period, now).values():
+    for sums in by_project.values():
         _add(total, sums)
-    return _assemble(total)
+    return total
 
 
-def kpis_by_project(session: Session, projects: Collection[str], period: Period,
-                    now: datetime) -> dict[str, list[Kpi]]:
+def kpis(session: Session, projects: Collection[str], period: Period, now: datetime,
+         keys: Collection[str] | None = None) -> list[Kpi]:
+    """Every figure of DEFINITIONS, in that order, for these projects together (only `keys`, in that
+    order, when given: only their queries run)."""
+    return _assemble(_total(_sums(session, projects, [period], now, keys)[0]), keys)
+
+
+def kpis_by_project(session: Session, projects: Collection[str], period: Period, now: datetime,
+                    keys: Collection[str] | None = None) -> dict[str, list[Kpi]]:
     """The same figures for each project on its own, from the same queries (grouped by project)."""
-    return {code: _assemble(sums) for code, sums in _sums_by_project(session, projects, period, now).items()}
+    return {code: _assemble(sums, keys) for code, sums in _sums(session, projects, [period], now, keys)[0].items()}
+
+
+def kpis_for_periods(session: Session, projects: Collection[str], periods: Sequence[Period], now: datetime,
+                     keys: Collection[str] | None = None) -> list[list[Kpi]]:
+    """The figures of several periods (a quarter and the one before, a trend's months) from one pass
+    over the tables: one list per period, in the order given."""
+    return [_assemble(_total(by_project), keys) for by_project in _sums(session, projects, periods, now, keys)]
+
+
+def kpis_by_project_for_periods(session: Session, projects: Collection[str], periods: Sequence[Period],
+                                now: datetime, keys: Collection[str] | None = None) -> list[dict[str, list[Kpi]]]:
+    """Per period, per project: what the quarter-end report of every project is made of."""
+    return [{code: _assemble(sums, keys) for code, sums in by_project.items()}
+            for by_project in _sums(session, projects, periods, now, keys)]
 
 
 def merge(groups: Sequence[Sequence[Kpi]]) -> list[Kpi]:
@@ -253,7 +314,9 @@ def merge(groups: Sequence[Sequence[Kpi]]) -> list[Kpi]:
         for kpi in group:
             _add(numerators, {kpi.key: kpi.numerator})
             _add(denominators, {kpi.key: kpi.denominator})
-    return [make_kpi(key, numerators.get(key, 0.0), denominators.get(key, 0.0)) for key in KPI_KEYS]
+    present = {kpi.key for group in groups for kpi in group}
+    return [make_kpi(key, numerators.get(key, 0.0), denominators.get(key, 0.0)) for key in KPI_KEYS
+            if key in present or not present]
 
 
 def by_key(figures: Sequence[Kpi]) -> dict[str, Kpi]:
@@ -263,15 +326,23 @@ def by_key(figures: Sequence[Kpi]) -> dict[str, Kpi]:
 # --- the SQL --------------------------------------------------------------------------------
 
 
-def _in(column: Any, period: Period) -> ColumnElement[bool]:
+def _in(column: Any, period: Any) -> ColumnElement[bool]:
+    """Within the period (a Period, or a row of the periods table)."""
     return and_(column >= period.start, column < period.end)
 
 
 def _seconds(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:
-    """Whole seconds from `earlier` to `later` (SQLite keeps times as text)."""
+    """Seconds from `earlier` to `later` (whole seconds on SQLite, which keeps times as text)."""
     if dialect == "sqlite":
         return cast(func.strftime("%s", later), Integer) - cast(func.strftime("%s", earlier), Integer)
-    return extract("epoch", later - earlier)
+    return func.date_part("epoch", later - earlier)  # double precision: cheaper than EXTRACT's numeric
+
+
+def _within(dialect: str, later: Any, earlier: Any, span: timedelta) -> ColumnElement[bool]:
+    """`later` at most `span` after `earlier` (PostgreSQL compares the times themselves)."""
+    if dialect == "sqlite":
+        return _seconds(dialect, later, earlier) <= span.total_seconds()
+    return later <= earlier + span
 
 
 def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -301,7 +372,7 @@ def resident_complaint() -> ColumnElement[bool]:
                 Ticket.status != TicketStatus.CANCELLED.value)
 
 
-def complaints_received(period: Period) -> ColumnElement[bool]:
+def complaints_received(period: Any) -> ColumnElement[bool]:
     """The complaints of a period: residents' complaints received (created) in it."""
     return and_(resident_complaint(), _in(Ticket.created_at, period))
 
@@ -337,26 +408,25 @@ def met_deadline() -> ColumnElement[bool]:
                 else_=and_(handled.is_not(None), handled <= limit))
 
 
-def _reopened() -> ColumnElement[bool]:
-    event = aliased(TicketEvent)
-    return exists().where(event.ticket_id == Ticket.id, event.action == STATUS_EVENT,
-                          event.to_status == TicketStatus.REOPENED.value)
+def _case_events() -> Any:
+    """Per case, from one pass over the few events these figures read (a hash join rather than a
+    lookup per case): reopened at least once (a status event to reopened), escalated (an
+    `escalated` event: any escalation or staff alert)."""
+    reopened = and_(TicketEvent.action == STATUS_EVENT, TicketEvent.to_status == TicketStatus.REOPENED.value)
+    escalated = TicketEvent.action == ESCALATED_EVENT
+    return (select(TicketEvent.ticket_id.label("ticket_id"), func.max(_flag(reopened)).label("reopened"),
+                   func.max(_flag(escalated)).label("escalated"))
+            .where(or_(reopened, escalated)).group_by(TicketEvent.ticket_id).subquery())
 
 
-def _called_back(dialect: str, within: timedelta | None = None) -> ColumnElement[bool]:
-    """A callback survey went out (or was answered) for the case's latest completion."""
-    survey = aliased(Survey)
-    went = func.coalesce(survey.sent_at, survey.answered_at)
-    conditions = [survey.ticket_id == Ticket.id, survey.kind == "callback", went.is_not(None),
-                  went >= Ticket.resolved_at]
-    if within is not None:
-        conditions.append(_seconds(dialect, went, Ticket.resolved_at) <= within.total_seconds())
-    return exists().where(*conditions)
-
-
-def _escalated() -> ColumnElement[bool]:
-    event = aliased(TicketEvent)
-    return exists().where(event.ticket_id == Ticket.id, event.action == ESCALATED_EVENT)
+def _callbacks(since: datetime) -> Any:
+    """Per case, when its last callback survey went out (or was answered), among those since
+    `since`: the callback of its latest completion, when that completion lies after `since` (one
+    callback per completion, bot.cases.surveys.callback_survey_for)."""
+    went = func.coalesce(Survey.sent_at, Survey.answered_at)
+    return (select(Survey.ticket_id.label("ticket_id"), func.max(went).label("went"))
+            .where(Survey.kind == "callback", Survey.ticket_id.is_not(None), went >= since)
+            .group_by(Survey.ticket_id).subquery())
 
 
 def first_claim() -> ColumnElement[Any]:
@@ -377,18 +447,28 @@ def open_at(as_of: datetime, now: datetime) -> ColumnElement[bool]:
                 or_(handled.is_(None), handled >= as_of))
 
 
+# PostgreSQL settings for the report queries, in the caller's transaction and put back afterwards:
+# they look costly, so PostgreSQL would JIT-compile them and spend longer compiling than running
+# them; and it would sort a million rows to add them up per project where a hash table of a few
+# hundred groups does (the queries under these settings have no ORDER BY).
+_REPORT_SETTINGS = (("jit", "off"), ("work_mem", "64MB"), ("enable_sort", "off"))
+
+
 @contextmanager
-def _without_jit(session: Session) -> Iterator[None]:
-    """PostgreSQL would compile these one-pass aggregates (their correlated subqueries make them look
-    costly) and spend longer compiling than running them: JIT is off for them, then as it was."""
+def report_settings(session: Session) -> Iterator[None]:
+    """Run the enclosed report queries with _REPORT_SETTINGS (PostgreSQL; nothing elsewhere)."""
     if session.get_bind().dialect.name != "postgresql":
         yield
         return
-    before = session.execute(text("SELECT set_config('jit', 'off', true)")).scalar()
+    before = [(name, str(session.execute(text("SELECT current_setting(:name)"), {"name": name}).scalar()))
+              for name, _value in _REPORT_SETTINGS]
+    for name, value in _REPORT_SETTINGS:
+        session.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
     try:
         yield
     finally:
-        session.execute(text("SELECT set_config('jit', :value, true)"), {"value": before})
+        for name, value in before:
+            session.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
 
 
 def _scope(column: Any, projects: Collection[str]) -> ColumnElement[bool]:
@@ -396,115 +476,199 @@ def _scope(column: Any, projects: Collection[str]) -> ColumnElement[bool]:
     return column.in_(codes) if codes else false()
 
 
-def _ticket_sums(session: Session, projects: Collection[str], period: Period, now: datetime,
-                 dialect: str) -> dict[str, Sums]:
-    as_of = period.as_of(now)
+def periods_table(periods: Sequence[Period], now: datetime) -> Any:
+    """The periods as rows (index, start, end, as_of, current) to join the tables with: every
+    period is computed in the same pass."""
+    rows = [select(literal(index, Integer()).label("idx"), literal(period.start, DateTime()).label("start"),
+                   literal(period.end, DateTime()).label("end"), literal(period.as_of(now), DateTime()).label("as_of"),
+                   literal(1 if period.as_of(now) >= now else 0, Integer()).label("current"))
+            for index, period in enumerate(periods)]
+    return (rows[0] if len(rows) == 1 else union_all(*rows)).subquery("periods")
+
+
+def _ticket_sums(session: Session, projects: Collection[str], periods: Sequence[Period], now: datetime,
+                 dialect: str, groups: set[str]) -> list[dict[str, Sums]]:
+    """One pass over the projects' tickets. The inner query works out each case's facts once (its
+    deadline, when it was handled, what its events and callbacks say — those looked up by its id,
+    and only for cases recent enough to count); the outer one joins the cases with the periods they
+    count in and adds them up per project and period."""
+    since = min(period.start for period in periods)
     handled, limit = handled_at(), deadline()
-    created_in = _in(Ticket.created_at, period)
+    recent = Ticket.created_at >= since
     not_cancelled = Ticket.status != TicketStatus.CANCELLED.value
-    complaint_due = and_(resident_complaint(), _in(limit, period))
-    resolved_case = and_(callback_case(), _in(Ticket.resolved_at, period))
-    emergency = and_(is_emergency(), not_cancelled, created_in)
-    repair = and_(Ticket.kind == TicketKind.REPAIR.value, not_cancelled, created_in,
-                  or_(Ticket.priority.is_(None), Ticket.priority != Priority.EMERGENCY.value))
-    claimed = and_(created_in, Ticket.claimed_at.is_not(None))
-    backlog = open_at(as_of, now)
-    met = and_(handled.is_not(None), handled <= limit)
-    done_24h = and_(handled.is_not(None), _seconds(dialect, handled, Ticket.created_at) <= REPAIR_WITHIN.total_seconds())
-    rows = select(
-        Ticket.project.label("project"),
-        _flag(complaint_due).label("complaint_due"),
-        _flag(and_(complaint_due, met)).label("complaint_met"),
-        _flag(limit <= now).label("deadline_passed"),
-        _flag(complaints_received(period)).label("received"),
-        _flag(and_(complaints_received(period), handled < as_of)).label("handled"),
-        _flag(resolved_case).label("resolved"),
-        _flag(Ticket.resolved_at <= now - CALLBACK_WITHIN).label("resolved_long_ago"),
-        _only_if(resolved_case, _called_back(dialect)).label("called"),
-        _only_if(resolved_case, _called_back(dialect, CALLBACK_WITHIN)).label("called_24h"),
-        _only_if(resolved_case, _reopened()).label("reopened"),
-        _flag(emergency).label("emergency"),
-        _only_if(emergency, arrived_in_time()).label("arrived"),
-        _flag(Ticket.due_at <= now).label("due_passed"),
-        _flag(repair).label("repair"),
-        _flag(and_(repair, done_24h)).label("done_24h"),
-        _flag(Ticket.created_at <= now - REPAIR_WITHIN).label("created_long_ago"),
-        case((claimed, case((_escalated(), _seconds(dialect, first_claim(), Ticket.created_at)), else_=None)),
-             else_=None).label("wait_seconds"),
-        _flag(backlog).label("backlog"),
-        case((backlog, _seconds(dialect, literal(as_of, DateTime()), Ticket.created_at)), else_=0).label("age_seconds"),
-    ).where(_scope(Ticket.project, projects),
-            or_(created_in, _in(Ticket.resolved_at, period), _in(limit, period), backlog)
-    ).offset(0).subquery()  # OFFSET 0: each row's flags computed once, not inlined into every sum that reads them
-    r = rows.c
-    total = func.sum
-    query = select(
-        r.project,
-        total(_flag(and_(r.complaint_due == 1, r.complaint_met == 1))),
-        total(_flag(and_(r.complaint_due == 1, or_(r.complaint_met == 1, r.deadline_passed == 1)))),
-        total(r.handled), total(r.received),
-        total(r.called), total(r.called_24h),
-        total(_flag(and_(r.resolved == 1, or_(r.called == 1, r.resolved_long_ago == 1)))),
-        total(r.reopened), total(r.resolved),
-        total(r.arrived), total(_flag(and_(r.emergency == 1, or_(r.arrived == 1, r.due_passed == 1)))),
-        total(r.done_24h), total(_flag(and_(r.repair == 1, or_(r.done_24h == 1, r.created_long_ago == 1)))),
-        total(r.wait_seconds), func.count(r.wait_seconds),
-        total(r.backlog), total(r.age_seconds),
-    ).group_by(r.project)
-    names = ("timely", "timely_due", "handled", "received", "called", "called_24h", "callback_cases", "reopened",
-             "resolved", "arrived", "emergencies", "done_24h", "repairs", "wait_seconds", "claimed", "backlog",
-             "age_seconds")
-    found: dict[str, Sums] = {}
-    with _without_jit(session):
+    facts: list[Any] = [Ticket.project.label("project"), Ticket.created_at.label("created_at"),
+                        Ticket.resolved_at.label("resolved_at"), handled.label("handled"), limit.label("due")]
+    callbacks = None
+    events = _case_events() if groups & {"callbacks", "claims"} else None
+
+    def fact(name: str, value: Any) -> None:
+        facts.append(value.label(name))
+
+    # Each fact is worked out only for the cases it is about (the cheap test first).
+    if "complaints" in groups:
+        complaint = resident_complaint()
+        fact("complaint", _flag(complaint))
+        fact("complaint_met", _only_if(complaint, and_(handled.is_not(None), handled <= limit)))
+        fact("deadline_passed", _flag(limit <= now))
+    if "callbacks" in groups:
+        callbacks = _callbacks(since)
+        surveyed = and_(callback_case(), Ticket.resolved_at >= since)
+        called = and_(callbacks.c.went.is_not(None), callbacks.c.went >= Ticket.resolved_at)
+        fact("callback_case", _flag(callback_case()))
+        fact("called", _only_if(surveyed, called))
+        fact("called_24h", _only_if(surveyed, and_(called, _within(dialect, callbacks.c.went, Ticket.resolved_at,
+                                                                   CALLBACK_WITHIN))))
+        fact("resolved_long_ago", _flag(Ticket.resolved_at <= now - CALLBACK_WITHIN))
+        assert events is not None
+        fact("reopened", _flag(events.c.reopened == 1))
+    if "repairs" in groups:
+        emergency = and_(is_emergency(), not_cancelled)
+        repair = and_(Ticket.kind == TicketKind.REPAIR.value, not_cancelled,
+                      or_(Ticket.priority.is_(None), Ticket.priority != Priority.EMERGENCY.value))
+        fact("emergency", _flag(emergency))
+        fact("arrived", _only_if(and_(emergency, recent), arrived_in_time()))
+        fact("due_passed", _flag(Ticket.due_at <= now))
+        fact("repair", _flag(repair))
+        fact("done_24h", _only_if(and_(repair, recent), and_(handled.is_not(None), _within(
+            dialect, handled, Ticket.created_at, REPAIR_WITHIN))))
+        fact("created_long_ago", _flag(Ticket.created_at <= now - REPAIR_WITHIN))
+    if "claims" in groups:
+        assert events is not None
+        fact("wait_seconds", case((and_(recent, Ticket.claimed_at.is_not(None), events.c.escalated == 1),
+                                   _seconds(dialect, first_claim(), Ticket.created_at)), else_=None))
+    if "backlog" in groups:
+        fact("open_now", _flag(Ticket.status.in_(OPEN_STATUS_VALUES)))
+        fact("not_cancelled", _flag(not_cancelled))
+    found: list[dict[str, Sums]] = [{} for _period in periods]
+    if len(facts) == 5:
+        return found
+    source: Any = Ticket.__table__
+    if callbacks is not None:
+        source = source.outerjoin(callbacks, callbacks.c.ticket_id == Ticket.id)
+    if events is not None:
+        source = source.outerjoin(events, events.c.ticket_id == Ticket.id)
+    # A case can count in a period only if something about it happened since the first one began,
+    # or it is still unfinished: a cheap test that spares the rest of the history everything else.
+    cases = (select(*facts).select_from(source)
+             .where(_scope(Ticket.project, projects),
+                    or_(recent, Ticket.resolved_at >= since, handled.is_(None), handled >= since, limit >= since))
+             .offset(0)  # a fence: each case's facts worked out once, not again for every period and sum
+             .subquery())
+    c = cases.c
+    table = periods_table(periods, now)
+    w = table.c
+    created_in, total = _in(c.created_at, w), func.sum
+
+    def count(*conditions: ColumnElement[bool]) -> Any:
+        return func.count().filter(and_(*conditions))
+
+    sums: list[tuple[str, Any]] = []
+    relevant: list[ColumnElement[bool]] = []
+    if "complaints" in groups:
+        due_in, received = and_(c.complaint == 1, _in(c.due, w)), and_(c.complaint == 1, created_in)
+        sums += [("timely", count(due_in, c.complaint_met == 1)),
+                 ("timely_due", count(due_in, or_(c.complaint_met == 1, c.deadline_passed == 1))),
+                 ("handled", count(received, c.handled < w.as_of)), ("received", count(received))]
+        relevant += [due_in, received]
+    if "callbacks" in groups:
+        resolved = and_(c.callback_case == 1, _in(c.resolved_at, w))
+        sums += [("called", count(resolved, c.called == 1)), ("called_24h", count(resolved, c.called_24h == 1)),
+                 ("callback_cases", count(resolved, or_(c.called == 1, c.resolved_long_ago == 1))),
+                 ("reopened", count(resolved, c.reopened == 1)), ("resolved", count(resolved))]
+        relevant.append(resolved)
+    if "repairs" in groups:
+        emergency, repair = and_(c.emergency == 1, created_in), and_(c.repair == 1, created_in)
+        sums += [("arrived", count(emergency, c.arrived == 1)),
+                 ("emergencies", count(emergency, or_(c.arrived == 1, c.due_passed == 1))),
+                 ("done_24h", count(repair, c.done_24h == 1)),
+                 ("repairs", count(repair, or_(c.done_24h == 1, c.created_long_ago == 1)))]
+        relevant += [emergency, repair]
+    if "claims" in groups:
+        claimed = and_(c.wait_seconds.is_not(None), created_in)
+        sums += [("wait_seconds", total(c.wait_seconds).filter(claimed)), ("claimed", count(claimed))]
+        relevant.append(claimed)
+    if "backlog" in groups:
+        # Open at the period's moment: by status when that is now, else from the columns (open_at).
+        backlog = or_(and_(w.current == 1, c.open_now == 1, c.created_at <= w.as_of),
+                      and_(w.current == 0, c.not_cancelled == 1, c.created_at < w.as_of,
+                           or_(c.handled.is_(None), c.handled >= w.as_of)))
+        sums += [("backlog", count(backlog)),
+                 ("age_seconds", total(_seconds(dialect, w.as_of, c.created_at)).filter(backlog))]
+        relevant.append(backlog)
+    query = (select(c.project, w.idx, *(value for _name, value in sums))
+             .select_from(cases).join(table, or_(*relevant)).group_by(c.project, w.idx))
+    with report_settings(session):
         result = session.execute(query).all()
-    for project, *values in result:
-        sums = {name: float(value or 0) for name, value in zip(names, values)}
-        sums["wait_minutes"] = sums.pop("wait_seconds") / 60
-        sums["backlog_days"] = sums.pop("age_seconds") / 86400
-        found[project] = sums
+    names = [name for name, _value in sums]
+    for project, index, *values in result:
+        row = {name: float(value or 0) for name, value in zip(names, values)}
+        if "wait_seconds" in row:
+            row["wait_minutes"] = row.pop("wait_seconds") / 60
+        if "age_seconds" in row:
+            row["backlog_days"] = row.pop("age_seconds") / 86400
+        found[index][project] = row
     return found
 
 
-def _survey_sums(session: Session, projects: Collection[str], period: Period) -> dict[str, Sums]:
+def _survey_sums(session: Session, projects: Collection[str], periods: Sequence[Period],
+                 now: datetime) -> list[dict[str, Sums]]:
+    table = periods_table(periods, now)
+    w = table.c
     happy = Survey.verdict.in_(HAPPY_VERDICTS)
     complaint = Ticket.kind == TicketKind.COMPLAINT.value
     query = (
-        select(Survey.project, func.count(), func.sum(_flag(happy)), func.sum(_flag(complaint)),
+        select(Survey.project, w.idx, func.count(), func.sum(_flag(happy)), func.sum(_flag(complaint)),
                func.sum(_flag(and_(complaint, happy))))
-        .select_from(Survey).join(Ticket, Survey.ticket_id == Ticket.id)
+        .select_from(Survey).join(Ticket, Survey.ticket_id == Ticket.id).join(table, _in(Survey.answered_at, w))
         .where(_scope(Survey.project, projects), Survey.kind == "callback",
-               Survey.status == SurveyStatus.ANSWERED.value, Survey.verdict.in_(JUDGED_VERDICTS),
-               _in(Survey.answered_at, period))
-        .group_by(Survey.project)
+               Survey.status == SurveyStatus.ANSWERED.value, Survey.verdict.in_(JUDGED_VERDICTS))
+        .group_by(Survey.project, w.idx)
     )
-    return {project: {"judged": float(judged or 0), "happy": float(satisfied or 0),
-                      "complaint_judged": float(on_complaints or 0), "complaint_happy": float(happy_complaints or 0)}
-            for project, judged, satisfied, on_complaints, happy_complaints in session.execute(query).all()}
+    found: list[dict[str, Sums]] = [{} for _period in periods]
+    with report_settings(session):
+        result = session.execute(query).all()
+    for project, index, judged, satisfied, on_complaints, happy_complaints in result:
+        found[index][project] = {"judged": float(judged or 0), "happy": float(satisfied or 0),
+                                 "complaint_judged": float(on_complaints or 0),
+                                 "complaint_happy": float(happy_complaints or 0)}
+    return found
 
 
-def _resident_sums(session: Session, projects: Collection[str], period: Period,
-                   now: datetime) -> dict[str, Sums]:
-    as_of = period.as_of(now)
-    query = (
-        select(Resident.project, func.count(),
-               func.sum(_flag(and_(Resident.bound_at.is_not(None), Resident.bound_at < as_of))),
-               func.sum(_flag(Resident.updated_at >= as_of - INFO_FRESH)))
-        .where(_scope(Resident.project, projects), Resident.created_at < as_of)
-        .group_by(Resident.project)
-    )
-    return {project: {"households": float(count or 0), "households_bound": float(bound or 0),
-                      "households_fresh": float(fresh or 0)}
-            for project, count, bound, fresh in session.execute(query).all()}
+def _resident_sums(session: Session, projects: Collection[str], periods: Sequence[Period],
+                   now: datetime) -> list[dict[str, Sums]]:
+    found: list[dict[str, Sums]] = [{} for _period in periods]
+    for index, period in enumerate(periods):  # a small table, read once per moment
+        as_of = period.as_of(now)
+        query = (
+            select(Resident.project, func.count(),
+                   func.sum(_flag(and_(Resident.bound_at.is_not(None), Resident.bound_at < as_of))),
+                   func.sum(_flag(Resident.updated_at >= as_of - INFO_FRESH)))
+            .where(_scope(Resident.project, projects), Resident.created_at < as_of)
+            .group_by(Resident.project)
+        )
+        for project, count, bound, fresh in session.execute(query).all():
+            found[index][project] = {"households": float(count or 0), "households_bound": float(bound or 0),
+                                     "households_fresh": float(fresh or 0)}
+    return found
 
 
-def _sums_by_project(session: Session, projects: Collection[str], period: Period,
-                     now: datetime) -> dict[str, Sums]:
+def _sums(session: Session, projects: Collection[str], periods: Sequence[Period], now: datetime,
+          keys: Collection[str] | None = None) -> list[dict[str, Sums]]:
+    """Per period (in order), per project of `projects` (every one, zeros included): the sums."""
+    groups = _groups(keys)
+    found: list[dict[str, Sums]] = [{code: {} for code in sorted(set(projects))} for _period in periods]
+    if not periods or not projects:
+        return found
     dialect = session.get_bind().dialect.name
-    found: dict[str, Sums] = {code: {} for code in sorted(set(projects))}
-    for part in (_ticket_sums(session, projects, period, now, dialect), _survey_sums(session, projects, period),
-                 _resident_sums(session, projects, period, now)):
-        for code, sums in part.items():
-            _add(found.setdefault(code, {}), sums)
+    parts = [_ticket_sums(session, projects, periods, now, dialect, groups)]
+    if "surveys" in groups:
+        parts.append(_survey_sums(session, projects, periods, now))
+    if "households" in groups:
+        parts.append(_resident_sums(session, projects, periods, now))
+    for part in parts:
+        for index, by_project in enumerate(part):
+            for code, sums in by_project.items():
+                _add(found[index].setdefault(code, {}), sums)
     return found
 
 
@@ -575,7 +739,7 @@ def staff_workload(session: Session, projects: Collection[str], period: Period,
         .where(held, Survey.kind == "callback", Survey.status == SurveyStatus.ANSWERED.value)
         .group_by(Ticket.assignee_id)
     )
-    with _without_jit(session):
+    with report_settings(session):
         scored = {staff: (float(avg) if avg is not None else None, int(count))
                   for staff, avg, count in session.execute(scores).all()}
         held_rows = session.execute(cases).all()

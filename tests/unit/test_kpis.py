@@ -361,6 +361,21 @@ def test_a_running_quarter_leaves_out_what_is_not_due_yet(store):
     assert figures["backlog_age"].numerator == pytest.approx(5 / 1440 + 2 / 24 + 1 + 2 + 5)
 
 
+def test_exactly_24_hours_is_within_24_hours(store):
+    with store.transaction() as s:
+        d = Data(s)
+        r = d.resident(A, created=L(1, 1, year=2025), updated=L(1, 1, year=2025))
+        on_time = d.ticket(A, "repair", r, created=L(11, 2), priority="normal", due=L(11, 3), resolved=L(11, 3))
+        d.survey(on_time, r, sent=L(11, 4))
+        late = d.ticket(A, "repair", r, created=L(11, 5), priority="normal", due=L(11, 6), resolved=L(11, 6, 10, 1))
+        d.survey(late, r, sent=L(11, 7, 10, 2))
+    with store.transaction() as s:
+        figures = kpis.by_key(kpis.kpis(s, [A], Q4, NOW, keys=["callback_24h", "repair_24h"]))
+    assert list(figures) == ["callback_24h", "repair_24h"]
+    assert (figures["repair_24h"].numerator, figures["repair_24h"].denominator) == (1, 2)
+    assert (figures["callback_24h"].numerator, figures["callback_24h"].denominator) == (1, 2)
+
+
 def test_staff_workload_per_holder(store):
     build(store)
     with store.transaction() as s:
