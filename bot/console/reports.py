@@ -81,11 +81,15 @@ def _rows(rows: Sequence[complaint_analysis.Row]) -> list[list[object]]:
 def build_report(session: Session, company: Company, projects: list[str], period: kpis.Period, now: datetime,
                  *, public: bool) -> Report:
     before = kpis.previous(period)
-    figures, earlier = kpis.kpis(session, projects, period, now), kpis.by_key(kpis.kpis(session, projects, before, now))
-    analysis = complaint_analysis.analyse(session, projects, period, before, company.rules, now)
-    per_project = kpis.kpis_by_project(session, projects, period, now)
     trend = kpis.months_before(period.end, TREND_MONTHS, company.default.timezone)
-    monthly = [kpis.by_key(kpis.kpis(session, projects, month, now)) for month in trend]
+    # One pass over the tables for the quarter, the one before and the trend's months, per project;
+    # the totals are the projects' figures added up (each carries its numerator and denominator).
+    passes = kpis.kpis_by_project_for_periods(session, projects, [period, before, *trend], now)
+    per_project = passes[0]
+    figures = kpis.merge(list(per_project.values()))
+    earlier = kpis.by_key(kpis.merge(list(passes[1].values())))
+    monthly = [kpis.by_key(kpis.merge(list(month.values()))) for month in passes[2:]]
+    analysis = complaint_analysis.analyse(session, projects, period, before, company.rules, now)
     campaign = str(to_local(period.start, period.timezone).year)
     dimensions = kpis.annual_dimensions(session, projects, campaign, company.default.annual_survey_dimensions)
 
