@@ -58,6 +58,9 @@ class Settings:
     # path behind the intranet reverse proxy, so publishing the WeChat port never publishes it.
     staff_host: str = "127.0.0.1"
     staff_port: int = 8081
+    # The worker's /metrics and /healthz (bot.worker.http): an internal port too; 0: none.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 8082
     log_level: str = "INFO"
     # "development" enables the WeChat simulator; anything else is production.
     environment: str = "production"
@@ -91,6 +94,10 @@ class Settings:
     # The staff groups of projects whose file names none (a one-project deployment).
     staff_chat_id: int = 0
     project_head_chat_id: int = 0
+    # Touched each round of their loops (processes without an HTTP side): a stale file says stuck,
+    # to `make run`'s supervisor and to the Docker healthcheck (see bot.core.heartbeat).
+    worker_heartbeat_file: Path = PROJECT_ROOT / "var" / "run" / "worker.heartbeat"
+    staffbot_heartbeat_file: Path = PROJECT_ROOT / "var" / "run" / "staffbot.heartbeat"
 
     @property
     def is_development(self) -> bool:
@@ -129,6 +136,10 @@ class Settings:
             gateway_port=int(env.get("GATEWAY_PORT") or defaults.gateway_port),
             staff_host=env.get("STAFF_HOST") or defaults.staff_host,
             staff_port=int(env.get("STAFF_PORT") or defaults.staff_port),
+            worker_metrics_host=env.get("WORKER_METRICS_HOST") or defaults.worker_metrics_host,
+            # Unset: the default port; set empty or 0: no listener.
+            worker_metrics_port=int(env["WORKER_METRICS_PORT"] or 0) if "WORKER_METRICS_PORT" in env
+            else defaults.worker_metrics_port,
             log_level=env.get("LOG_LEVEL") or defaults.log_level,
             environment=env.get("WUYE_ENV") or defaults.environment,
             wechat_token=env.get("WECHAT_TOKEN", ""),
@@ -148,4 +159,6 @@ class Settings:
             telegram_api_base_url=(env.get("TELEGRAM_API_BASE_URL") or defaults.telegram_api_base_url).rstrip("/"),
             staff_chat_id=int(env.get("STAFF_CHAT_ID") or 0),
             project_head_chat_id=int(env.get("PROJECT_HEAD_CHAT_ID") or 0),
+            worker_heartbeat_file=Path(env.get("WORKER_HEARTBEAT_FILE") or defaults.worker_heartbeat_file),
+            staffbot_heartbeat_file=Path(env.get("STAFFBOT_HEARTBEAT_FILE") or defaults.staffbot_heartbeat_file),
         )

@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bot import staff_api
+from bot.app.metrics import METRICS, GatewayMetrics, metrics_page
 from bot.app.services import assistant_client, company_of, flood_counters, wechat_api
 from bot.cases.flood import FloodGuard
 from bot.cases.routing import MessageRouter
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", TicketStore)
 COMPANY = web.AppKey("company", Company)
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("staff_clock")
 
 
 async def _store_check(store: TicketStore) -> str:
@@ -102,12 +104,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE] = TicketStore(settings.database_url)
     http = app[HTTP] = aiohttp.ClientSession()
     counters = flood_counters(settings)
-    company = app[COMPANY]
+    company, metrics = app[COMPANY], app[METRICS]
     # One flood limit per gateway (the default project's): a message is admitted before anyone
     # looks up which project its resident is in.
-    router = MessageRouter(store, company, assistant_client(http, settings),
+    router = MessageRouter(store, company, assistant_client(http, settings, metrics),
                            FloodGuard(counters, company.default.flood))
-    service = ConversationService(store, router, wechat_api(http, store, settings), settings.passive_reply_budget)
+    service = ConversationService(store, router, wechat_api(http, store, settings, metrics),
+                                  settings.passive_reply_budget, metrics)
     app[CONVERSATIONS] = service
     retry = asyncio.create_task(_retry_loop(service, settings.retry_interval))
     yield
@@ -121,9 +124,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     store.dispose()
 
 
-def create_app(settings: Settings, company: Company | None = None) -> web.Application:
-    """The public listener: what WeChat's servers (and, in development, the simulator) reach."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+def create_app(settings: Settings, company: Company | None = None,
+               metrics: GatewayMetrics | None = None) -> web.Application:
+    """The public listener: what WeChat's servers (and, in development, the simulator) reach.
+    No /metrics here: the staff app given the same `metrics` serves them (bot.app.metrics)."""
+    metrics = metrics or GatewayMetrics()
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[metrics.middleware("public")])
+    app[METRICS] = metrics
     app[SETTINGS] = settings
     app[COMPANY] = company or company_of(settings)
     app[CREDENTIALS] = WeChatCredentials(settings.wechat_token, settings.wechat_app_id,
@@ -163,19 +170,25 @@ async def _staff_store(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(ensure_development_staff, app[SETTINGS], app[COMPANY], store)
     staff_api.attach_store(app, store)
     console.attach_store(app, store)
+    app[METRICS].watch_jobs(store, app[CLOCK])
     yield
+    app[METRICS].unwatch_jobs()
     store.dispose()
 
 
 def create_staff_app(settings: Settings, company: Company | None = None,
-                     clock: Callable[[], datetime] = utcnow) -> web.Application:
-    """The staff listener: the staff API, the web console (/console) and its health, on an
-    internal port (or behind the intranet reverse proxy), never on the public WeChat listener."""
-    app = web.Application()
+                     clock: Callable[[], datetime] = utcnow, metrics: GatewayMetrics | None = None) -> web.Application:
+    """The staff listener: the staff API, the web console (/console), its health and the
+    gateway's /metrics (the public app's too when given the same `metrics`), on an internal
+    port (or behind the intranet reverse proxy), never on the public WeChat listener."""
+    metrics = metrics or GatewayMetrics()
+    app = web.Application(middlewares=[metrics.middleware("staff")])
+    app[METRICS] = metrics
+    app[CLOCK] = clock
     app[SETTINGS] = settings
     app[COMPANY] = company or company_of(settings)
     app.cleanup_ctx.append(_staff_store)
-    app.add_routes([web.get("/healthz", staff_healthz)])
+    app.add_routes([web.get("/healthz", staff_healthz), web.get("/metrics", metrics_page)])
     staff_api.install(app, company=app[COMPANY], clock=clock)
     # The console's cookies travel over HTTPS only, except on a developer's loopback.
     console.install(app, company=app[COMPANY], clock=clock, secure_cookies=not settings.is_development)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot.app.access_log import PathOnlyAccessLogger
 from bot.app.gateway import create_app, create_staff_app
+from bot.app.metrics import GatewayMetrics
 from bot.app.services import company_of
 from bot.settings import Settings
 
@@ -40,7 +41,9 @@ async def serve_gateway(settings: Settings, public: Listener, staff: Listener) -
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     company = company_of(settings)
-    apps = ((public, create_app(settings, company)), (staff, create_staff_app(settings, company)))
+    metrics = GatewayMetrics()  # one registry: the staff listener's /metrics tells of both
+    apps = ((public, create_app(settings, company, metrics=metrics)),
+            (staff, create_staff_app(settings, company, metrics=metrics)))
     started: list[web.AppRunner] = []
     try:
         for listener, app in apps:

@@ -1,7 +1,7 @@
-"""Start the local stack: action server, Rasa server and gateway, as child processes.
+"""Start the local stack: action server, Rasa server, gateway, worker (and staff bot), as child processes.
 
-Used by `make run` (python -m bot stack) and by the end-to-end tests, so both start the
-real servers the same way.
+Used by `make run` (python -m bot stack), which keeps them running with bot.app.supervisor,
+and by the end-to-end tests (the start_* helpers), so both start the real servers the same way.
 """
 from __future__ import annotations
 
@@ -13,38 +13,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import Callable
 
 from bot.app import migrate
 from bot.app.model_cache import assistant_python, ensure_model
 from bot.app.services import company_of
+from bot.app.supervisor import ChildSpec, Policy, Service, StartupFailed, Supervisor
 from bot.settings import DEVELOPMENT_VALUES, PROJECT_ROOT, Settings
-
-
-@dataclass
-class Service:
-    name: str
-    # Not in the repr: its argv holds Rasa's auth token.
-    process: subprocess.Popen = field(repr=False)
-    # Each must answer 200 for the service to be healthy; none: no HTTP side (the worker).
-    health_urls: tuple[str, ...]
-    log_path: Path | None = None
-    _log: IO[bytes] | None = field(default=None, repr=False)
-    # Sent as `?token=` with each health check and never shown: Rasa's /status needs it.
-    health_token: str = field(default="", repr=False)
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._log:
-            self._log.close()
 
 
 def _spawn(name: str, argv: list[str], health_urls: tuple[str, ...], env: dict[str, str], log_dir: Path | None,
@@ -68,6 +44,11 @@ def _answers_200(url: str, token: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False
+
+
+def is_healthy(service: Service) -> bool:
+    """Every health URL of the service answers 200 (true for one without an HTTP side)."""
+    return all(_answers_200(url, service.health_token) for url in service.health_urls)
 
 
 def wait_until_healthy(service: Service, timeout: float) -> None:
@@ -162,27 +143,60 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def stack_log(path: Path) -> Callable[[str], None]:
+    """The supervisor's messages: to stderr and appended to var/log/stack.log."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervisor: {message}"
+        print(line, file=sys.stderr, flush=True)
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(line + "\n")
+    return log
+
+
+def stack_children(settings: Settings, env: dict[str, str], model: Path, endpoints: Path,
+                   log_dir: Path) -> list[ChildSpec]:
+    """What `make run` starts, in order; HTTP services are up when their health URLs answer,
+    the worker and the staff bot while they keep touching their heartbeat files."""
+    children = [
+        ChildSpec("actions", lambda: start_action_server(settings.action_port, env, log_dir), ready=is_healthy),
+        ChildSpec("rasa", lambda: start_rasa(model, settings.rasa_port, endpoints, env, log_dir), ready=is_healthy),
+        ChildSpec("gateway", lambda: start_gateway(settings.gateway_host, settings.gateway_port, env, log_dir,
+                                                   settings.staff_port), ready=is_healthy),
+        ChildSpec("worker", lambda: start_worker(env, log_dir), heartbeat=Path(env["WORKER_HEARTBEAT_FILE"])),
+    ]
+    if env.get("TELEGRAM_BOT_TOKEN") and env.get("STAFF_CHAT_ID"):
+        children.append(ChildSpec("staffbot", lambda: start_staffbot(env, log_dir),
+                                  heartbeat=Path(env["STAFFBOT_HEARTBEAT_FILE"])))
+    return children
+
+
 def run_stack(settings: Settings) -> int:
-    """`make run`: bring everything up, print where to go, stop everything on Ctrl-C."""
+    """`make run`: bring everything up, print where to go, restart what dies (bot.app.supervisor),
+    stop everything on Ctrl-C / SIGTERM or when one child keeps crashing."""
     migrate.upgrade(settings.database_url, project=company_of(settings).default_code)
     model = ensure_model()
     log_dir = PROJECT_ROOT / "var" / "log"
     env = development_env(settings)
+    # The children and the supervisor agree on where the heartbeats are.
+    env["WORKER_HEARTBEAT_FILE"] = str(settings.worker_heartbeat_file)
+    env["STAFFBOT_HEARTBEAT_FILE"] = str(settings.staffbot_heartbeat_file)
     endpoints = write_endpoints(PROJECT_ROOT / "var" / "endpoints.local.yml", settings.action_port)
-    services: list[Service] = []
+    children = stack_children(settings, env, model, endpoints, log_dir)
+    policy = Policy.from_env(env)
+    supervisor = Supervisor(children, policy, log=stack_log(log_dir / "stack.log"))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _interrupt)
     try:
-        services.append(start_action_server(settings.action_port, env, log_dir))
-        services.append(start_rasa(model, settings.rasa_port, endpoints, env, log_dir))
-        services.append(start_gateway(settings.gateway_host, settings.gateway_port, env, log_dir, settings.staff_port))
-        services.append(start_worker(env, log_dir))
-        telegram = bool(env.get("TELEGRAM_BOT_TOKEN") and env.get("STAFF_CHAT_ID"))
-        if telegram:
-            services.append(start_staffbot(env, log_dir))
-        for service in services:
-            wait_until_healthy(service, timeout=240)
+        supervisor.start()
+        try:
+            supervisor.wait_started(timeout=policy.start_timeout)
+        except StartupFailed as exc:
+            print(f"stack not started: {exc}", file=sys.stderr)
+            return 1
         host, port = settings.gateway_host, settings.gateway_port
+        telegram = any(child.name == "staffbot" for child in children)
         staff_bot = (f"Telegram, posting cases to chat {env['STAFF_CHAT_ID']}" if telegram
                      else "off (set TELEGRAM_BOT_TOKEN and STAFF_CHAT_ID); escalations wait in /api/alerts")
         lines = [
@@ -202,19 +216,18 @@ def run_stack(settings: Settings) -> int:
             "  worker         callbacks, progress updates, SLA checks (python -m bot worker)",
             f"  staff bot      {staff_bot}",
             f"  ticket store   {settings.database_url}",
-            f"  logs           {log_dir}/",
+            f"  logs           {log_dir}/  (restarts: stack.log)",
             f"Try: curl -s localhost:{settings.rasa_port}/webhooks/rest/webhook "
             "-d '{\"sender\":\"demo\",\"message\":\"我要报修\"}'",
-            "Press Ctrl-C to stop.",
+            f"A child that dies or gets stuck is restarted (logged in stack.log); one that fails again after "
+            f"{policy.max_restarts} restarts within {policy.restart_window:g} s stops the stack. Press Ctrl-C to stop.",
         ]
         print("\n".join(lines), flush=True)
-        while all(service.process.poll() is None for service in services):
-            time.sleep(1)
-        dead = [s.name for s in services if s.process.poll() is not None]
-        print(f"stopped: {', '.join(dead)} exited; see {log_dir}/", file=sys.stderr)
-        return 1
+        return supervisor.run()
     except KeyboardInterrupt:
         return 0
     finally:
-        for service in reversed(services):
-            service.stop()
+        # A second Ctrl-C must not leave children behind: stopping is bounded (SIGKILL after the timeout).
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        supervisor.stop()

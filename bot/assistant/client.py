@@ -12,6 +12,8 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.cases.ports import AssistantUnavailable
+from bot.core import metrics as reasons
+from bot.core.metrics import NO_METRICS, Metrics
 
 __all__ = ["AssistantClient", "AssistantRefused", "AssistantUnavailable", "check_status"]
 
@@ -36,10 +38,17 @@ def check_status(status: int) -> None:
         raise AssistantRefused(f"Rasa answered HTTP {status}")
 
 
+def _status_reason(status: int) -> str:
+    if status >= 500:
+        return reasons.HTTP_5XX
+    return reasons.AUTH_REFUSED if status in (401, 403) else reasons.REFUSED
+
+
 class AssistantClient:
     def __init__(self, http: aiohttp.ClientSession, rasa_url: str, action_server_url: str,
-                 auth_token: str, timeout: float = 60.0) -> None:
+                 auth_token: str, timeout: float = 60.0, metrics: Metrics = NO_METRICS) -> None:
         self.http = http
+        self.metrics = metrics
         self.rasa_url = rasa_url.rstrip("/")
         self.action_server_url = action_server_url.rstrip("/")
         # Rasa (`--auth-token`) reads its token from the `token` query parameter only; a
@@ -63,6 +72,7 @@ class AssistantClient:
                     return True
         except (aiohttp.ClientError, asyncio.TimeoutError):
             pass
+        self.metrics.assistant_error(reasons.ACTION_SERVER_DOWN)
         return False
 
     async def ask(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[str]:
@@ -76,10 +86,14 @@ class AssistantClient:
         query = {**(params or {}), "token": self.auth_token}
         try:
             async with self.http.post(url, json=payload, params=query, timeout=self.timeout) as response:
+                if response.status >= 400:
+                    self.metrics.assistant_error(_status_reason(response.status))
                 check_status(response.status)
                 # Any content type: aiohttp's own error for a wrong one would quote the URL.
                 return await response.json(content_type=None)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            self.metrics.assistant_error(reasons.TIMEOUT if isinstance(exc, asyncio.TimeoutError)
+                                         else reasons.UNREACHABLE)
             raise AssistantUnavailable(f"Rasa unreachable: {exc.__class__.__name__}") from exc
 
     async def trigger_intent(self, sender: str, intent: str, entities: dict[str, Any]) -> list[str]:

@@ -109,6 +109,40 @@ def by_place(session: Session, campaign: str, projects: Collection[str]) -> list
             for (project, building), scores in sorted(totals.items())]
 
 
+@dataclass(frozen=True)
+class Remark:
+    """One answer managers follow up (§9.4): a low score, or words of the resident's own."""
+
+    project: str
+    room: str | None
+    overall: int | None
+    low: tuple[str, ...]  # the dimensions scored at or below the project's "dissatisfied" score
+    comment: str | None
+    answered_at: datetime | None
+
+
+def remarks(session: Session, campaign: str, projects: Collection[str], *, low_max: int) -> list[Remark]:
+    """The answered surveys of the campaign with an overall or dimension score at or below
+    `low_max`, or a comment; by project and room. Personal (the room, the resident's words)."""
+    answered = (Survey.kind == surveys.ANNUAL, Survey.campaign == campaign, Survey.project.in_(sorted(projects)),
+                Survey.status == SurveyStatus.ANSWERED.value)
+    surveys_found = session.execute(select(Survey, Resident.room).join(Resident, Survey.resident_id == Resident.id)
+                                    .where(*answered)).all()
+    scores: dict[int, list[tuple[str, int]]] = {}
+    for survey_id, dimension, score in session.execute(
+            select(SurveyScore.survey_id, SurveyScore.dimension, SurveyScore.score)
+            .join(Survey, SurveyScore.survey_id == Survey.id).where(*answered).order_by(SurveyScore.id)):
+        scores.setdefault(survey_id, []).append((dimension, score))
+    found = []
+    for survey, room in surveys_found:
+        low = tuple(dimension for dimension, score in scores.get(survey.id, []) if score <= low_max)
+        comment = (survey.comment or "").strip() or None
+        overall_low = survey.overall_score is not None and survey.overall_score <= low_max
+        if low or comment or overall_low:
+            found.append(Remark(survey.project, room, survey.overall_score, low, comment, survey.answered_at))
+    return sorted(found, key=lambda r: (r.project, r.room or "", r.answered_at or datetime.min))
+
+
 def tell_improvement(session: Session, rules: ProjectRules, campaign: str, *, dimension: str, title: str,
                      text: str, actor: str, now: datetime) -> ResidentNotice | None:
     """§9.5: the residents of the project who scored this dimension low hear what was improved

@@ -133,35 +133,36 @@ def chase_unclaimed(session: Session, rules: ProjectRules, ticket: Ticket, *, se
 
 
 def check_deadline(session: Session, rules: ProjectRules, ticket: Ticket, *, deadline: str, due_at: datetime,
-                   resolved_at: str | None, now: datetime) -> None:
-    """At a deadline (due / final / callback): alert staff if the case has not met it."""
+                   resolved_at: str | None, now: datetime) -> bool:
+    """At a deadline (due / final / first feedback / callback): alert staff if the case has not
+    met it. True when this check found the breach (a new alert; a repeated check finds none)."""
     local_due = format_local(due_at, rules)
     if deadline == "callback":
         sent = session.execute(select(Survey.id).where(
             Survey.ticket_id == ticket.id, Survey.campaign == f"resolved:{resolved_at}",
             Survey.sent_at.is_not(None))).first()
         if sent is None and deadline_missed(ticket, deadline):
-            alerts.raise_alert(session, reason=alerts.CALLBACK_MISSED, ticket=ticket,
-                               key=f"sla:{ticket.id}:callback:{resolved_at}", now=now,
-                               detail=f"no satisfaction callback for {ticket.number} by {local_due}; "
-                                      "please call the resident")
-        return
+            return alerts.raise_alert(session, reason=alerts.CALLBACK_MISSED, ticket=ticket,
+                                      key=f"sla:{ticket.id}:callback:{resolved_at}", now=now,
+                                      detail=f"no satisfaction callback for {ticket.number} by {local_due}; "
+                                             "please call the resident")
+        return False
     if deadline == FIRST_FEEDBACK:
         told = session.execute(select(TicketEvent.id).where(TicketEvent.ticket_id == ticket.id,
                                                             TicketEvent.action == "staff_reply")).first()
         if ticket.first_feedback_due_at == due_at and told is None and TicketStatus(ticket.status) in OPEN_STATUSES:
-            alerts.raise_alert(session, reason=alerts.SLA_BREACH, ticket=ticket, now=now,
-                               key=f"sla:{ticket.id}:first_feedback:{due_at.isoformat()}",
-                               detail=f"{ticket.number}: no first feedback to the resident by {local_due}")
-        return
+            return alerts.raise_alert(session, reason=alerts.SLA_BREACH, ticket=ticket, now=now,
+                                      key=f"sla:{ticket.id}:first_feedback:{due_at.isoformat()}",
+                                      detail=f"{ticket.number}: no first feedback to the resident by {local_due}")
+        return False
     current = ticket.due_at if deadline == "due" else ticket.final_due_at
     if current != due_at or not deadline_missed(ticket, deadline):
-        return  # met, or the deadline moved (reopened) and has its own check
+        return False  # met, or the deadline moved (reopened) and has its own check
     what = {"due": "deadline", "final": "hard limit"}.get(deadline, deadline)
-    alerts.raise_alert(session, reason=alerts.SLA_BREACH, ticket=ticket,
-                       key=f"sla:{ticket.id}:{deadline}:{due_at.isoformat()}", now=now,
-                       detail=f"{ticket.number} ({ticket.kind}, {ticket.priority or '-'}) missed its {what} "
-                              f"{local_due}; status {ticket.status}")
+    return alerts.raise_alert(session, reason=alerts.SLA_BREACH, ticket=ticket,
+                              key=f"sla:{ticket.id}:{deadline}:{due_at.isoformat()}", now=now,
+                              detail=f"{ticket.number} ({ticket.kind}, {ticket.priority or '-'}) missed its {what} "
+                                     f"{local_due}; status {ticket.status}")
 
 
 # --- 群诉 -------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 a copy of everything held about them, and its erasure.
 
 Everything means every place: the household file, the cases with their timelines, the
-surveys, the channel's raw message logs and the assistant's memory of the conversation.
-Erasure keeps only what the company must keep to account for its service — case numbers,
-kinds, statuses and times — with every personal field blanked; the rest is deleted.
+surveys, the notices delivered to them, the channel's raw message logs and the assistant's
+memory of the conversation. Erasure keeps only what the company must keep to account for its
+service — case numbers, kinds, statuses and times, which notices reached the household and
+when — with every personal field blanked; the rest is deleted, and nothing more is sent.
 Both are written to the audit table (who, when, which resident, why, what was touched).
 """
 from __future__ import annotations
@@ -14,21 +15,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence, cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from bot.cases.ports import ConversationMemory, ResidentChannel
+from bot.core import notices as notice_states
 from bot.core.privacy import mask_openid, mask_room
 from bot.core.rooms import normalise_room
+from bot.db import queue
 from bot.db.models import (
     BindingAttempt,
     HumanSession,
     Job,
     JobStatus,
+    NoticeDelivery,
     PrivacyRequest,
     Resident,
     ResidentEvent,
+    ResidentNotice,
     StaffAlert,
     Survey,
     Ticket,
@@ -104,6 +109,11 @@ def _file_of(session: Session, resident: Resident) -> dict[str, Any]:
                     for s in surveys],
         "file record": [_columns(e, ("at", "actor", "channel", "action", "content")) for e in session.execute(
             select(ResidentEvent).where(ResidentEvent.resident_id == resident.id).order_by(ResidentEvent.id)).scalars()],
+        # Each notice addressed to them: what it was, and what came of their copy (sent_at: when it reached them).
+        "notices": [{"title": n.title, "kind": n.kind, "notice_sent_at": _iso(n.send_at), **_columns(
+            d, ("status", "via", "sent_at", "error"))} for d, n in session.execute(
+            select(NoticeDelivery, ResidentNotice).join(ResidentNotice, NoticeDelivery.notice_id == ResidentNotice.id)
+            .where(NoticeDelivery.resident_id == resident.id).order_by(NoticeDelivery.id)).all()],
     }
 
 
@@ -130,6 +140,7 @@ async def export_resident(store: TicketStore, channel: ResidentChannel, memory: 
         entry["messages"] = await channel.raw_logs_of(openid) if openid else {}
         entry["conversation"] = await memory.export(openid) if openid else []
     outcome = {"residents": len(files), "cases": sum(len(f["cases"]) for f in files),
+               "notices": sum(len(f["notices"]) for f in files),
                "messages": sum(len(m) for f in files for m in f["messages"].values()),
                "conversation_events": sum(len(f["conversation"]) for f in files)}
 
@@ -163,7 +174,17 @@ def _anonymise(session: Session, subject: Subject, now: datetime) -> dict[str, i
         "alerts": run(update(StaffAlert).where(StaffAlert.ticket_id.in_(tickets)).values(detail="")),
         "chats with staff": run(update(HumanSession).where(HumanSession.openid.in_(subject.openids)).values(openid="")),
     }
-    theirs = or_(Job.ticket_id.in_(tickets), Job.survey_id.in_(surveys))
+    # Notices: which reached the household and when is kept (like a case's status and times); what is
+    # not sent yet is withdrawn, and a failure's text (the channel's words, which may name them) blanked.
+    run(update(NoticeDelivery).where(NoticeDelivery.resident_id.in_(ids), NoticeDelivery.status == notice_states.PENDING)
+        .values(status=notice_states.WITHDRAWN))
+    counts["notice deliveries"] = run(update(NoticeDelivery).where(NoticeDelivery.resident_id.in_(ids))
+                                      .values(error=None))
+    # A delivery's job is keyed notice_delivery:<notice>:<resident> (bot.cases.notices).
+    deliveries = [and_(Job.idempotency_key.startswith(f"{queue.NOTICE_DELIVERY}:", autoescape=True),
+                       Job.idempotency_key.endswith(f":{resident_id}", autoescape=True)) for resident_id in ids]
+    theirs = or_(Job.ticket_id.in_(tickets), Job.survey_id.in_(surveys),
+                 and_(Job.kind == queue.NOTICE_DELIVERY, or_(*deliveries)))
     run(update(Job).where(theirs, Job.status.in_((JobStatus.PENDING.value, JobStatus.RUNNING.value)))
         .values(status=JobStatus.CANCELLED.value, finished_at=now, updated_at=now))  # nothing more is sent
     counts["jobs"] = run(update(Job).where(theirs).values(payload={}, last_error=None))

@@ -8,14 +8,15 @@ from typing import Any, Collection, Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from bot.core import notices as notice_states
 from bot.core.access import Decision
 from bot.core.clock import to_local, to_utc_naive, utcnow
 from bot.core.kinds import TicketStatus
 from bot.core.lifecycle import OPEN_STATUS_VALUES
-from bot.core.privacy import mask_name, mask_openid, mask_phone, redact_text
+from bot.core.privacy import mask_name, mask_openid, mask_phone, mask_room, redact_text
 from bot.core.rules import ProjectRules
 from bot.core.sla import overdue_deadlines
-from bot.db.models import Job, Resident, StaffAlert, Ticket, TicketEvent
+from bot.db.models import Job, Resident, ResidentNotice, StaffAlert, Ticket, TicketEvent
 
 
 def _time(moment: datetime | None, rules: ProjectRules) -> str | None:
@@ -120,3 +121,31 @@ def job_view(job: Job, rules: ProjectRules) -> dict[str, Any]:
     return {"id": job.id, "project": job.project, "kind": job.kind, "status": job.status, "ticket_id": job.ticket_id,
             "due_at": _time(job.due_at, rules), "attempts": job.attempts, "max_attempts": job.max_attempts,
             "last_error": job.last_error}
+
+
+def notice_view(notice: ResidentNotice, access: Decision, rules: ProjectRules,
+                counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """A notice as staff see it; its target's rooms masked for those who do not see contact data,
+    and how its deliveries stand when `counts` (bot.cases.notices.delivery_counts) is given."""
+    target = dict(notice.target or {})
+    rooms = [str(room) for room in target.get("rooms") or ()]
+    view: dict[str, Any] = {
+        "id": notice.id, "project": notice.project, "kind": notice.kind, "title": notice.title, "body": notice.body,
+        "status": notice.status,
+        "target": {"buildings": [str(b) for b in target.get("buildings") or ()],
+                   "rooms": rooms if access.contact_data else [mask_room(room) for room in rooms]},
+        "starts_at": _time(notice.starts_at, rules), "ends_at": _time(notice.ends_at, rules),
+        "send_at": _time(notice.send_at, rules), "created_by": notice.created_by,
+        "created_at": _time(notice.created_at, rules)}
+    if counts is not None:
+        view["deliveries"] = delivery_summary(counts)
+    return view
+
+
+def delivery_summary(counts: dict[str, int]) -> dict[str, int]:
+    """Deliveries by outcome (bot.core.notices: sent, failed, unreachable, pending, withdrawn)."""
+    names = {"sent": notice_states.DELIVERED, "failed": notice_states.FAILED, "unreachable": notice_states.UNREACHABLE,
+             "pending": notice_states.PENDING, "withdrawn": notice_states.WITHDRAWN}
+    summary = {name: counts.get(status, 0) for name, status in names.items()}
+    summary["total"] = sum(counts.values())
+    return summary

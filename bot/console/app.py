@@ -9,7 +9,7 @@ from typing import Callable
 import jinja2
 from aiohttp import web
 
-from bot.console import outreach, reports, views
+from bot.console import outreach, reports, survey_exports, views
 from bot.console.assets import INSTALL_HINT, VENDOR_FILES, missing_assets
 from bot.console.session import CLOCK, COMPANY, PATH, SECURE, STORE
 from bot.core.company import Company
@@ -53,6 +53,8 @@ ROUTES = [
     web.post(f"{PATH}/notices/{{notice_id:\\d+}}/{{action}}", outreach.notice_action),
     web.get(f"{PATH}/surveys", outreach.surveys_page),
     web.post(f"{PATH}/surveys/{{action}}", outreach.survey_action),
+    web.get(f"{PATH}/surveys/{{campaign}}.xlsx", survey_exports.survey_excel),
+    web.get(f"{PATH}/surveys/{{campaign}}.pdf", survey_exports.survey_pdf),
     web.get(f"{PATH}/reports", reports.report_page),
     web.get(f"{PATH}/reports.xlsx", reports.report_excel),
     web.get(f"{PATH}/reports.pdf", reports.report_pdf),

@@ -54,6 +54,8 @@ def to_excel(report: Report) -> bytes:
             sheet.column_dimensions[get_column_letter(column)].width = min(8 + longest * 2, 60)
             for cells in sheet.iter_rows(min_row=3, min_col=column, max_col=column):
                 cells[0].alignment = Alignment(horizontal="left")
+                if isinstance(cells[0].value, float):
+                    cells[0].number_format = "0.00"  # averages: two decimals, as on the page
     buffer = BytesIO()
     book.save(buffer)
     return buffer.getvalue()

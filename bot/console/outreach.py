@@ -15,8 +15,9 @@ from bot.cases import campaigns, kpis, notices
 from bot.cases.access import authorize
 from bot.console.charts import Series, bar_chart
 from bot.console.session import CLOCK, COMPANY, PATH, Signed, check_csrf, signed_in
+from bot.console.survey_exports import survey_permission
 from bot.console.views import INTERFACE, _in_store, _local, render
-from bot.core.access import Permission, decide, visible_projects
+from bot.core.access import Permission, visible_projects
 from bot.core.clock import to_utc_naive
 from bot.db.models import ResidentNotice
 
@@ -171,9 +172,8 @@ async def surveys_page(request: web.Request) -> web.Response:
     projects = sorted(visible_projects(signed.principal, company.codes))
     campaign = (request.query.get("campaign") or str(now.year)).strip()[:32]
 
-    # Those who read reports, and those who run the survey (supervisors), see its page.
-    needed = Permission.VIEW_REPORTS if decide(signed.principal, Permission.VIEW_REPORTS, None).allowed \
-        else Permission.SEND_NOTICES
+    # Those who read reports, and those who run the survey (supervisors), see its page (and its exports).
+    needed = survey_permission(signed.principal)
 
     def load(session: Session) -> tuple[bool, dict[str, Any]]:
         access = authorize(session, signed.principal, needed, interface=INTERFACE,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Collection, Sequence, cast
 
-from sqlalchemy import Text, and_, or_, select, update
+from sqlalchemy import Text, and_, case, func, or_, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
@@ -201,3 +201,27 @@ def forget_old_payloads(session: Session, before: datetime, now: datetime) -> in
         update(Job).where(old, or_(sql_cast(Job.payload, Text) != "{}", Job.last_error.is_not(None)))
         .values(payload={}, last_error=None).execution_options(synchronize_session=False)))
     return result.rowcount or 0
+
+
+# Jobs still to be run or looked at; done and cancelled rows are history (they grow without
+# end, and the worker counts them as it finishes them).
+OPEN_JOBS = (JobStatus.PENDING.value, JobStatus.RUNNING.value, JobStatus.PARKED.value)
+
+
+@dataclass(frozen=True)
+class JobCount:
+    kind: str
+    status: str
+    jobs: int
+    due: int  # of them, due by `now`
+    earliest_due: datetime | None
+
+
+def open_job_counts(session: Session, now: datetime) -> list[JobCount]:
+    """Pending, running and parked jobs by kind and status, in one grouped pass over the
+    (status, due_at) index (what the metrics read at each scrape)."""
+    due = func.coalesce(func.sum(case((Job.due_at <= now, 1), else_=0)), 0)
+    rows = session.execute(select(Job.kind, Job.status, func.count(), due, func.min(Job.due_at))
+                           .where(Job.status.in_(OPEN_JOBS)).group_by(Job.kind, Job.status))
+    return [JobCount(kind, status, int(jobs), int(due_jobs), earliest)
+            for kind, status, jobs, due_jobs, earliest in rows]

@@ -10,21 +10,24 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, TypeVar
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.cases import handoff
+from bot.cases import handoff, notices
 from bot.cases.access import audit_entries, audit_view, authorize
 from bot.cases.alerts import acknowledge, open_alerts
 from bot.cases.handoff import Outcome, Refusal, Staff
 from bot.cases.household import PhoneChangeError, confirm_phone_change
 from bot.cases.staff_directory import authenticate_token, find_staff, principal_of
-from bot.cases.staff_views import alert_view, job_view, search_tickets, ticket_view
+from bot.cases.staff_views import alert_view, delivery_summary, job_view, notice_view, search_tickets, ticket_view
 from bot.cases.tickets import find_ticket
+from bot.core import notices as notice_states
 from bot.core.access import ALL_PROJECTS, Decision, Permission, Principal, decide, visible_projects
+from bot.core.clock import to_utc_naive
 from bot.core.kinds import TicketKind, TicketStatus
 from bot.core.lifecycle import IllegalTransition
-from bot.db.models import Job, JobStatus, StaffAlert, Ticket
+from bot.core.rules import ProjectRules
+from bot.db.models import Job, JobStatus, NoticeDelivery, ResidentNotice, StaffAlert, Ticket
 from bot.db.queue import jobs_with_status, retry_parked
 from bot.staff_api.keys import CLOCK, COMPANY, STORE
 
@@ -398,6 +401,230 @@ async def list_audit(request: web.Request) -> web.Response:
     return _json({"count": len(items), "entries": items})
 
 
+# --- notices to residents (the console's 通知, for staff tools): bot.cases.notices --------------
+
+NOTICE_STATUSES = {notice_states.DRAFT, notice_states.SCHEDULED, notice_states.SENDING, notice_states.SENT,
+                   notice_states.CANCELLED}
+
+
+def _notice_time(value: object, rules: ProjectRules, name: str) -> datetime | None:
+    """An ISO time; without an offset it is the project's local time (as in the console's form)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _error(web.HTTPBadRequest, f"{name} must be a time such as 2026-12-05T09:00")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise _error(web.HTTPBadRequest, f"{name} must be a time such as 2026-12-05T09:00") from exc
+    return to_utc_naive(moment if moment.tzinfo is not None else moment.replace(tzinfo=rules.timezone))
+
+
+def _names(value: object, name: str) -> list[str]:
+    """Buildings or rooms: a list of strings, or one string separated by commas, 、 or spaces."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        value = value.replace("，", ",").replace("、", ",").replace(" ", ",").split(",")
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _error(web.HTTPBadRequest, f"{name} must be a list of strings")
+    return [item.strip() for item in value if item.strip()]
+
+
+def _text(body: dict, name: str) -> str:
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise _error(web.HTTPBadRequest, f"{name} must be a string")
+    return value
+
+
+def _counts_of(session: Session, notice_ids: list[int]) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = {notice_id: {} for notice_id in notice_ids}
+    if notice_ids:
+        for notice_id, status, count in session.execute(
+                select(NoticeDelivery.notice_id, NoticeDelivery.status, func.count())
+                .where(NoticeDelivery.notice_id.in_(notice_ids))
+                .group_by(NoticeDelivery.notice_id, NoticeDelivery.status)):
+            counts[notice_id][status] = count
+    return counts
+
+
+async def list_notices(request: web.Request) -> web.Response:
+    """The notices of the projects one serves (or ?project=), newest first; staff-composed kinds
+    unless ?kind= asks for another (入住回访, 节日问候); ?status=, ?limit=."""
+    principal = await principal_of_request(request)
+    company, q = request.app[COMPANY], request.query
+    wanted = q.get("project") or None
+    if wanted and not company.knows(wanted):
+        raise _error(web.HTTPBadRequest, f"unknown project {wanted!r}")
+    kind = _choice(q.get("kind"), set(notice_states.KINDS), "kind")
+    status = _choice(q.get("status"), NOTICE_STATUSES, "status")
+    limit = _limit(q.get("limit"))
+    now = request.app[CLOCK]()
+
+    def query(session: Session) -> tuple[Decision, list[dict]]:
+        access = authorize(session, principal, Permission.SEND_NOTICES, project=wanted, interface=INTERFACE,
+                           detail="notices list", now=now)
+        if not access.allowed:
+            return access, []
+        projects = [wanted] if wanted else sorted(visible_projects(principal, company.codes))
+        stmt = select(ResidentNotice).where(ResidentNotice.project.in_(projects),
+                                            ResidentNotice.kind.in_([kind] if kind else notice_states.STAFF_KINDS))
+        if status:
+            stmt = stmt.where(ResidentNotice.status == status)
+        rows = session.execute(stmt.order_by(ResidentNotice.id.desc()).limit(limit)).scalars().all()
+        counts = _counts_of(session, [n.id for n in rows])
+        return access, [notice_view(n, access, company.rules(n.project), counts[n.id]) for n in rows]
+
+    access, items = await _in_store(request, query)
+    if not access.allowed:
+        raise _forbidden(access)
+    log.info("staff API: %s lists %d notice(s)", principal.actor_id, len(items))
+    return _json({"count": len(items), "notices": items})
+
+
+def _preview_view(shown: notices.Preview) -> dict[str, Any]:
+    return {"recipients": shown.recipients, "sample": shown.sample, "text": shown.text}
+
+
+async def compose_notice(request: web.Request) -> web.Response:
+    """A draft notice, as the console's form makes it: {"project", "kind", "title", "body",
+    "buildings", "rooms", "starts_at", "ends_at", "send_at"} (times in the project's local time
+    unless they carry an offset). 201 with the notice and its preview; nothing is sent until
+    it is scheduled."""
+    principal = await principal_of_request(request)
+    company = request.app[COMPANY]
+    body = await _json_body(request)
+    project = _text(body, "project")
+    if not company.knows(project):
+        raise _error(web.HTTPBadRequest, f"unknown project {project!r}")
+    rules = company.rules(project)
+    kind = _text(body, "kind")
+    if kind not in notice_states.STAFF_KINDS:  # 入住回访 and 节日问候 are the worker's
+        raise _error(web.HTTPBadRequest, f"unknown kind {kind!r}; one of {', '.join(notice_states.STAFF_KINDS)}")
+    title, text = _text(body, "title"), _text(body, "body")
+    buildings, rooms = _names(body.get("buildings"), "buildings"), _names(body.get("rooms"), "rooms")
+    starts_at, ends_at, send_at = (_notice_time(body.get(name), rules, name) for name in ("starts_at", "ends_at",
+                                                                                          "send_at"))
+    now = request.app[CLOCK]()
+
+    def apply(session: Session) -> tuple[Decision, dict | None, str | None]:
+        access = authorize(session, principal, Permission.SEND_NOTICES, project=project, interface=INTERFACE,
+                           detail="compose notice", now=now)
+        if not access.allowed:
+            return access, None, None
+        try:
+            with session.begin_nested():  # a refused draft leaves nothing; the audit row stays
+                notice = notices.compose(session, rules, kind=kind, title=title, body=text, buildings=buildings,
+                                         rooms=rooms, starts_at=starts_at, ends_at=ends_at, send_at=send_at,
+                                         actor=principal.actor_id, now=now)
+        except notices.NoticeError as exc:
+            return access, None, str(exc)
+        return access, {**notice_view(notice, access, rules, {}),
+                        "preview": _preview_view(notices.preview(session, rules, notice))}, None
+
+    access, view, problem = await _in_store(request, apply)
+    if not access.allowed:
+        raise _forbidden(access)
+    if problem is not None:
+        raise _error(web.HTTPBadRequest, problem)
+    assert view is not None
+    log.info("staff API: %s composed notice %d of %s", principal.actor_id, view["id"], project)
+    return web.json_response(view, status=201, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+
+def _notice_work(request: web.Request, principal: Principal, action: str,
+                 work: Callable[[Session, ProjectRules, ResidentNotice, Decision], dict]) -> Callable[[Session], Any]:
+    """Find the notice, authorise (and audit) `action` on its project, then do `work`: None for
+    no such notice, else (decision, view or None, a refusal's message or None)."""
+    company, now = request.app[COMPANY], request.app[CLOCK]()
+    notice_id = _id(request, "notice_id")
+
+    def apply(session: Session) -> tuple[Decision, dict | None, str | None] | None:
+        notice = session.get(ResidentNotice, notice_id)
+        if notice is None:
+            return None
+        access = authorize(session, principal, Permission.SEND_NOTICES, project=notice.project, interface=INTERFACE,
+                           detail=f"notice {notice_id} {action}", now=now)
+        if not access.allowed:
+            return access, None, None
+        try:
+            with session.begin_nested():
+                return access, work(session, company.rules(notice.project), notice, access), None
+        except notices.NoticeError as exc:
+            return access, None, str(exc)
+
+    return apply
+
+
+async def _on_notice(request: web.Request, action: str,
+                     work: Callable[[Session, ProjectRules, ResidentNotice, Decision], dict]) -> web.Response:
+    principal = await principal_of_request(request)
+    notice_id = _id(request, "notice_id")
+    found = await _in_store(request, _notice_work(request, principal, action, work))
+    if found is None:
+        raise _error(web.HTTPNotFound, f"no notice {notice_id}")
+    access, view, problem = found
+    if not access.allowed:
+        raise _forbidden(access)
+    if problem is not None:
+        raise _error(web.HTTPConflict, problem)
+    log.info("staff API: %s %s notice %d", principal.actor_id, action, notice_id)
+    return _json(view)
+
+
+async def get_notice(request: web.Request) -> web.Response:
+    def work(session: Session, rules: ProjectRules, notice: ResidentNotice, access: Decision) -> dict:
+        return notice_view(notice, access, rules, notices.delivery_counts(session, notice.id))
+
+    return await _on_notice(request, "view", work)
+
+
+async def preview_notice(request: web.Request) -> web.Response:
+    """Who it reaches now (bound, following household contacts of its target; a few of them,
+    masked) and the text each receives."""
+    def work(session: Session, rules: ProjectRules, notice: ResidentNotice, access: Decision) -> dict:
+        return {"id": notice.id, **_preview_view(notices.preview(session, rules, notice))}
+
+    return await _on_notice(request, "preview", work)
+
+
+async def schedule_notice(request: web.Request) -> web.Response:
+    """发送: one delivery per recipient at the project's pace; again, only what is missing (409 once
+    withdrawn)."""
+    now = request.app[CLOCK]()
+
+    def work(session: Session, rules: ProjectRules, notice: ResidentNotice, access: Decision) -> dict:
+        created, already = notices.schedule(session, rules, notice, now)
+        session.flush()
+        return {"scheduled": created, "already": already,
+                "notice": notice_view(notice, access, rules, notices.delivery_counts(session, notice.id))}
+
+    return await _on_notice(request, "schedule", work)
+
+
+async def withdraw_notice(request: web.Request) -> web.Response:
+    """撤回: what is not sent yet is not sent."""
+    now = request.app[CLOCK]()
+
+    def work(session: Session, rules: ProjectRules, notice: ResidentNotice, access: Decision) -> dict:
+        withdrawn = notices.cancel(session, notice, now)
+        session.flush()
+        return {"withdrawn": withdrawn,
+                "notice": notice_view(notice, access, rules, notices.delivery_counts(session, notice.id))}
+
+    return await _on_notice(request, "withdraw", work)
+
+
+async def notice_deliveries(request: web.Request) -> web.Response:
+    """How its deliveries stand: sent, failed, unreachable, pending, withdrawn, total."""
+    def work(session: Session, rules: ProjectRules, notice: ResidentNotice, access: Decision) -> dict:
+        return {"id": notice.id, "status": notice.status, **delivery_summary(notices.delivery_counts(session,
+                                                                                                    notice.id))}
+
+    return await _on_notice(request, "deliveries", work)
+
+
 async def whoami(request: web.Request) -> web.Response:
     """The person the token belongs to, their roles and projects (nothing else is needed to sign in)."""
     principal = await principal_of_request(request)
@@ -418,4 +645,11 @@ ROUTES = [
     web.get("/api/jobs", list_jobs),
     web.post("/api/jobs/{job_id}/retry", retry_job),
     web.get("/api/audit", list_audit),
+    web.get("/api/notices", list_notices),
+    web.post("/api/notices", compose_notice),
+    web.get("/api/notices/{notice_id}", get_notice),
+    web.get("/api/notices/{notice_id}/preview", preview_notice),
+    web.post("/api/notices/{notice_id}/schedule", schedule_notice),
+    web.post("/api/notices/{notice_id}/withdraw", withdraw_notice),
+    web.get("/api/notices/{notice_id}/deliveries", notice_deliveries),
 ]

@@ -20,6 +20,7 @@ from bot.core.clock import to_local, to_utc_naive
 from bot.core.company import Company
 from bot.core.kinds import TicketKind, TicketStatus
 from bot.core.lifecycle import OPEN_STATUSES, STATUS_LABELS_ZH
+from bot.core.metrics import NO_METRICS, Metrics
 from bot.core.rules import ProjectRules
 from bot.core.sla import next_progress_update_at, outside_quiet_hours
 from bot.db import queue
@@ -43,6 +44,7 @@ class Context:
     memory: ConversationMemory | None = None  # the assistant's conversation store, for retention
     # The rules of the project whose job is running (`for_project`); the default project's otherwise.
     project: str | None = None
+    metrics: Metrics = NO_METRICS  # jobs run, SLA breaches found (bot.app.metrics)
 
     @property
     def rules(self) -> ProjectRules:
@@ -259,14 +261,17 @@ async def progress_update(ctx: Context, job: ClaimedJob, now: datetime) -> None:
 
 
 async def sla_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:
-    def check() -> None:
+    deadline = str(job.payload.get("deadline", "due"))
+
+    def check() -> bool:
         with ctx.store.transaction() as session:
             ticket = session.get(Ticket, job.ticket_id)
-            if ticket is not None:
-                escalation.check_deadline(session, ctx.rules, ticket, deadline=str(job.payload.get("deadline", "due")),
-                                          due_at=job.due_at, resolved_at=job.payload.get("resolved_at"), now=now)
+            return ticket is not None and escalation.check_deadline(
+                session, ctx.rules, ticket, deadline=deadline, due_at=job.due_at,
+                resolved_at=job.payload.get("resolved_at"), now=now)
 
-    await asyncio.to_thread(check)
+    if await asyncio.to_thread(check):
+        ctx.metrics.sla_breach(deadline)
 
 
 async def unclaimed_check(ctx: Context, job: ClaimedJob, now: datetime) -> None:

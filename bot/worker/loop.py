@@ -9,12 +9,15 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from datetime import datetime
+from pathlib import Path
 from typing import Callable
 
 from sqlalchemy.orm import Session
 
 from bot.cases import alerts
+from bot.core import heartbeat as heartbeat_file
 from bot.core.clock import utcnow
 from bot.db import queue
 from bot.db.models import Job, Ticket
@@ -30,8 +33,12 @@ def worker_name() -> str:
 
 
 class Worker:
-    def __init__(self, ctx: Context, name: str, clock: Callable[[], datetime] = utcnow, batch: int = 10) -> None:
+    def __init__(self, ctx: Context, name: str, clock: Callable[[], datetime] = utcnow, batch: int = 10,
+                 heartbeat: Path | None = None) -> None:
         self.ctx = ctx
+        # Touched each round and after each job: a supervisor without HTTP (make run, Docker)
+        # reads its age; stale means stuck.
+        self.heartbeat = heartbeat
         self.name = name
         self.clock = clock
         self.batch = batch
@@ -74,9 +81,16 @@ class Worker:
             if not jobs:
                 break
             for job in jobs:
+                started = time.monotonic()
                 result = await self.run_job(job)
+                self.ctx.metrics.job_finished(job.kind, result, time.monotonic() - started)
                 counts[result] = counts.get(result, 0) + 1
+                self.beat()
         return counts
+
+    def beat(self) -> None:
+        if self.heartbeat is not None:
+            heartbeat_file.beat(self.heartbeat)
 
     async def schedule_housekeeping(self) -> None:
         """Once per hour at most: make sure the next daily housekeeping job is queued."""
@@ -88,9 +102,11 @@ class Worker:
     async def run_forever(self, poll_interval: float = POLL_INTERVAL) -> None:
         log.info("worker %s started (poll every %.1f s)", self.name, poll_interval)
         while not self.stopping.is_set():
+            self.beat()
             try:
                 await self.schedule_housekeeping()
                 await self.run_due()
+                self.ctx.metrics.heartbeat()
             except Exception:  # noqa: BLE001 - e.g. the database is briefly down: try again
                 log.exception("worker round failed; retrying in %.0f s", poll_interval * 5)
                 await asyncio.sleep(poll_interval * 4)

@@ -98,3 +98,31 @@ def test_rasa_serves_its_http_api_only_with_a_token_that_the_gateway_and_worker_
 def test_the_build_context_leaves_out_local_state_and_secrets():
     ignored = set((PROJECT_ROOT / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".env", "var", ".venv", ".venv-assistant", "models", ".git"} <= ignored
+
+
+def test_the_worker_and_the_staff_bot_are_healthy_while_their_heartbeat_is_fresh(tmp_path):
+    """No port: each one's healthcheck reads the age of the heartbeat file its environment names
+    (on /tmp, where the image's user may write), run here as Docker would, on a copy of the file."""
+    import os
+    import subprocess
+    import sys
+
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text(encoding="utf-8"))
+    for name, variable in (("worker", "WORKER_HEARTBEAT_FILE"), ("staffbot", "STAFFBOT_HEARTBEAT_FILE")):
+        service = compose["services"][name]
+        path = service["environment"][variable]
+        assert path.startswith("/tmp/"), name
+        assert service["environment"]["DATABASE_URL"].startswith("postgresql"), name  # the merged anchor kept
+        kind, python, flag, code = service["healthcheck"]["test"]
+        assert (kind, python, flag) == ("CMD", "python", "-c") and path in code, name
+        beat = tmp_path / f"{name}.heartbeat"
+
+        def healthy() -> bool:
+            check = subprocess.run([sys.executable, "-c", code.replace(path, str(beat))], timeout=30)
+            return check.returncode == 0
+
+        assert not healthy(), f"{name}: no heartbeat yet"
+        beat.touch()
+        assert healthy(), name
+        os.utime(beat, (0, 0))  # last beat in 1970: stuck
+        assert not healthy(), f"{name}: stale heartbeat"

@@ -18,14 +18,14 @@ from sqlalchemy import select
 
 from bot.app.schema import metadata
 from bot.assistant.tracker import SqlTrackerMemory
-from bot.cases import surveys
+from bot.cases import notices, surveys
 from bot.cases.resident_rights import Request, RightsError, erase_resident, export_resident
 from bot.cases.tickets import open_repair_ticket
 from bot.channels.wechat import inbound
 from bot.channels.wechat.delivery import WeChatResidentChannel
 from bot.core.company import Company
 from bot.db import queue
-from bot.db.models import BindingAttempt, Job, PrivacyRequest, Resident, Ticket
+from bot.db.models import BindingAttempt, Job, NoticeDelivery, PrivacyRequest, Resident, ResidentNotice, Ticket
 from bot.settings import PROJECT_ROOT
 from tests.unit.test_retention import RASA_EVENTS_DDL, epoch
 
@@ -158,3 +158,52 @@ def test_the_command_line_exports_to_a_private_file_and_erases_with_yes(sqlite_s
     assert erased.returncode == 0 and "1 residents" in erased.stdout, erased.stderr
     assert [v for v in PERSONAL if v in everything_stored(sqlite_store, tracker)] == []
     tracker.dispose()
+
+
+async def test_notices_delivered_are_exported_and_erasure_keeps_only_which_reached_them(store, rules, tracker):
+    seed(store, rules, tracker)
+    with store.transaction() as s:
+        person, neighbour = (s.execute(select(Resident).where(Resident.openid == who)).scalar_one()
+                             for who in (OPENID, NEIGHBOUR))
+        person.room, neighbour.room = "3栋2单元501", "3栋2单元601"
+        for resident in (person, neighbour):
+            resident.bound_at, resident.subscribed = NOW, True
+        sent, failed, waiting = (notices.compose(s, rules, kind="reminder", title=title, body="请留意。",
+                                                 actor="staff:1", now=NOW) for title in ("寒潮提醒", "电梯保养", "消防演练"))
+        for notice in (sent, failed, waiting):
+            assert notices.schedule(s, rules, notice, NOW) == (2, 0)  # the whole project: both households
+        notices.record_delivery(s, sent.id, person.id, status=notices.DELIVERED, via="custom",
+                                now=NOW + timedelta(minutes=5))
+        notices.record_delivery(s, failed.id, person.id, status=notices.FAILED, now=NOW + timedelta(minutes=6),
+                                error=f"errcode 43004: require subscribe, openid {OPENID}")
+        person_id, neighbour_id, ids = person.id, neighbour.id, (sent.id, failed.id, waiting.id)
+    channel = WeChatResidentChannel(None, store, Company.of(rules))  # type: ignore[arg-type]
+
+    exported = await export_resident(store, channel, tracker, OPENID, request())
+    [file] = exported["residents"]
+    assert [(n["title"], n["kind"], n["status"], n["sent_at"]) for n in file["notices"]] == [
+        ("寒潮提醒", "reminder", "sent", (NOW + timedelta(minutes=5)).isoformat()),
+        ("电梯保养", "reminder", "failed", None), ("消防演练", "reminder", "pending", None)]
+    assert file["notices"][0]["notice_sent_at"] == NOW.isoformat() and file["notices"][0]["via"] == "custom"
+    with store.transaction() as s:
+        [audit] = s.execute(select(PrivacyRequest)).scalars().all()
+        assert audit.outcome["notices"] == 3
+
+    counts = await erase_resident(store, channel, tracker, OPENID, request())
+    assert counts["notice deliveries"] == 3
+    assert OPENID not in everything_stored(store, tracker)  # the failure's text named them
+    with store.transaction() as s:
+        def copies(resident_id: int) -> list[tuple[int, str, datetime | None, str | None]]:
+            return [(d.notice_id, d.status, d.sent_at, d.error) for d in s.execute(
+                select(NoticeDelivery).where(NoticeDelivery.resident_id == resident_id)
+                .order_by(NoticeDelivery.notice_id)).scalars()]
+
+        # Which notices reached the household, and when, are kept; what was still to go is withdrawn.
+        assert copies(person_id) == [(ids[0], "sent", NOW + timedelta(minutes=5), None), (ids[1], "failed", None, None),
+                                     (ids[2], "cancelled", None, None)]
+        assert [status for _, status, _, _ in copies(neighbour_id)] == ["pending"] * 3  # the neighbour's stand
+        jobs = {j.idempotency_key: (j.status, j.payload) for j in s.execute(
+            select(Job).where(Job.kind == queue.NOTICE_DELIVERY)).scalars()}
+        assert [jobs[f"notice_delivery:{n}:{person_id}"] for n in ids] == [("cancelled", {})] * 3  # nothing more
+        assert {jobs[f"notice_delivery:{n}:{neighbour_id}"][0] for n in ids} == {"pending"}
+        assert {s.get(ResidentNotice, n).status for n in ids} == {"scheduled"}  # type: ignore[union-attr]

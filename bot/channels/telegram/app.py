@@ -19,6 +19,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from telegram import ForceReply, Message, Update, User
@@ -41,6 +42,7 @@ from bot.cases.staff_directory import by_telegram_user, principal_of
 from bot.cases.tickets import find_ticket
 from bot.channels.telegram import cards
 from bot.channels.telegram.models import TelegramLink
+from bot.core import heartbeat as heartbeat_file
 from bot.core.access import Permission, Principal, visible_projects
 from bot.core.clock import utcnow
 from bot.core.company import Company
@@ -174,8 +176,11 @@ class StaffBot:
                 row.sent_at = utcnow()
             row.error = error
 
-    async def feed(self, application: Application, interval: float = FEED_INTERVAL) -> None:
+    async def feed(self, application: Application, interval: float = FEED_INTERVAL,
+                   heartbeat: Path | None = None) -> None:
         while True:
+            if heartbeat is not None:  # each round: a stale file says the bot is stuck (bot.core.heartbeat)
+                heartbeat_file.beat(heartbeat)
             try:
                 await self.post_new(application)
             except Exception:  # noqa: BLE001 - the feed must outlive a bad round (db briefly down, ...)
@@ -388,7 +393,7 @@ def create_application(settings: Settings, company: Company, store: TicketStore)
 
 
 async def serve(application: Application, stop: asyncio.Event, *, feed_interval: float = FEED_INTERVAL,
-                poll_interval: float = 0.0) -> None:
+                poll_interval: float = 0.0, heartbeat: Path | None = None) -> None:
     """Poll Telegram for staff actions and post cards and relayed messages, until `stop` is set."""
     staff_bot: StaffBot = application.bot_data["staff_bot"]
     updater = application.updater
@@ -397,7 +402,7 @@ async def serve(application: Application, stop: asyncio.Event, *, feed_interval:
     async with application:
         await application.start()
         await updater.start_polling(poll_interval=poll_interval, allowed_updates=["message", "callback_query"])
-        feed = asyncio.create_task(staff_bot.feed(application, feed_interval))
+        feed = asyncio.create_task(staff_bot.feed(application, feed_interval, heartbeat))
         log.info("staff bot running for %d project(s)", len(staff_bot.company.codes))
         try:
             await stop.wait()
@@ -423,7 +428,8 @@ def run(settings: Settings, company: Company) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            await serve(create_application(settings, company, store), stop)
+            await serve(create_application(settings, company, store), stop,
+                        heartbeat=settings.staffbot_heartbeat_file)
         finally:
             store.dispose()
 

@@ -11,6 +11,7 @@ import aiohttp
 
 from bot.channels.wechat import tokens
 from bot.core.clock import utcnow
+from bot.core.metrics import NO_METRICS, Metrics
 from bot.core.privacy import mask_openid
 from bot.db.store import TicketStore
 
@@ -31,8 +32,9 @@ class WeChatApiError(Exception):
 
 class WeChatApi:
     def __init__(self, http: aiohttp.ClientSession, store: TicketStore, base_url: str, app_id: str,
-                 app_secret: str, timeout: float = 10.0) -> None:
+                 app_secret: str, timeout: float = 10.0, metrics: Metrics = NO_METRICS) -> None:
         self.http = http
+        self.metrics = metrics
         self.store = store
         self.base_url = base_url.rstrip("/")
         self.app_id = app_id
@@ -58,7 +60,9 @@ class WeChatApi:
                                      timeout=self.timeout) as response:
                 body = await response.json(content_type=None)
             if "access_token" not in body:
-                raise WeChatApiError(int(body.get("errcode", -1)), str(body.get("errmsg", "")))
+                errcode = int(body.get("errcode", -1))
+                self.metrics.wechat_api_error("token", errcode)
+                raise WeChatApiError(errcode, str(body.get("errmsg", "")))
         except BaseException:
             await asyncio.to_thread(tokens.save_token, self.store, self.app_id, None, None, utcnow())
             raise
@@ -78,6 +82,8 @@ class WeChatApi:
                                       timeout=self.timeout) as response:
                 body = await response.json(content_type=None)
             errcode = int(body.get("errcode", 0))
+            if errcode:
+                self.metrics.wechat_api_error(path.removeprefix("/cgi-bin/").replace("/", "_"), errcode)
             if errcode in TOKEN_ERRORS and attempt == 1:
                 await asyncio.to_thread(tokens.invalidate_token, self.store, self.app_id, token, utcnow())
                 continue

@@ -20,8 +20,10 @@ from bot.channels.wechat import inbound
 from bot.channels.wechat.api import CUSTOMER_SERVICE_WINDOW, OUT_OF_WINDOW, WeChatApi, WeChatApiError
 from bot.channels.wechat.models import InboundStatus
 from bot.channels.wechat.protocol import split_for_wechat
+from bot.core import metrics as deliveries
 from bot.core import replies
 from bot.core.clock import utcnow
+from bot.core.metrics import NO_METRICS, Metrics
 from bot.core.privacy import mask_openid
 from bot.db.store import TicketStore
 
@@ -41,6 +43,7 @@ STATUS_OF = {Disposition.ANSWERED: InboundStatus.ANSWERED, Disposition.WAITING: 
 class Pending:
     inbound_id: int
     openid: str
+    arrived: float  # the event loop's clock when the push reached the endpoint
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
     answer: str | None = None
@@ -112,8 +115,10 @@ def resident_message(turn: Turn) -> ResidentMessage | None:
 
 
 class ConversationService:
-    def __init__(self, store: TicketStore, router: MessageRouter, api: WeChatApi, passive_budget: float) -> None:
+    def __init__(self, store: TicketStore, router: MessageRouter, api: WeChatApi, passive_budget: float,
+                 metrics: Metrics = NO_METRICS) -> None:
         self.store = store
+        self.metrics = metrics
         self.router = router
         self.api = api
         self.passive_budget = passive_budget
@@ -122,8 +127,10 @@ class ConversationService:
 
     # --- request side -------------------------------------------------------
 
-    async def handle(self, message: BaseMessage) -> str | None:
-        """The passive reply for this push, or None to answer `success`."""
+    async def handle(self, message: BaseMessage, arrived: float | None = None) -> str | None:
+        """The passive reply for this push, or None to answer `success`. `arrived`: the event
+        loop's time when the push reached the endpoint (now, if not given)."""
+        arrived = asyncio.get_running_loop().time() if arrived is None else arrived
         turn = describe(message)
         pending = self.inflight.get(turn.dedupe_key)
         if pending is not None:
@@ -144,8 +151,11 @@ class ConversationService:
                      "in flight, waiting for its answer" if pending else "already handled")
             return await self._await_answer(pending) if pending else None
         if throttled:
-            return split_for_wechat(throttled.answer)[0] if throttled.answer else None
-        pending = Pending(stored.id, turn.openid)
+            if not throttled.answer:
+                return None
+            self._answered(deliveries.PASSIVE, arrived)
+            return split_for_wechat(throttled.answer)[0]
+        pending = Pending(stored.id, turn.openid, arrived)
         self.inflight[turn.dedupe_key] = pending
         task = asyncio.create_task(self._process(turn, pending))
         self._tasks.add(task)
@@ -163,6 +173,7 @@ class ConversationService:
         try:
             if pending.answer is not None and not pending.claimed:
                 pending.claimed = True
+                self._answered(deliveries.PASSIVE, pending.arrived)
                 return split_for_wechat(pending.answer)[0]
             return None
         finally:
@@ -203,14 +214,22 @@ class ConversationService:
             await self._push(pending.openid, parts[1:], pending.inbound_id)
             return "passive"
         pending.claimed = True
-        await self._push(pending.openid, parts, pending.inbound_id)
+        self.metrics.reply_deferred()
+        if await self._push(pending.openid, parts, pending.inbound_id):
+            self._answered(deliveries.CUSTOM, pending.arrived)
         return "custom"
 
-    async def _push(self, openid: str, parts: list[str], inbound_id: int | None) -> None:
+    def _answered(self, delivery: str, arrived: float) -> None:
+        self.metrics.reply_sent(delivery, asyncio.get_running_loop().time() - arrived)
+
+    async def _push(self, openid: str, parts: list[str], inbound_id: int | None) -> int:
+        """Send the parts as customer-service messages; returns how many went out."""
+        sent = 0
         for part in parts:
             try:
                 await self.api.send_text(openid, part)
                 status, error = "sent", None
+                sent += 1
             except Exception as exc:  # noqa: BLE001 - recorded as a failed push, never raised
                 status, error = "failed", repr(exc)
                 level = logging.WARNING if isinstance(exc, WeChatApiError) and exc.errcode == OUT_OF_WINDOW \
@@ -218,6 +237,7 @@ class ConversationService:
                 log.log(level, "customer-service message to %s failed: %s", mask_openid(openid), exc)
             await asyncio.to_thread(inbound.record_outbound, self.store, openid=openid, inbound_id=inbound_id,
                                     content=part, status=status, error=error)
+        return sent
 
     async def _answer(self, turn: Turn, inbound_id: int) -> tuple[str | None, InboundStatus]:
         message = resident_message(turn)
@@ -247,7 +267,9 @@ class ConversationService:
                 if routed.disposition is Disposition.WAITING:
                     break  # still down: keep the order, try again next round
                 answer = routed.answer or replies.assistant_did_not_answer()
-                await self._push(message.openid, split_for_wechat(answer), message.id)
+                if await self._push(message.openid, split_for_wechat(answer), message.id):
+                    waited = (utcnow() - message.received_at).total_seconds()
+                    self.metrics.reply_sent(deliveries.RETRIED, waited)
             await asyncio.to_thread(inbound.finish_inbound, self.store, message.id, status=InboundStatus.ANSWERED,
                                     reply=answer, delivery="custom")
             done += 1

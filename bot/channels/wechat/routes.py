@@ -36,6 +36,7 @@ async def verify(request: web.Request) -> web.Response:
 
 
 async def receive(request: web.Request) -> web.Response:
+    arrived = asyncio.get_running_loop().time()  # the reply latency counts from here
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         return _refuse(request, ProtocolError(413, "body too large"))
     try:
@@ -55,7 +56,7 @@ async def receive(request: web.Request) -> web.Response:
     if not await asyncio.to_thread(replay.remember_push, conversations.store, timestamp=request.query["timestamp"],
                                    nonce=request.query.get("nonce", ""), body=body, now=utcnow()):
         return _refuse(request, ProtocolError(403, "nonce already used with another body"))
-    answer = await conversations.handle(push.message)
+    answer = await conversations.handle(push.message, arrived)
     if answer is None:
         return web.Response(text="success")
     xml = render_text_reply(push.message, answer, creds, push.encrypted, request.query.get("nonce", ""))
