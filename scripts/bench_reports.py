@@ -21,6 +21,14 @@ delivery `--drain` : the deliveries a second it achieves, and that exactly the d
 once each. Results go to results/reports-bench.md; the database is dropped at the end.
 
     python scripts/bench_reports.py [--cases 1000000] [--projects 100] [--households 20000] [--keep]
+
+`--only notices` fills just the notice's project (its households, no cases: --cases 0 --projects 1),
+skips the report timings and writes results/notices-bench.md (unless --out is given).
+
+To measure the reports again without filling the database again: `--keep` keeps it (what was
+generated is written into the database's comment), `--database NAME` measures a kept one (migrated
+to head first, so a new migration is measured too; `--cases`/`--projects` as it was made with);
+`--skip-notice` times the reports only.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import argparse
 import asyncio
 import dataclasses
 import io
+import json
 import math
 import os
 import random
@@ -509,6 +518,62 @@ def generate(url: str, company: Company, *, cases: int, households: int, period:
     return data
 
 
+def save_data(url: str, name: str, generation: float, args: argparse.Namespace, period: kpis.Period) -> None:
+    """How the kept database was made, as its comment (read back by `--database`)."""
+    conn = _connect(url)
+    conn.autocommit = True
+    try:
+        made = {"cases": args.cases, "projects": args.projects, "households": args.households, "seed": args.seed,
+                "period": period.label, "generation": generation}
+        with conn.cursor() as cur:
+            cur.execute(f'COMMENT ON DATABASE "{name}" IS %s', (json.dumps(made, ensure_ascii=False),))
+    finally:
+        conn.close()
+
+
+def load_data(url: str, name: str, args: argparse.Namespace, period: kpis.Period,
+              before: kpis.Period) -> tuple[Data, float]:
+    """A kept database's data counted again (and its generation time, when its comment has it)."""
+    conn = _connect(url)
+    data = Data()
+    try:
+        with conn.cursor() as cur:
+            def one(sql: str, *params: Any) -> int:
+                cur.execute(sql, params)
+                return int(cur.fetchone()[0] or 0)
+
+            cur.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (name,))
+            row = cur.fetchone()
+            made = json.loads(row[0]) if row and row[0] else {}
+            if made and made["period"] != period.label:
+                raise SystemExit(f"{name} was made for {made['period']}, not {period.label}")
+            data.residents = one("SELECT count(*) FROM residents")
+            data.notice_roster = one("SELECT count(*) FROM residents WHERE project = 'p001'")
+            cur.execute("SELECT kind, count(*) FROM tickets GROUP BY kind")
+            data.by_kind = Counter({kind: int(count) for kind, count in cur.fetchall()})
+            data.cases = sum(data.by_kind.values())
+            data.open_cases = one("SELECT count(*) FROM tickets WHERE status = ANY(%s)", list(OPEN_STATUS_VALUES))
+            for part in (period, before):
+                data.complaints[part.label] = one(
+                    "SELECT count(*) FROM tickets WHERE kind = 'complaint' AND resident_id IS NOT NULL AND status <> "
+                    "'cancelled' AND created_at >= %s AND created_at < %s", part.start, part.end)
+            data.raised = one("SELECT count(*) FROM ticket_events WHERE action = 'tier_reason'")
+            data.groups = one("SELECT count(*) FROM tickets WHERE kind = 'complaint' AND resident_id IS NULL")
+            data.members = one("SELECT count(*) FROM tickets WHERE parent_id IS NOT NULL")
+            data.reopened = one("SELECT count(*) FROM ticket_events WHERE action = 'status' AND to_status = 'reopened'")
+            data.events = one("SELECT count(*) FROM ticket_events")
+            data.surveys = one("SELECT count(*) FROM surveys WHERE kind = 'callback'")
+            data.answered = one("SELECT count(*) FROM surveys WHERE kind = 'callback' AND status = 'answered'")
+            data.annual = one("SELECT count(*) FROM surveys WHERE kind = 'annual'")
+            data.scores = one("SELECT count(*) FROM survey_scores")
+    finally:
+        conn.close()
+    if data.cases != args.cases or made.get("projects", args.projects) != args.projects:
+        raise SystemExit(f"{name} has {data.cases:,} cases of {made.get('projects', '?')} projects, not "
+                         f"{args.cases:,} of {args.projects}")
+    return data, float(made.get("generation", 0.0))
+
+
 # --- the reports -------------------------------------------------------------------------------
 
 
@@ -875,8 +940,6 @@ def report(args: argparse.Namespace, data: Data, generation: float, period: kpis
            run: NoticeRun, load: tuple[float, float], setup: str) -> str:
     by = {t.key: t for t in timings}
     reports_met = max(by["d"].seconds) < args.target_report and max(by["e"].seconds) < args.target_report
-    queued = run.compose + run.schedule + run.commit
-    rate = run.drain / run.worker_seconds if run.worker_seconds else 0.0
     kinds_text = ", ".join(f"{kind} {count / data.cases:.0%}" for kind, count in data.by_kind.most_common())
     lines = [
         "# Managers' reports and notices at company scale (PostgreSQL)",
@@ -941,8 +1004,15 @@ def report(args: argparse.Namespace, data: Data, generation: float, period: kpis
     for name, (statement, plan) in plans.items():
         lines += ["", f"### EXPLAIN (ANALYZE, BUFFERS): {name}", "", "<details><summary>the statement</summary>", "",
                   "```sql", statement, "```", "", "</details>", "", "```", *plan, "```"]
+    return "\n".join(lines + ([] if args.skip_notice else notice_lines(args, data, run))) + "\n"
+
+
+def notice_lines(args: argparse.Namespace, data: Data, run: NoticeRun) -> list[str]:
+    """The report's section on the notice."""
+    queued = run.compose + run.schedule + run.commit
+    rate = run.drain / run.worker_seconds if run.worker_seconds else 0.0
     gap = run.spacing.total_seconds()
-    lines += [
+    return [
         "",
         f"## A notice to {run.recipients:,} households",
         "",
@@ -967,13 +1037,12 @@ def report(args: argparse.Namespace, data: Data, generation: float, period: kpis
         f"{rate / (run.per_minute / 60):.1f}× the rate); " + _sql_text(run, "worker")
         + f", {run.sql.get('worker', (0, 0.0))[0] / max(run.drain, 1):.1f} statements a delivery. Checked:",
         "",
+        *[f"- {'✔' if ok else '✘'} {text}" for text, ok in run.checks],
+        "", "The worker's statements by total time:", "", "| total ms | executions | mean ms | statement |",
+        "|---|---|---|---|",
+        *[f"| {total * 1000:.0f} | {count:,} | {total / count * 1000:.2f} | `{_one_line(sql).replace('|', '/')}` |"
+          for sql, count, total in run.worker_top],
     ]
-    lines += [f"- {'✔' if ok else '✘'} {text}" for text, ok in run.checks]
-    lines += ["", "The worker's statements by total time:", "", "| total ms | executions | mean ms | statement |",
-              "|---|---|---|---|"]
-    lines += [f"| {total * 1000:.0f} | {count:,} | {total / count * 1000:.2f} | `{_one_line(sql).replace('|', '/')}` |"
-              for sql, count, total in run.worker_top]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -988,8 +1057,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20261001)
     parser.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL server (a database to connect to)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "reports-bench.md")
+    parser.add_argument("--database", help="measure this database kept by an earlier --keep run (not filled again, "
+                        "not dropped)")
+    parser.add_argument("--skip-notice", action="store_true", help="the reports only, no notice")
+    parser.add_argument("--out", type=Path, default=None, help="results/reports-bench.md (notices-bench.md)")
+    parser.add_argument("--only", choices=["notices"], help="just the notice: no cases, no report timings")
     args = parser.parse_args()
+    if args.only == "notices":
+        args.cases, args.projects = 0, 1
+    args.out = args.out or PROJECT_ROOT / "results" / ("notices-bench.md" if args.only else "reports-bench.md")
 
     base = load_company(PROJECT_ROOT / "project" / "default.yml").default
     company = Company.of(*[dataclasses.replace(base, code=f"p{i:03d}", name=f"项目{i}")
@@ -999,17 +1075,31 @@ def main() -> int:
     before = kpis.previous(period)
     now = period.end + timedelta(hours=4)  # 04:00 local on the next quarter's first day: the worker's job
     code = code_state()  # the modules were imported from this working tree when the run started
-    name, url = create_database(args.admin_url)
+    if args.database:
+        name, url = args.database, make_url(args.admin_url).set(database=args.database).render_as_string(
+            hide_password=False)
+    else:
+        name, url = create_database(args.admin_url)
     print(f"database {name}; {period.label} beside {before.label}; {code}", flush=True)
     try:
         migrate.upgrade(url)
         started = time.perf_counter()
-        data = generate(url, company, cases=args.cases, households=args.households, period=period, before=before,
-                        now=now, seed=args.seed)
-        generation = time.perf_counter() - started
+        if args.database:
+            data, generation = load_data(url, name, args, period, before)
+        else:
+            data = generate(url, company, cases=args.cases, households=args.households, period=period,
+                            before=before, now=now, seed=args.seed)
+            generation = time.perf_counter() - started
+            if args.keep:
+                save_data(url, name, generation, args, period)
         print(f"generated {data.cases:,} cases, {data.events:,} events, {data.surveys + data.annual:,} surveys, "
               f"{data.residents:,} households in {generation:.1f} s: {data.seconds}", flush=True)
         load_before = os.getloadavg()[0]
+        if args.only == "notices":
+            run = measure_notice(url, notice_company(company), now, args.households, args.drain)
+            text = notice_report(args, data, run, f"PostgreSQL {server_version(url)} at 127.0.0.1 (default settings), "
+                                 f"{code}", (load_before, os.getloadavg()[0]))
+            return _write(args, text, run)
         timings, extra = measure_reports(url, company, period, before, now, args.repeats)
         plans: dict[str, tuple[str, list[str]]] = {}
         by = {t.key: t for t in timings}
@@ -1027,15 +1117,30 @@ def main() -> int:
             plans[title] = (" ".join(statement.split()), explain(url, statement, params, settings))
             if len(plans) >= (3 if missed else 1):
                 break
-        run = measure_notice(url, notice_company(company), now, args.households, args.drain)
+        run = NoticeRun() if args.skip_notice else measure_notice(url, notice_company(company), now, args.households,
+                                                                 args.drain)
         setup = f"PostgreSQL {server_version(url)} at 127.0.0.1 (default settings), {code}"
         text = report(args, data, generation, period, before, now, timings, extra, plans, run,
                       (load_before, os.getloadavg()[0]), setup)
     finally:
-        if args.keep:
-            print(f"kept: {url}")
+        if args.keep or args.database:
+            print(f"kept: {url} (--database {name})")
         else:
             drop_database(args.admin_url, name)
+    return _write(args, text, run)
+
+
+def notice_report(args: argparse.Namespace, data: Data, run: NoticeRun, setup: str, load: tuple[float, float]) -> str:
+    """`--only notices`: the notice's section alone."""
+    return "\n".join([
+        "# A notice at company scale (PostgreSQL)", "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {os.cpu_count()} CPUs (1-min load average "
+        f"{load[0]:.2f} before, {load[1]:.2f} after) with `scripts/bench_reports.py --only notices --households "
+        f"{args.households}`: {setup}; {data.residents:,} households of p001 (40 buildings), no cases.",
+        *notice_lines(args, data, run)]) + "\n"
+
+
+def _write(args: argparse.Namespace, text: str, run: NoticeRun) -> int:
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)
