@@ -13,13 +13,14 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # Browser tests drive Debian's /usr/bin/chromium (make browser); Playwright never downloads one.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help venv console-assets browser migrate train validate run lint unit clock-check test test-py test-stories crossval eval bench clean
+.PHONY: help venv console-assets browser haproxy migrate train validate run lint unit clock-check test test-py test-stories chaos crossval eval bench clean
 
 help:
 	@echo "make run    - install what is missing, train if the data changed, start the local stack"
 	@echo "make test   - install what is missing and run the whole test suite"
 	@echo "make unit   - the fast tests: no trained model, no servers, no PostgreSQL"
 	@echo "make clock-check - the unit tests with the clock moved to other dates"
+	@echo "make chaos  - faults under load: replicas killed, PostgreSQL restarted, Redis stopped (results/faults.md)"
 	@echo "make train | validate | lint | test-stories | crossval | eval | bench | clean"
 
 venv:
@@ -42,6 +43,10 @@ $(CONSOLE_STAMP): $(CONSOLE_DIR)/package-lock.json $(CONSOLE_DIR)/package.json
 browser:
 	@scripts/ensure-browser.sh
 
+# Debian's HAProxy: in front of several Rasa, action-server and gateway processes (bot/app/balancer.py).
+haproxy:
+	@scripts/ensure-haproxy.sh
+
 migrate: venv
 	@$(SVC_PY) -m bot migrate
 
@@ -53,6 +58,7 @@ validate: venv
 	@$(RASA) data validate --data data --domain domain.yml --config config.yml
 
 run: venv console-assets
+	@scripts/ensure-haproxy.sh --if-needed
 	@$(SVC_PY) -m bot stack
 
 lint: venv
@@ -79,7 +85,13 @@ test-py: train
 	@$(SVC_PY) -m pytest tests/unit tests/e2e
 	@$(ASSIST_PY) -m pytest tests/assistant
 
-test: console-assets browser lint validate test-stories test-py
+test: console-assets browser haproxy lint validate test-stories test-py
+
+# Faults under load, alone (make test-py runs them with the rest of tests/e2e): kill -9 a Rasa
+# replica, a gateway, an action server, a worker; restart PostgreSQL; stop Redis for 30 s.
+# Needs root (pg_ctlcluster, the Redis server's process); the table goes to results/faults.md.
+chaos: train haproxy
+	@$(SVC_PY) -m pytest tests/e2e -m faults
 
 crossval: venv
 	@$(RASA) test nlu --nlu data --config config.yml --cross-validation --folds 5 --out results/crossval

@@ -150,9 +150,21 @@ def first_value(value: Any) -> Any:
     return value
 
 
+# Where project_rules keeps its answer on the request's Tracker (see there).
+_RULES_OF_THIS_REQUEST = "_wuye_project_rules"
+
+
 def project_rules(tracker: Tracker) -> ProjectRules:
-    """The rules of the resident's project (their numbers, facts and service hours)."""
-    return context.rules_of_resident(resident_id(tracker))
+    """The rules of the resident's project (their numbers, facts and service hours).
+
+    Looked up once per action call: rasa_sdk builds a new Tracker for every request, and a
+    form's validation asks up to five times in one call (rasa_sdk runs `required_slots` three
+    times, then the extractors and validators) — each a transaction and a query of its own."""
+    rules = tracker.__dict__.get(_RULES_OF_THIS_REQUEST)
+    if not isinstance(rules, ProjectRules):
+        rules = context.rules_of_resident(resident_id(tracker))
+        tracker.__dict__[_RULES_OF_THIS_REQUEST] = rules
+    return rules
 
 
 def with_store(dispatcher: CollectingDispatcher, tracker: Tracker, what: Text,

@@ -61,6 +61,18 @@ class Settings:
     # The worker's /metrics and /healthz (bot.worker.http): an internal port too; 0: none.
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 8082
+    # `make run`'s processes (bot.app.balancer): 0 = every core (a Rasa process and an action
+    # server per core, fewer Rasa when memory is short; two gateways); 1 = one process, no HAProxy.
+    # Several run on internal loopback ports from these bases (base, base + 1, …) behind HAProxy,
+    # which takes the public ports above. Workers: 1 unless asked (and 1 on SQLite).
+    rasa_replicas: int = 0
+    action_replicas: int = 0
+    gateway_replicas: int = 0
+    worker_replicas: int = 1
+    rasa_replica_port: int = 15005
+    action_replica_port: int = 15105
+    gateway_replica_port: int = 18080
+    staff_replica_port: int = 18180
     log_level: str = "INFO"
     # "development" enables the WeChat simulator; anything else is production.
     environment: str = "production"
@@ -140,6 +152,14 @@ class Settings:
             # Unset: the default port; set empty or 0: no listener.
             worker_metrics_port=int(env["WORKER_METRICS_PORT"] or 0) if "WORKER_METRICS_PORT" in env
             else defaults.worker_metrics_port,
+            rasa_replicas=int(env.get("RASA_REPLICAS") or 0),
+            action_replicas=int(env.get("ACTION_REPLICAS") or 0),
+            gateway_replicas=int(env.get("GATEWAY_REPLICAS") or 0),
+            worker_replicas=int(env.get("WORKER_REPLICAS") or 1),
+            rasa_replica_port=int(env.get("RASA_REPLICA_PORT") or defaults.rasa_replica_port),
+            action_replica_port=int(env.get("ACTION_REPLICA_PORT") or defaults.action_replica_port),
+            gateway_replica_port=int(env.get("GATEWAY_REPLICA_PORT") or defaults.gateway_replica_port),
+            staff_replica_port=int(env.get("STAFF_REPLICA_PORT") or defaults.staff_replica_port),
             log_level=env.get("LOG_LEVEL") or defaults.log_level,
             environment=env.get("WUYE_ENV") or defaults.environment,
             wechat_token=env.get("WECHAT_TOKEN", ""),

@@ -518,13 +518,14 @@ def generate(url: str, company: Company, *, cases: int, households: int, period:
     return data
 
 
-def save_data(url: str, name: str, generation: float, args: argparse.Namespace, period: kpis.Period) -> None:
+def save_data(url: str, name: str, data: Data, generation: float, args: argparse.Namespace,
+              period: kpis.Period) -> None:
     """How the kept database was made, as its comment (read back by `--database`)."""
     conn = _connect(url)
     conn.autocommit = True
     try:
         made = {"cases": args.cases, "projects": args.projects, "households": args.households, "seed": args.seed,
-                "period": period.label, "generation": generation}
+                "period": period.label, "generation": generation, "seconds": data.seconds}
         with conn.cursor() as cur:
             cur.execute(f'COMMENT ON DATABASE "{name}" IS %s', (json.dumps(made, ensure_ascii=False),))
     finally:
@@ -568,6 +569,7 @@ def load_data(url: str, name: str, args: argparse.Namespace, period: kpis.Period
             data.scores = one("SELECT count(*) FROM survey_scores")
     finally:
         conn.close()
+    data.seconds = dict(made.get("seconds", {}))
     if data.cases != args.cases or made.get("projects", args.projects) != args.projects:
         raise SystemExit(f"{name} has {data.cases:,} cases of {made.get('projects', '?')} projects, not "
                          f"{args.cases:,} of {args.projects}")
@@ -604,19 +606,16 @@ class Statements:
             self.settings = ()
 
     def _setting(self, statement: str, parameters: Any) -> None:
-        """set_config('jit', 'off', true) or set_config(%(name)s, %(value)s, true) with its parameters."""
+        """set_config('jit', 'off', true) or set_config(%(name)s, %(value)s, true) with its parameters,
+        or set_config('jit', %(v0)s, true) — several in one statement too."""
         params = parameters if isinstance(parameters, dict) else {}
-        literal = re.search(r"set_config\('([a-z_]+)',\s*'([^']*)'", statement)
-        if literal:
-            name, value = literal.groups()
-        elif "name" in params and "value" in params:
-            name, value = str(params["name"]), str(params["value"])
-        else:
-            match = re.search(r"set_config\('([a-z_]+)',\s*%\((\w+)\)s", statement)
-            if match is None or match.group(2) not in params:
-                return
-            name, value = match.group(1), str(params[match.group(2)])
-        self.settings = tuple((n, v) for n, v in self.settings if n != name) + ((name, value),)
+        found = re.findall(r"set_config\('([a-z_]+)',\s*'([^']*)'", statement)
+        found += [(name, str(params[key])) for name, key in
+                  re.findall(r"set_config\('([a-z_]+)',\s*%\((\w+)\)s", statement) if key in params]
+        if not found and "name" in params and "value" in params:
+            found = [(str(params["name"]), str(params["value"]))]
+        for name, value in found:
+            self.settings = tuple((n, v) for n, v in self.settings if n != name) + ((name, value),)
 
 
 @dataclass
@@ -1091,9 +1090,10 @@ def main() -> int:
                             before=before, now=now, seed=args.seed)
             generation = time.perf_counter() - started
             if args.keep:
-                save_data(url, name, generation, args, period)
-        print(f"generated {data.cases:,} cases, {data.events:,} events, {data.surveys + data.annual:,} surveys, "
-              f"{data.residents:,} households in {generation:.1f} s: {data.seconds}", flush=True)
+                save_data(url, name, data, generation, args, period)
+        print(f"{'reused' if args.database else 'generated'} {data.cases:,} cases, {data.events:,} events, "
+              f"{data.surveys + data.annual:,} surveys, {data.residents:,} households in {generation:.1f} s: "
+              f"{data.seconds}", flush=True)
         load_before = os.getloadavg()[0]
         if args.only == "notices":
             run = measure_notice(url, notice_company(company), now, args.households, args.drain)

@@ -89,8 +89,17 @@ async def index(_request: web.Request) -> web.Response:
 
 
 async def _retry_loop(service: ConversationService, interval: float) -> None:
+    """Every replica, every `interval`: take over the messages of replicas that stopped (their
+    lease ran out), then retry those that waited for the assistant; each message is claimed
+    first, so exactly one replica answers it."""
     while True:
         await asyncio.sleep(interval)
+        try:
+            taken = await service.take_over_stalled()
+            if taken:
+                log.info("answered %d message(s) left by a gateway replica that stopped", taken)
+        except Exception:  # noqa: BLE001 - the loop must survive a bad round
+            log.exception("takeover round failed")
         try:
             answered = await service.retry_waiting()
             if answered:

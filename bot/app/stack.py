@@ -13,10 +13,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from bot.app import migrate
+from bot.app import balancer, migrate
+from bot.app.balancer import Frontends, Shape
 from bot.app.model_cache import assistant_python, ensure_model
 from bot.app.services import company_of
 from bot.app.supervisor import ChildSpec, Policy, Service, StartupFailed, Supervisor
@@ -74,32 +76,34 @@ def write_endpoints(path: Path, action_port: int) -> Path:
     return path
 
 
-def start_action_server(port: int, env: dict[str, str], log_dir: Path | None = None) -> Service:
+def start_action_server(port: int, env: dict[str, str], log_dir: Path | None = None, name: str = "actions") -> Service:
     argv = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
     # The action server writes tickets for whoever calls it and has no auth of its own: only
     # Rasa (here on loopback) may reach it. rasa_sdk takes its bind address from SANIC_HOST
     # and would otherwise listen on every interface.
-    return _spawn("actions", argv, (f"http://127.0.0.1:{port}/health",), dict(env, SANIC_HOST="127.0.0.1"), log_dir)
+    return _spawn(name, argv, (f"http://127.0.0.1:{port}/health",), dict(env, SANIC_HOST="127.0.0.1"), log_dir)
 
 
 class MissingRasaToken(RuntimeError):
     pass
 
 
-def start_rasa(model: Path, port: int, endpoints: Path, env: dict[str, str], log_dir: Path | None = None) -> Service:
+def start_rasa(model: Path, port: int, endpoints: Path, env: dict[str, str], log_dir: Path | None = None,
+               name: str = "rasa") -> Service:
     """Rasa with its HTTP API behind env's RASA_AUTH_TOKEN, in every mode: without a token the
     API lets anyone who reaches it read and rewrite any resident's conversation or replace the model."""
     token = env.get("RASA_AUTH_TOKEN", "")
     if not token:
         raise MissingRasaToken("RASA_AUTH_TOKEN is not set; Rasa's HTTP API is never started without a token")
-    argv = [str(assistant_python()), "-m", "rasa", "run", "--enable-api", "--auth-token", token, "--model", str(model),
-            "--port", str(port), "--interface", "127.0.0.1", "--endpoints", str(endpoints), "--credentials",
-            str(PROJECT_ROOT / "credentials.yml")]
-    return _spawn("rasa", argv, (f"http://127.0.0.1:{port}/status",), env, log_dir, health_token=token)
+    # bot.rasa_run is `rasa run` with its action-response schema checked once (docs/profile.md).
+    argv = [str(assistant_python()), "-m", "bot.rasa_run", "run", "--enable-api", "--auth-token", token,
+            "--model", str(model), "--port", str(port), "--interface", "127.0.0.1", "--endpoints", str(endpoints),
+            "--credentials", str(PROJECT_ROOT / "credentials.yml")]
+    return _spawn(name, argv, (f"http://127.0.0.1:{port}/status",), env, log_dir, health_token=token)
 
 
-def start_worker(env: dict[str, str], log_dir: Path | None = None) -> Service:
-    return _spawn("worker", [sys.executable, "-m", "bot", "worker"], (), env, log_dir)
+def start_worker(env: dict[str, str], log_dir: Path | None = None, name: str = "worker") -> Service:
+    return _spawn(name, [sys.executable, "-m", "bot", "worker"], (), env, log_dir)
 
 
 def start_staffbot(env: dict[str, str], log_dir: Path | None = None) -> Service:
@@ -107,14 +111,20 @@ def start_staffbot(env: dict[str, str], log_dir: Path | None = None) -> Service:
 
 
 def start_gateway(host: str, port: int, env: dict[str, str], log_dir: Path | None = None,
-                  staff_port: int | None = None) -> Service:
+                  staff_port: int | None = None, name: str = "gateway") -> Service:
     """The gateway's public listener on host:port and its staff API listener on loopback at
     staff_port (env's STAFF_PORT, or its default, when not given); healthy when both answer."""
     staff_port = staff_port or int(env.get("STAFF_PORT") or Settings().staff_port)
     argv = [sys.executable, "-m", "bot", "serve", "--host", host, "--port", str(port),
             "--staff-host", "127.0.0.1", "--staff-port", str(staff_port)]
     health = (f"http://{host}:{port}/healthz", f"http://127.0.0.1:{staff_port}/healthz")
-    return _spawn("gateway", argv, health, env, log_dir)
+    return _spawn(name, argv, health, env, log_dir)
+
+
+def start_haproxy(config: Path, health_urls: tuple[str, ...], env: dict[str, str],
+                  log_dir: Path | None = None) -> Service:
+    """HAProxy in the foreground on `config` (bot.app.balancer); up when each frontend reaches a replica."""
+    return _spawn("haproxy", balancer.haproxy_argv(config), health_urls, env, log_dir)
 
 
 def development_env(settings: Settings) -> dict[str, str]:
@@ -155,21 +165,87 @@ def stack_log(path: Path) -> Callable[[str], None]:
     return log
 
 
+def _numbered(name: str, index: int, count: int) -> str:
+    return name if count == 1 else f"{name}-{index}"
+
+
 def stack_children(settings: Settings, env: dict[str, str], model: Path, endpoints: Path,
-                   log_dir: Path) -> list[ChildSpec]:
+                   log_dir: Path, shape: Shape | None = None, haproxy_config: Path | None = None) -> list[ChildSpec]:
     """What `make run` starts, in order; HTTP services are up when their health URLs answer,
-    the worker and the staff bot while they keep touching their heartbeat files."""
-    children = [
-        ChildSpec("actions", lambda: start_action_server(settings.action_port, env, log_dir), ready=is_healthy),
-        ChildSpec("rasa", lambda: start_rasa(model, settings.rasa_port, endpoints, env, log_dir), ready=is_healthy),
-        ChildSpec("gateway", lambda: start_gateway(settings.gateway_host, settings.gateway_port, env, log_dir,
-                                                   settings.staff_port), ready=is_healthy),
-        ChildSpec("worker", lambda: start_worker(env, log_dir), heartbeat=Path(env["WORKER_HEARTBEAT_FILE"])),
-    ]
+    the worker and the staff bot while they keep touching their heartbeat files. `shape`: how
+    many of each (bot.app.balancer; default one of each, on the public ports, no HAProxy);
+    when several, HAProxy (on `haproxy_config`) comes first, on the public ports."""
+    shape = shape or Shape.single(settings)
+    children = []
+    if shape.balanced:
+        if haproxy_config is None:
+            raise ValueError("several replicas need an HAProxy config")
+        urls = balancer.health_urls(shape, Frontends.of(settings))
+        children.append(ChildSpec("haproxy", lambda: start_haproxy(haproxy_config, urls, env, log_dir),
+                                  ready=is_healthy))
+    for index, port in enumerate(shape.actions, start=1):
+        name = _numbered("actions", index, len(shape.actions))
+        children.append(ChildSpec(name, partial(start_action_server, port, env, log_dir, name), ready=is_healthy))
+    for index, port in enumerate(shape.rasa, start=1):
+        name = _numbered("rasa", index, len(shape.rasa))
+        children.append(ChildSpec(name, partial(start_rasa, model, port, endpoints, env, log_dir, name),
+                                  ready=is_healthy))
+    # One gateway listens where the public one would; several behind HAProxy listen on loopback.
+    host = settings.gateway_host if len(shape.gateways) == 1 else "127.0.0.1"
+    for index, (port, staff_port) in enumerate(shape.gateways, start=1):
+        name = _numbered("gateway", index, len(shape.gateways))
+        children.append(ChildSpec(name, partial(start_gateway, host, port, env, log_dir, staff_port, name),
+                                  ready=is_healthy))
+    for index in range(1, shape.workers + 1):
+        name = _numbered("worker", index, shape.workers)
+        worker_env = env
+        if shape.workers > 1:  # each its own heartbeat and metrics port
+            beat = Path(env["WORKER_HEARTBEAT_FILE"])
+            worker_env = dict(env, WORKER_HEARTBEAT_FILE=str(beat.with_name(f"{beat.stem}-{index}{beat.suffix}")),
+                              WORKER_METRICS_PORT=str(settings.worker_metrics_port + index - 1)
+                              if settings.worker_metrics_port else "0")
+        children.append(ChildSpec(name, partial(start_worker, worker_env, log_dir, name),
+                                  heartbeat=Path(worker_env["WORKER_HEARTBEAT_FILE"])))
     if env.get("TELEGRAM_BOT_TOKEN") and env.get("STAFF_CHAT_ID"):
         children.append(ChildSpec("staffbot", lambda: start_staffbot(env, log_dir),
                                   heartbeat=Path(env["STAFFBOT_HEARTBEAT_FILE"])))
     return children
+
+
+def prepare_balancer(settings: Settings, shape: Shape, env: dict[str, str], run_dir: Path) -> Path | None:
+    """var/haproxy.cfg for `shape`, checked by `haproxy -c`; None when one process of each needs none."""
+    if not shape.balanced:
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = run_dir.parent / "haproxy.cfg"
+    development = env.get("WUYE_ENV", "development") == "development"
+    config.write_text(balancer.haproxy_config(shape, Frontends.of(settings), run_dir / "haproxy.sock",
+                                              development=development), encoding="utf-8")
+    balancer.check_config(config)
+    return config
+
+
+def _ports(ports: tuple[int, ...]) -> str:
+    return str(ports[0]) if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
+
+
+def shape_lines(settings: Settings, shape: Shape, config: Path | None) -> list[str]:
+    """The banner's account of how many processes run where."""
+    lines = [f"  shape          {shape.describe()}"]
+    if shape.balanced:
+        if len(shape.rasa) > 1:
+            lines.append(f"                 Rasa :{settings.rasa_port} -> {len(shape.rasa)} replicas on "
+                         f":{_ports(shape.rasa)}, each resident on one (hash of X-Wuye-Sender)")
+        if len(shape.actions) > 1:
+            lines.append(f"                 actions :{settings.action_port} -> {len(shape.actions)} on "
+                         f":{_ports(shape.actions)}, round robin")
+        if len(shape.gateways) > 1:
+            lines.append(f"                 gateway :{settings.gateway_port} -> {len(shape.gateways)} on "
+                         f":{_ports(tuple(p for p, _ in shape.gateways))} (hash of ?openid=), staff "
+                         f":{settings.staff_port} -> :{_ports(tuple(s for _, s in shape.gateways))}")
+        lines.append(f"                 HAProxy config {config} (logs no traffic)")
+    lines += [f"                 note: {note}" for note in shape.notes]
+    return lines
 
 
 def run_stack(settings: Settings) -> int:
@@ -183,9 +259,14 @@ def run_stack(settings: Settings) -> int:
     env["WORKER_HEARTBEAT_FILE"] = str(settings.worker_heartbeat_file)
     env["STAFFBOT_HEARTBEAT_FILE"] = str(settings.staffbot_heartbeat_file)
     endpoints = write_endpoints(PROJECT_ROOT / "var" / "endpoints.local.yml", settings.action_port)
-    children = stack_children(settings, env, model, endpoints, log_dir)
+    log = stack_log(log_dir / "stack.log")
+    shape = balancer.plan(settings, memory=balancer.available_memory())
+    for note in shape.notes:
+        log(note)
+    config = prepare_balancer(settings, shape, env, PROJECT_ROOT / "var" / "run")
+    children = stack_children(settings, env, model, endpoints, log_dir, shape, config)
     policy = Policy.from_env(env)
-    supervisor = Supervisor(children, policy, log=stack_log(log_dir / "stack.log"))
+    supervisor = Supervisor(children, policy, log=log)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _interrupt)
     try:
@@ -214,6 +295,7 @@ def run_stack(settings: Settings) -> int:
             f"(HTTP API: ?token={shown_secret(env, 'RASA_AUTH_TOKEN')})",
             f"  action server  http://127.0.0.1:{settings.action_port}/health",
             "  worker         callbacks, progress updates, SLA checks (python -m bot worker)",
+            *shape_lines(settings, shape, config),
             f"  staff bot      {staff_bot}",
             f"  ticket store   {settings.database_url}",
             f"  logs           {log_dir}/  (restarts: stack.log)",

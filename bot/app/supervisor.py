@@ -20,6 +20,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -160,6 +161,7 @@ class Supervisor:
         self.wall = wall
         self.sleep = sleep
         self._children = [_Child(spec) for spec in specs]
+        self._halted = threading.Event()
 
     # --- what is running ------------------------------------------------------------------
 
@@ -229,14 +231,19 @@ class Supervisor:
     # --- supervising ----------------------------------------------------------------------
 
     def run(self) -> int:
-        """Supervise until a crash loop (1, after logging it); KeyboardInterrupt ends it too."""
+        """Supervise until a crash loop (1, after logging it) or halt() (0); KeyboardInterrupt ends it too."""
         try:
-            while True:
+            while not self._halted.is_set():
                 self.step()
                 self.sleep(self.policy.poll_interval)
+            return 0
         except CrashLoop as crash:
             self.log(str(crash))
             return 1
+
+    def halt(self) -> None:
+        """Make run(), in another thread, return after its current round (then stop() the children)."""
+        self._halted.set()
 
     def step(self) -> None:
         """Look at every child once: restart what is due, notice what died or got stuck."""

@@ -19,7 +19,7 @@ import aiohttp
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, delete, inspect, select
 from sqlalchemy.engine import CursorResult, Engine
 
-from bot.assistant.client import check_status
+from bot.assistant.client import check_status, sender_headers
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class RasaApiMemory:
 
     async def export(self, sender: str) -> list[dict[str, Any]]:
         async with self.http.get(self._tracker_url(sender), params={**self.params, "include_events": "ALL"},
-                                 timeout=self.timeout) as response:
+                                 headers=sender_headers(sender), timeout=self.timeout) as response:
             check_status(response.status)
             tracker = await response.json()
         return list(tracker.get("events") or [])
@@ -107,6 +107,6 @@ class RasaApiMemory:
     async def erase(self, sender: str) -> int:
         held = len(await self.export(sender))
         async with self.http.put(f"{self._tracker_url(sender)}/events", json=[], params=self.params,
-                                 timeout=self.timeout) as response:
+                                 headers=sender_headers(sender), timeout=self.timeout) as response:
             check_status(response.status)
         return held

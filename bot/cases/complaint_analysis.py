@@ -17,11 +17,12 @@ received in the period, cancelled ones left out. A group case (群诉) is not co
   project.
 - **repeat complainants**: residents with two or more complaints in the period.
 
-The counting is one grouped query over the complaints of both quarters (by project, period,
-tier, topic, room and resident: rows only as many as the distinct combinations), one over their
-tier signals and one over the group cases; the types of complaints without a stored topic and the
-buildings of the rooms are worked out in Python from those rows (keyword and room rules that are
-Python), each distinct text and room once.
+The counting is a few grouped queries over the complaints of both quarters (by project and
+period, and by tier and topic, by room, by resident — rows only as many as the distinct
+combinations; read from the partial index ix_tickets_complaints), one over their tier signals and
+one over the group cases; the types of complaints without a stored topic and the buildings of the
+rooms are worked out in Python from those rows (keyword and room rules that are Python), each
+distinct text and room once.
 
 At each quarter's end the worker writes the analysis and the KPIs of every project and of the
 whole company as JSON files (`quarterly_report_for`, `write_reports`).
@@ -37,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping, Sequence
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import String, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from bot.cases import kpis
@@ -218,10 +219,29 @@ def tier_signals(explanation: str) -> list[str]:
     return [part.split("（")[0].strip() for part in explanation.split("；") if part.split("（")[0].strip()]
 
 
+def _by_building(grouped: Callable[..., Any], dialect: str) -> Any:
+    """The complaints by project, period and building: the building of a room in the store's normal
+    form (_NORMAL_ROOM) read off by PostgreSQL, each distinct room once; any other room (and every
+    room on SQLite) given as it is, for building_of. Rows: project, period, building, room, count."""
+    rooms = grouped(Ticket.room.label("room")).cte("complaint_rooms")
+    distinct = select(rooms.c.room).distinct().subquery("distinct_rooms")
+    if dialect == "postgresql":
+        building: Any = func.substring(distinct.c.room, literal("^" + _NORMAL_ROOM.pattern + "$", String()))
+    else:
+        building = literal(None, String())
+    # OFFSET 0: PostgreSQL reads each distinct room's building once, not again for every row joined.
+    named = select(distinct.c.room, building.label("building")).offset(0).subquery("named_rooms")
+    raw = case((named.c.building.is_(None), rooms.c.room), else_=None)
+    return (select(rooms.c.project, rooms.c.idx, named.c.building, raw, func.sum(rooms.c.n))
+            .select_from(rooms.outerjoin(named, named.c.room == rooms.c.room))
+            .group_by(rooms.c.project, rooms.c.idx, named.c.building, raw))
+
+
 def _collect(session: Session, codes: Sequence[str], periods: Sequence[Period], rules_for: RulesFor,
              now: datetime) -> list[dict[str, _Tally]]:
-    """Per period, per project: the complaints counted every way, from one grouped pass over the
-    complaints of all the periods (and one over their tier signals, one over the group cases)."""
+    """Per period, per project: the complaints counted every way, each from a grouped pass over the
+    complaints of all the periods — by tier and type, by room, by resident (those with two or more)
+    — and one over their tier signals, one over the group cases."""
     found: list[dict[str, _Tally]] = [{code: _Tally() for code in codes} for _period in periods]
     if not codes or not periods:
         return found
@@ -230,36 +250,42 @@ def _collect(session: Session, codes: Sequence[str], periods: Sequence[Period], 
     received = kpis.complaints_received(w)
     text_of = (case((Ticket.topic.is_(None), Ticket.description), else_=None),
                case((Ticket.topic.is_(None), Ticket.demand), else_=None))
-    keys = (Ticket.project, w.idx, Ticket.priority, Ticket.topic, Ticket.room, Ticket.resident_id, *text_of)
-    complaints = select(*keys, func.count()).select_from(Ticket).join(table, received).where(
-        Ticket.project.in_(codes)).group_by(*keys)
-    topics: dict[tuple[str, str, str], str] = {}
-    per_resident: list[dict[tuple[str, int], int]] = [{} for _period in periods]
+
+    def grouped(*keys: Any, having: Any = None) -> Any:
+        query = (select(Ticket.project.label("project"), w.idx, *keys, func.count().label("n"))
+                 .select_from(Ticket).join(table, received)
+                 .where(Ticket.project.in_(codes)).group_by(Ticket.project, w.idx, *keys))
+        return query if having is None else query.having(having)
+
+    topics: dict[tuple[Any, str, str], str] = {}
+    configured: dict[str, Any] = {}  # project -> its escalation.complaint_topics
+    connection = session.connection()  # many plain rows: Core's result, without the ORM's
+    by_building = _by_building(grouped, session.get_bind().dialect.name)
     with kpis.report_settings(session):
-        grouped = session.execute(complaints).all()
-    for code, index, priority, topic, room, resident_id, description, demand, count in grouped:
-        part = found[index].setdefault(code, _Tally())
+        by_type = connection.execute(grouped(Ticket.priority, Ticket.topic, *text_of)).all()
+        by_room = connection.execute(by_building).all()
+        repeated = connection.execute(grouped(Ticket.resident_id, having=func.count() >= 2)).all()
+        signals = connection.execute(
+            select(Ticket.project, w.idx, TicketEvent.content, func.count()).select_from(Ticket).join(table, received)
+            .join(TicketEvent, and_(TicketEvent.ticket_id == Ticket.id, TicketEvent.action == TIER_EVENT))
+            .where(Ticket.project.in_(codes)).group_by(Ticket.project, w.idx, TicketEvent.content)).all()
+    for code, index, priority, topic, description, demand, count in by_type:
+        part = found[index][code]
         part.received += count
         _bump(part.tiers, priority or Priority.GENERAL.value, count)
-        if topic is None:
-            said = (code, description or "", demand or "")
+        if topic is None:  # read from the words, once for each text and project configuration
+            if code not in configured:
+                configured[code] = rules_for(code).escalation.complaint_topics
+            said = (configured[code], description or "", demand or "")
             if said not in topics:
                 topics[said] = complaint_topic(f"{said[1]} {said[2]}", rules_for(code)) or OTHER_TOPIC
             topic = topics[said]
         _bump(part.types, topic, count)
-        _bump(part.buildings, building_of(room), count)
-        key = (code, resident_id)
-        per_resident[index][key] = per_resident[index].get(key, 0) + count
-    for index, counts in enumerate(per_resident):
-        for (code, resident_id), count in counts.items():
-            if count >= 2:
-                found[index][code].repeaters.append((resident_id, count))
+    for code, index, building, room, count in by_room:  # the others: building_of (once a room: its cache)
+        _bump(found[index][code].buildings, building or building_of(room), int(count))
+    for code, index, resident_id, count in repeated:
+        found[index][code].repeaters.append((resident_id, count))
     signalled: dict[tuple[int, str], int] = {}
-    with kpis.report_settings(session):
-        signals = session.execute(
-            select(Ticket.project, w.idx, TicketEvent.content, func.count()).select_from(Ticket).join(table, received)
-            .join(TicketEvent, and_(TicketEvent.ticket_id == Ticket.id, TicketEvent.action == TIER_EVENT))
-            .where(Ticket.project.in_(codes)).group_by(Ticket.project, w.idx, TicketEvent.content)).all()
     for code, index, content, count in signals:
         signalled[(index, code)] = signalled.get((index, code), 0) + count
         for signal in tier_signals(content or ""):
@@ -323,11 +349,14 @@ class _PeriodData:
 
 
 def _both_periods(session: Session, codes: Sequence[str], period: Period, previous_period: Period,
-                  rules_for: RulesFor, now: datetime, keys: Collection[str] | None) -> tuple[_PeriodData, _PeriodData]:
-    tallies = _collect(session, codes, [period, previous_period], rules_for, now)
-    figures = kpis.kpis_by_project_for_periods(session, codes, [period, previous_period], now, keys)
-    current = _PeriodData(tallies[0], figures[0], _repeaters(session, period, tallies[0]))
-    return current, _PeriodData(tallies[1], figures[1])
+                  rules_for: RulesFor, now: datetime, keys: Collection[str] | None,
+                  figures: Sequence[Mapping[str, list[Kpi]]] | None = None) -> tuple[_PeriodData, _PeriodData]:
+    with kpis.report_settings(session):
+        tallies = _collect(session, codes, [period, previous_period], rules_for, now)
+        if figures is None:
+            figures = kpis.kpis_by_project_for_periods(session, codes, [period, previous_period], now, keys)
+        current = _PeriodData(tallies[0], dict(figures[0]), _repeaters(session, period, tallies[0]))
+    return current, _PeriodData(tallies[1], dict(figures[1]))
 
 
 # --- one scope from the per-project counts ---------------------------------------------------
@@ -397,11 +426,14 @@ def _build(codes: Sequence[str], period: Period, previous_period: Period, now_da
 
 
 def analyse(session: Session, projects: Collection[str], period: Period, previous_period: Period,
-            rules_for: RulesFor, now: datetime | None = None) -> ComplaintAnalysis:
-    """The complaint analysis of these projects together, the previous period beside each figure."""
+            rules_for: RulesFor, now: datetime | None = None, *,
+            figures: Sequence[Mapping[str, list[Kpi]]] | None = None) -> ComplaintAnalysis:
+    """The complaint analysis of these projects together, the previous period beside each figure.
+    `figures`: the projects' KPIs of the two periods when the caller has them already
+    (kpis.kpis_by_project_for_periods over [period, previous_period]): not worked out again."""
     codes = sorted(set(projects))
     current, before = _both_periods(session, codes, period, previous_period, rules_for, now or utcnow(),
-                                    [key for key, _label in RATES])
+                                    [key for key, _label in RATES], figures)
     return _build(codes, period, previous_period, current, before, rules_for)
 
 

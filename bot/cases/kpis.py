@@ -24,11 +24,15 @@ Conventions every figure follows:
   in bot.cases.surveys.CampaignSummary; answers nobody could read (`unclear`) are left out.
 
 Everything is computed by the database in a few aggregate queries, grouped by project and period
-(one pass over the tickets of the projects, one over the surveys, one over the residents); nothing
-loads the cases into Python. Several periods (a quarter and the one before, a trend's months) cost
-one pass (`kpis_for_periods`); only the queries of the figures asked for run (`keys`). The
+(one pass over the tickets of the projects with their callbacks and events, one over the
+emergencies, one over the callback answers, one over the residents); nothing loads the cases into
+Python. Each pass first groups the rows by what the figures ask of them (a case's kind, status,
+where its moments fall among the periods' boundaries, how they compare), then joins those few
+thousand groups with the periods: several periods (a quarter and the one before, a trend's months)
+cost one pass (`kpis_for_periods`). Only the queries of the figures asked for run (`keys`). The
 per-project figures add up: `kpis()` over several projects is the sum of their numerators over the
-sum of their denominators.
+sum of their denominators. The partial indexes of migration 0012 hold the few rows of the events,
+callbacks and cases the passes read.
 """
 from __future__ import annotations
 
@@ -39,9 +43,12 @@ from typing import Any, Collection, Iterator, Mapping, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    ARRAY,
     DateTime,
     Integer,
+    Interval,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -51,8 +58,10 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     union_all,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -342,16 +351,12 @@ def _within(dialect: str, later: Any, earlier: Any, span: timedelta) -> ColumnEl
     """`later` at most `span` after `earlier` (PostgreSQL compares the times themselves)."""
     if dialect == "sqlite":
         return _seconds(dialect, later, earlier) <= span.total_seconds()
-    return later <= earlier + span
+    # An interval of seconds only: adding it is an addition (a day's interval goes by the calendar).
+    return later <= earlier + cast(literal(f"{span.total_seconds()} seconds"), Interval())
 
 
 def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return case((condition, 1), else_=0)
-
-
-def _only_if(condition: ColumnElement[bool], test: ColumnElement[bool]) -> ColumnElement[int]:
-    """1 when both hold; `test` (a correlated subquery) is evaluated only where `condition` holds."""
-    return case((condition, case((test, 1), else_=0)), else_=0)
 
 
 def handled_at() -> ColumnElement[Any]:
@@ -366,10 +371,26 @@ def deadline() -> ColumnElement[Any]:
                 else_=Ticket.due_at)
 
 
-def resident_complaint() -> ColumnElement[bool]:
+class CaseColumns(NamedTuple):
+    """What the case definitions below read of a case: the ticket's columns, or those of a
+    grouped subquery of tickets (`resident`, `assignee`: whether the case has one)."""
+
+    kind: Any
+    status: Any
+    priority: Any
+    resident: Any
+    assignee: Any
+
+
+def ticket_columns() -> CaseColumns:
+    return CaseColumns(Ticket.kind, Ticket.status, Ticket.priority, Ticket.resident_id.is_not(None),
+                       Ticket.assignee_id.is_not(None))
+
+
+def resident_complaint(t: CaseColumns | None = None) -> ColumnElement[bool]:
     """A resident's complaint that stands (not cancelled; group cases are not counted)."""
-    return and_(Ticket.kind == TicketKind.COMPLAINT.value, Ticket.resident_id.is_not(None),
-                Ticket.status != TicketStatus.CANCELLED.value)
+    t = t or ticket_columns()
+    return and_(t.kind == TicketKind.COMPLAINT.value, t.resident, t.status != TicketStatus.CANCELLED.value)
 
 
 def complaints_received(period: Any) -> ColumnElement[bool]:
@@ -377,15 +398,27 @@ def complaints_received(period: Any) -> ColumnElement[bool]:
     return and_(resident_complaint(), _in(Ticket.created_at, period))
 
 
-def callback_case() -> ColumnElement[bool]:
+def callback_case(t: CaseColumns | None = None) -> ColumnElement[bool]:
     """Cases that get a satisfaction callback when finished (bot.cases.follow_ups.on_resolved)."""
-    return and_(Ticket.resident_id.is_not(None),
-                or_(Ticket.kind.in_((TicketKind.REPAIR.value, TicketKind.COMPLAINT.value)),
-                    and_(Ticket.kind == TicketKind.ENQUIRY.value, Ticket.assignee_id.is_not(None))))
+    t = t or ticket_columns()
+    return and_(t.resident, or_(t.kind.in_((TicketKind.REPAIR.value, TicketKind.COMPLAINT.value)),
+                                and_(t.kind == TicketKind.ENQUIRY.value, t.assignee)))
 
 
-def is_emergency() -> ColumnElement[bool]:
-    return and_(Ticket.kind == TicketKind.REPAIR.value, Ticket.priority == Priority.EMERGENCY.value)
+def is_emergency(t: CaseColumns | None = None) -> ColumnElement[bool]:
+    t = t or ticket_columns()
+    return and_(t.kind == TicketKind.REPAIR.value, t.priority == Priority.EMERGENCY.value)
+
+
+def _emergency(t: CaseColumns) -> ColumnElement[bool]:
+    """An emergency repair that stands (紧急到场及时率's cases)."""
+    return and_(is_emergency(t), t.status != TicketStatus.CANCELLED.value)
+
+
+def _normal_repair(t: CaseColumns) -> ColumnElement[bool]:
+    """A repair that is no emergency and stands (一般报修24小时完成率's cases)."""
+    return and_(t.kind == TicketKind.REPAIR.value, t.status != TicketStatus.CANCELLED.value,
+                or_(t.priority.is_(None), t.priority != Priority.EMERGENCY.value))
 
 
 def arrived_in_time() -> ColumnElement[bool]:
@@ -408,32 +441,37 @@ def met_deadline() -> ColumnElement[bool]:
                 else_=and_(handled.is_not(None), handled <= limit))
 
 
-def _case_events() -> Any:
-    """Per case, from one pass over the few events these figures read (a hash join rather than a
-    lookup per case): reopened at least once (a status event to reopened), escalated (an
-    `escalated` event: any escalation or staff alert)."""
+def _case_events(tickets: ColumnElement[bool]) -> Any:
+    """Per case (of those `tickets` selects by TicketEvent.ticket_id) with any of the few events
+    these figures read: reopened at least once (a status event to reopened), escalated (an
+    `escalated` event: any escalation or staff alert). The partial index ix_ticket_events_flags
+    holds exactly these events."""
     reopened = and_(TicketEvent.action == STATUS_EVENT, TicketEvent.to_status == TicketStatus.REOPENED.value)
     escalated = TicketEvent.action == ESCALATED_EVENT
     return (select(TicketEvent.ticket_id.label("ticket_id"), func.max(_flag(reopened)).label("reopened"),
                    func.max(_flag(escalated)).label("escalated"))
-            .where(or_(reopened, escalated)).group_by(TicketEvent.ticket_id).subquery())
+            .where(or_(escalated, reopened), tickets).group_by(TicketEvent.ticket_id).subquery())
 
 
-def _callbacks(since: datetime) -> Any:
+def _first_claims(tickets: ColumnElement[bool]) -> Any:
+    """Per case (of those `tickets` selects) that was claimed, its first 接单: the first `claimed`
+    event (ix_ticket_events_claimed); a case without one was assigned by 转派, its claimed_at
+    counts instead."""
+    return (select(TicketEvent.ticket_id.label("ticket_id"), func.min(TicketEvent.at).label("at"))
+            .where(TicketEvent.action == CLAIM_EVENT, tickets).group_by(TicketEvent.ticket_id).subquery())
+
+
+def _callbacks(since: datetime, tickets: ColumnElement[bool] | None = None) -> Any:
     """Per case, when its last callback survey went out (or was answered), among those since
     `since`: the callback of its latest completion, when that completion lies after `since` (one
-    callback per completion, bot.cases.surveys.callback_survey_for)."""
+    callback per completion, bot.cases.surveys.callback_survey_for). `since` is tested on the two
+    columns (what COALESCE(sent_at, answered_at) >= since means), which PostgreSQL can estimate."""
     went = func.coalesce(Survey.sent_at, Survey.answered_at)
+    recent = or_(Survey.sent_at >= since, and_(Survey.sent_at.is_(None), Survey.answered_at >= since))
     return (select(Survey.ticket_id.label("ticket_id"), func.max(went).label("went"))
-            .where(Survey.kind == "callback", Survey.ticket_id.is_not(None), went >= since)
+            .where(Survey.kind == "callback", Survey.ticket_id.is_not(None), recent,
+                   tickets if tickets is not None else true())
             .group_by(Survey.ticket_id).subquery())
-
-
-def first_claim() -> ColumnElement[Any]:
-    """The first 接单: the first `claimed` event, else `claimed_at` (a case assigned by 转派)."""
-    event = aliased(TicketEvent)
-    first = select(func.min(event.at)).where(event.ticket_id == Ticket.id, event.action == CLAIM_EVENT)
-    return func.coalesce(first.scalar_subquery(), Ticket.claimed_at)
 
 
 def open_at(as_of: datetime, now: datetime) -> ColumnElement[bool]:
@@ -449,26 +487,42 @@ def open_at(as_of: datetime, now: datetime) -> ColumnElement[bool]:
 
 # PostgreSQL settings for the report queries, in the caller's transaction and put back afterwards:
 # they look costly, so PostgreSQL would JIT-compile them and spend longer compiling than running
-# them; and it would sort a million rows to add them up per project where a hash table of a few
-# hundred groups does (the queries under these settings have no ORDER BY).
-_REPORT_SETTINGS = (("jit", "off"), ("work_mem", "64MB"), ("enable_sort", "off"))
+# them; and it would sort a million rows to add them up where a hash table of a few thousand
+# groups does (the queries under these settings have no ORDER BY). It cannot tell how few groups
+# the cases make and sizes their hash tables for a million; with a moderate work_mem it reads a
+# case's callbacks in ticket order off ix_surveys_callback instead of hashing them all.
+_REPORT_SETTINGS = (("jit", "off"), ("work_mem", "16MB"), ("enable_sort", "off"), ("enable_incremental_sort", "off"))
+_APPLIED = "kpis.report_settings"  # Session.info: how deep in report_settings the session is
 
 
 @contextmanager
 def report_settings(session: Session) -> Iterator[None]:
-    """Run the enclosed report queries with _REPORT_SETTINGS (PostgreSQL; nothing elsewhere)."""
-    if session.get_bind().dialect.name != "postgresql":
+    """Run the enclosed report queries with _REPORT_SETTINGS (PostgreSQL; nothing elsewhere).
+    Nested uses (a report made of several figures' queries) set them once."""
+    if session.get_bind().dialect.name != "postgresql" or session.info.get(_APPLIED):
         yield
         return
-    before = [(name, str(session.execute(text("SELECT current_setting(:name)"), {"name": name}).scalar()))
-              for name, _value in _REPORT_SETTINGS]
-    for name, value in _REPORT_SETTINGS:
-        session.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    names = [name for name, _value in _REPORT_SETTINGS]
+    before = session.execute(text("SELECT " + ", ".join(f"current_setting('{name}')" for name in names))).one()
+    session.execute(text("SELECT " + ", ".join(f"set_config('{name}', '{value}', true)"
+                                               for name, value in _REPORT_SETTINGS)))
+    session.info[_APPLIED] = True
     try:
         yield
-    finally:
-        for name, value in before:
-            session.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    except DBAPIError:  # the transaction failed: its rollback puts the settings back
+        session.info.pop(_APPLIED, None)
+        raise
+    except BaseException:
+        session.info.pop(_APPLIED, None)
+        _restore(session, names, before)
+        raise
+    session.info.pop(_APPLIED, None)
+    _restore(session, names, before)
+
+
+def _restore(session: Session, names: Sequence[str], values: Sequence[Any]) -> None:
+    session.execute(text("SELECT " + ", ".join(f"set_config('{name}', :v{i}, true)" for i, name in enumerate(names))),
+                    {f"v{i}": str(value) for i, value in enumerate(values)})
 
 
 def _scope(column: Any, projects: Collection[str]) -> ColumnElement[bool]:
@@ -486,167 +540,329 @@ def periods_table(periods: Sequence[Period], now: datetime) -> Any:
     return (rows[0] if len(rows) == 1 else union_all(*rows)).subquery("periods")
 
 
+# The figures' passes group the rows first by what the figures ask of them — project, where each
+# of their moments falls among the periods' boundaries (`_bucket`) and their facts as the bits of
+# one integer (`flags`) — and only then join those few groups with the periods: every row's facts
+# are worked out once however many periods there are, and the periods' join reads a few
+# thousand groups instead of every row.
+
+
+def _bounds(periods: Sequence[Period], now: datetime) -> list[datetime]:
+    """Every moment a period starts, ends or is read at, in order."""
+    return sorted({moment for period in periods for moment in (period.start, period.end, period.as_of(now))})
+
+
+def _bucket(dialect: str, column: Any, bounds: Sequence[datetime]) -> ColumnElement[Any]:
+    """How many of `bounds` lie at or before `column` (NULL for NULL): `column` >= bounds[i] when
+    this is > i, `column` < bounds[i] when it is <= i."""
+    if dialect == "postgresql":
+        return func.width_bucket(column, bindparam(None, list(bounds), type_=ARRAY(DateTime())), type_=Integer())
+    return case((column.is_(None), None), *[(column < bound, index) for index, bound in enumerate(bounds)],
+                else_=len(bounds))
+
+
+def _ranked_periods(periods: Sequence[Period], now: datetime, bounds: Sequence[datetime]) -> Any:
+    """The periods as rows (idx; lo, hi, at: the buckets their start, end and as_of begin; as_of;
+    current): a moment lies in the period when lo <= its bucket < hi, before as_of when its
+    bucket < at."""
+    first = {moment: index + 1 for index, moment in enumerate(bounds)}
+    rows = [select(literal(index, Integer()).label("idx"), literal(first[period.start], Integer()).label("lo"),
+                   literal(first[period.end], Integer()).label("hi"),
+                   literal(first[period.as_of(now)], Integer()).label("at"),
+                   literal(period.as_of(now), DateTime()).label("as_of"),
+                   literal(1 if period.as_of(now) >= now else 0, Integer()).label("current"))
+            for index, period in enumerate(periods)]
+    return (rows[0] if len(rows) == 1 else union_all(*rows)).subquery("periods")
+
+
+class _Flags:
+    """The facts of a row as bits of one integer: `term`s added up in the inner query (`column`),
+    tested with `has` in the outer one."""
+
+    def __init__(self) -> None:
+        self.bits: dict[str, int] = {}
+
+    def term(self, name: str, condition: ColumnElement[bool],
+             guard: ColumnElement[bool] | None = None) -> ColumnElement[int]:
+        """`condition`'s bit (a correlated subquery is evaluated only where `guard` holds, if given)."""
+        bit = self.bits.setdefault(name, 1 << len(self.bits))
+        test = case((condition, bit), else_=0)
+        return test if guard is None else case((guard, test), else_=0)
+
+    @staticmethod
+    def column(terms: Sequence[ColumnElement[int]]) -> ColumnElement[int]:
+        total: ColumnElement[int] = terms[0] if terms else literal(0, Integer())
+        for term in terms[1:]:
+            total = total + term
+        return total
+
+    def has(self, flags: Any, name: str) -> ColumnElement[bool]:
+        return flags.op("&")(self.bits[name]) != 0
+
+
+def _per_period(session: Session, inner: Any, table: Any, sums: Sequence[tuple[str, Any]],
+                relevant: Sequence[ColumnElement[bool]], periods: Sequence[Period]) -> list[dict[str, Sums]]:
+    """The grouped rows joined with the periods they count in, added up per project and period."""
+    c, w = inner.c, table.c
+    query = (select(c.project, w.idx, *(value for _name, value in sums))
+             .select_from(inner).join(table, or_(*relevant)).group_by(c.project, w.idx))
+    found: list[dict[str, Sums]] = [{} for _period in periods]
+    names = [name for name, _value in sums]
+    with report_settings(session):
+        for project, index, *values in session.execute(query).all():
+            found[index][project] = {name: float(value or 0) for name, value in zip(names, values)}
+    return found
+
+
 def _ticket_sums(session: Session, projects: Collection[str], periods: Sequence[Period], now: datetime,
                  dialect: str, groups: set[str]) -> list[dict[str, Sums]]:
-    """One pass over the projects' tickets. The inner query works out each case's facts once (its
-    deadline, when it was handled, what its events and callbacks say — those looked up by its id,
-    and only for cases recent enough to count); the outer one joins the cases with the periods they
-    count in and adds them up per project and period."""
-    since = min(period.start for period in periods)
-    handled, limit = handled_at(), deadline()
-    recent = Ticket.created_at >= since
-    not_cancelled = Ticket.status != TicketStatus.CANCELLED.value
-    facts: list[Any] = [Ticket.project.label("project"), Ticket.created_at.label("created_at"),
-                        Ticket.resolved_at.label("resolved_at"), handled.label("handled"), limit.label("due")]
-    callbacks = None
-    events = _case_events() if groups & {"callbacks", "claims"} else None
-
-    def fact(name: str, value: Any) -> None:
-        facts.append(value.label(name))
-
-    # Each fact is worked out only for the cases it is about (the cheap test first).
-    if "complaints" in groups:
-        complaint = resident_complaint()
-        fact("complaint", _flag(complaint))
-        fact("complaint_met", _only_if(complaint, and_(handled.is_not(None), handled <= limit)))
-        fact("deadline_passed", _flag(limit <= now))
-    if "callbacks" in groups:
-        callbacks = _callbacks(since)
-        surveyed = and_(callback_case(), Ticket.resolved_at >= since)
-        called = and_(callbacks.c.went.is_not(None), callbacks.c.went >= Ticket.resolved_at)
-        fact("callback_case", _flag(callback_case()))
-        fact("called", _only_if(surveyed, called))
-        fact("called_24h", _only_if(surveyed, and_(called, _within(dialect, callbacks.c.went, Ticket.resolved_at,
-                                                                   CALLBACK_WITHIN))))
-        fact("resolved_long_ago", _flag(Ticket.resolved_at <= now - CALLBACK_WITHIN))
-        assert events is not None
-        fact("reopened", _flag(events.c.reopened == 1))
-    if "repairs" in groups:
-        emergency = and_(is_emergency(), not_cancelled)
-        repair = and_(Ticket.kind == TicketKind.REPAIR.value, not_cancelled,
-                      or_(Ticket.priority.is_(None), Ticket.priority != Priority.EMERGENCY.value))
-        fact("emergency", _flag(emergency))
-        fact("arrived", _only_if(and_(emergency, recent), arrived_in_time()))
-        fact("due_passed", _flag(Ticket.due_at <= now))
-        fact("repair", _flag(repair))
-        fact("done_24h", _only_if(and_(repair, recent), and_(handled.is_not(None), _within(
-            dialect, handled, Ticket.created_at, REPAIR_WITHIN))))
-        fact("created_long_ago", _flag(Ticket.created_at <= now - REPAIR_WITHIN))
-    if "claims" in groups:
-        assert events is not None
-        fact("wait_seconds", case((and_(recent, Ticket.claimed_at.is_not(None), events.c.escalated == 1),
-                                   _seconds(dialect, first_claim(), Ticket.created_at)), else_=None))
-    if "backlog" in groups:
-        fact("open_now", _flag(Ticket.status.in_(OPEN_STATUS_VALUES)))
-        fact("not_cancelled", _flag(not_cancelled))
+    """The tickets' figures: one pass over the projects' cases (`_case_sums`) and one over the
+    emergencies, whose events are looked up (`_emergency_sums`)."""
     found: list[dict[str, Sums]] = [{} for _period in periods]
-    if len(facts) == 5:
-        return found
-    source: Any = Ticket.__table__
-    if callbacks is not None:
-        source = source.outerjoin(callbacks, callbacks.c.ticket_id == Ticket.id)
-    if events is not None:
-        source = source.outerjoin(events, events.c.ticket_id == Ticket.id)
+    parts = []
+    if groups & {"complaints", "callbacks", "repairs", "claims", "backlog"}:
+        parts.append(_case_sums(session, projects, periods, now, dialect, groups))
+    if "repairs" in groups:
+        parts.append(_emergency_sums(session, projects, periods, now, dialect))
+    for part in parts:
+        for index, by_project in enumerate(part):
+            for code, sums in by_project.items():
+                _add(found[index].setdefault(code, {}), sums)
+    for by_project in found:
+        for row in by_project.values():
+            if "wait_seconds" in row:
+                row["wait_minutes"] = row.pop("wait_seconds") / 60
+            if "age_seconds" in row:
+                row["backlog_days"] = row.pop("age_seconds") / 86400
+    return found
+
+
+def _id_ranges(session: Session, dialect: str, since: datetime) -> list[tuple[int | None, int | None]]:
+    """The cases split in two by id on PostgreSQL, [low, high) (None: open): two passes of half the
+    cases each, which it can run side by side (a Parallel Append); one pass elsewhere. The split is
+    in the middle of the ids received since `since` (where the work is: those of the first complaint
+    received since then, found on ix_tickets_complaints, to the last)."""
+    if dialect != "postgresql":
+        return [(None, None)]
+    first_recent = (select(Ticket.id).where(Ticket.kind == TicketKind.COMPLAINT.value, Ticket.created_at >= since)
+                    .order_by(Ticket.created_at).limit(1).scalar_subquery())
+    low, high, recent = session.execute(select(func.min(Ticket.id), func.max(Ticket.id), first_recent)).one()
+    if low is None:
+        return [(None, None)]
+    middle = (max(low, recent if recent is not None else low) + high + 1) // 2
+    return [(None, middle), (middle, None)]
+
+
+def _id_range(column: Any, low: int | None, high: int | None) -> ColumnElement[bool]:
+    return and_(column >= low if low is not None else true(), column < high if high is not None else true())
+
+
+def _case_sums(session: Session, projects: Collection[str], periods: Sequence[Period], now: datetime,
+               dialect: str, groups: set[str]) -> list[dict[str, Sums]]:
+    """One pass over the projects' cases, grouped by what the figures ask of a case: its project,
+    kind, status, tier, whether it has a resident and a holder, where its moments fall among the
+    periods' boundaries, and how its moments compare (`times`: handled by the deadline, the
+    callback within 24 hours, reopened, …). Each case is read once with what the figures read of
+    its callbacks and events, all in ticket order (merge joins, nothing looked up per case, so that
+    the two halves of the cases run side by side); the cases' definitions (resident_complaint,
+    callback_case, …) are then applied to the groups, joined with the periods they count in."""
+    since = min(period.start for period in periods)
+    bounds = _bounds(periods, now)
+    handled, limit = handled_at(), deadline()
+    t = ticket_columns()
+
+    def bucket(column: Any) -> ColumnElement[Any]:
+        return _bucket(dialect, column, bounds)
+
+    times = _Flags()
+    keys: list[Any] = [Ticket.project.label("project"), Ticket.kind.label("kind"), Ticket.status.label("status"),
+                       Ticket.priority.label("priority"), t.resident.label("resident"), t.assignee.label("assignee"),
+                       bucket(Ticket.created_at).label("created")]
+    wanted: list[ColumnElement[bool]] = []  # the cases any asked-for figure is about
+    if "complaints" in groups:
+        keys.append(bucket(limit).label("due"))
+        wanted.append(resident_complaint(t))
+    if "callbacks" in groups:
+        keys.append(bucket(Ticket.resolved_at).label("resolved"))
+        wanted.append(callback_case(t))
+    if "repairs" in groups:
+        wanted.append(_normal_repair(t))
+    if "claims" in groups:
+        wanted.append(Ticket.claimed_at.is_not(None))
+    if "backlog" in groups:
+        wanted = []  # nearly every case: no test
+    if "complaints" in groups or "backlog" in groups:
+        keys.append(bucket(handled).label("handled"))
+    start = literal(since, DateTime())
     # A case can count in a period only if something about it happened since the first one began,
     # or it is still unfinished: a cheap test that spares the rest of the history everything else.
-    cases = (select(*facts).select_from(source)
-             .where(_scope(Ticket.project, projects),
-                    or_(recent, Ticket.resolved_at >= since, handled.is_(None), handled >= since, limit >= since))
-             .offset(0)  # a fence: each case's facts worked out once, not again for every period and sum
-             .subquery())
-    c = cases.c
-    table = periods_table(periods, now)
-    w = table.c
-    created_in, total = _in(c.created_at, w), func.sum
+    recently = or_(Ticket.created_at >= since, Ticket.resolved_at >= since, handled.is_(None), handled >= since,
+                   limit >= since)
 
-    def count(*conditions: ColumnElement[bool]) -> Any:
-        return func.count().filter(and_(*conditions))
+    def part(low: int | None, high: int | None) -> Any:
+        """The cases with ids in [low, high), grouped. Each part joins the callbacks and events of
+        its own cases (PostgreSQL does not carry the range over to them)."""
+        source: Any = Ticket.__table__
+        terms: list[ColumnElement[int]] = []
+        measures: list[Any] = [func.count().label("n")]
+        events = claims = None
+        if groups & {"callbacks", "claims"}:
+            events = _case_events(_id_range(TicketEvent.ticket_id, low, high))
+            source = source.outerjoin(events, events.c.ticket_id == Ticket.id)
+        if "complaints" in groups:
+            terms += [times.term("met", handled <= limit), times.term("deadline_passed", limit <= now)]
+        if "callbacks" in groups:
+            assert events is not None
+            callbacks = _callbacks(since, _id_range(Survey.ticket_id, low, high))
+            source = source.outerjoin(callbacks, callbacks.c.ticket_id == Ticket.id)
+            went = callbacks.c.went
+            terms += [times.term("called", went >= Ticket.resolved_at),
+                      times.term("within_24h", _within(dialect, went, Ticket.resolved_at, CALLBACK_WITHIN)),
+                      times.term("resolved_long_ago", Ticket.resolved_at <= now - CALLBACK_WITHIN),
+                      times.term("reopened", events.c.reopened == 1)]
+        if "repairs" in groups:
+            terms += [times.term("done_24h", _within(dialect, handled, Ticket.created_at, REPAIR_WITHIN)),
+                      times.term("created_long_ago", Ticket.created_at <= now - REPAIR_WITHIN)]
+        if "claims" in groups:  # the escalated cases' wait for their first 接单
+            assert events is not None
+            claims = _first_claims(_id_range(TicketEvent.ticket_id, low, high))
+            source = source.outerjoin(claims, claims.c.ticket_id == Ticket.id)
+            claimed = and_(Ticket.created_at >= since, Ticket.claimed_at.is_not(None), events.c.escalated == 1)
+            terms.append(times.term("claimed", claimed))
+            first = func.coalesce(claims.c.at, Ticket.claimed_at)
+            measures.append(func.sum(case((claimed, _seconds(dialect, first, Ticket.created_at)),
+                                          else_=None)).label("wait"))
+        if "backlog" in groups:
+            terms.append(times.term("created_by_now", Ticket.created_at <= now))
+            # The seconds from `since` to each case's receipt, added up (for the backlog's age).
+            measures.append(func.sum(_seconds(dialect, Ticket.created_at, start)).label("received_after"))
+        time_column = _Flags.column(terms)
+        return (select(*keys, time_column.label("times"), *measures).select_from(source)
+                .where(_id_range(Ticket.id, low, high), _scope(Ticket.project, projects),
+                       or_(*wanted) if wanted else true(), recently)
+                .group_by(*[key.element for key in keys], time_column))
+
+    parts = [part(low, high) for low, high in _id_ranges(session, dialect, since)]
+    inner = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("cases")
+    table = _ranked_periods(periods, now, bounds)
+    c, w = inner.c, table.c
+    g = CaseColumns(c.kind, c.status, c.priority, c.resident, c.assignee)
+
+    def has(name: str) -> ColumnElement[bool]:
+        return times.has(c.times, name)
+
+    def within(column: Any) -> ColumnElement[bool]:
+        return and_(column >= w.lo, column < w.hi)
+
+    def total(*conditions: ColumnElement[bool]) -> Any:
+        return func.sum(c.n).filter(and_(*conditions))
 
     sums: list[tuple[str, Any]] = []
     relevant: list[ColumnElement[bool]] = []
     if "complaints" in groups:
-        due_in, received = and_(c.complaint == 1, _in(c.due, w)), and_(c.complaint == 1, created_in)
-        sums += [("timely", count(due_in, c.complaint_met == 1)),
-                 ("timely_due", count(due_in, or_(c.complaint_met == 1, c.deadline_passed == 1))),
-                 ("handled", count(received, c.handled < w.as_of)), ("received", count(received))]
+        complaint = resident_complaint(g)
+        due_in, received = and_(complaint, within(c.due)), and_(complaint, within(c.created))
+        sums += [("timely", total(due_in, has("met"))),
+                 ("timely_due", total(due_in, or_(has("met"), has("deadline_passed")))),
+                 ("handled", total(received, c.handled < w.at)), ("received", total(received))]
         relevant += [due_in, received]
     if "callbacks" in groups:
-        resolved = and_(c.callback_case == 1, _in(c.resolved_at, w))
-        sums += [("called", count(resolved, c.called == 1)), ("called_24h", count(resolved, c.called_24h == 1)),
-                 ("callback_cases", count(resolved, or_(c.called == 1, c.resolved_long_ago == 1))),
-                 ("reopened", count(resolved, c.reopened == 1)), ("resolved", count(resolved))]
+        resolved = and_(callback_case(g), within(c.resolved))  # within: at or after `since`
+        sums += [("called", total(resolved, has("called"))),
+                 ("called_24h", total(resolved, has("called"), has("within_24h"))),
+                 ("callback_cases", total(resolved, or_(has("called"), has("resolved_long_ago")))),
+                 ("reopened", total(resolved, has("reopened"))), ("resolved", total(resolved))]
         relevant.append(resolved)
     if "repairs" in groups:
-        emergency, repair = and_(c.emergency == 1, created_in), and_(c.repair == 1, created_in)
-        sums += [("arrived", count(emergency, c.arrived == 1)),
-                 ("emergencies", count(emergency, or_(c.arrived == 1, c.due_passed == 1))),
-                 ("done_24h", count(repair, c.done_24h == 1)),
-                 ("repairs", count(repair, or_(c.done_24h == 1, c.created_long_ago == 1)))]
-        relevant += [emergency, repair]
+        repair = and_(_normal_repair(g), within(c.created))
+        sums += [("done_24h", total(repair, has("done_24h"))),
+                 ("repairs", total(repair, or_(has("done_24h"), has("created_long_ago"))))]
+        relevant.append(repair)
     if "claims" in groups:
-        claimed = and_(c.wait_seconds.is_not(None), created_in)
-        sums += [("wait_seconds", total(c.wait_seconds).filter(claimed)), ("claimed", count(claimed))]
-        relevant.append(claimed)
+        claimed_in = and_(has("claimed"), within(c.created))
+        sums += [("wait_seconds", func.sum(c.wait).filter(claimed_in)), ("claimed", total(claimed_in))]
+        relevant.append(claimed_in)
     if "backlog" in groups:
         # Open at the period's moment: by status when that is now, else from the columns (open_at).
-        backlog = or_(and_(w.current == 1, c.open_now == 1, c.created_at <= w.as_of),
-                      and_(w.current == 0, c.not_cancelled == 1, c.created_at < w.as_of,
-                           or_(c.handled.is_(None), c.handled >= w.as_of)))
-        sums += [("backlog", count(backlog)),
-                 ("age_seconds", total(_seconds(dialect, w.as_of, c.created_at)).filter(backlog))]
+        backlog = or_(and_(w.current == 1, g.status.in_(OPEN_STATUS_VALUES), has("created_by_now")),
+                      and_(w.current == 0, g.status != TicketStatus.CANCELLED.value, c.created < w.at,
+                           or_(c.handled.is_(None), c.handled >= w.at)))
+        age = c.n * _seconds(dialect, w.as_of, start) - c.received_after  # the ages of a group's cases
+        sums += [("backlog", total(backlog)), ("age_seconds", func.sum(age).filter(backlog))]
         relevant.append(backlog)
-    query = (select(c.project, w.idx, *(value for _name, value in sums))
-             .select_from(cases).join(table, or_(*relevant)).group_by(c.project, w.idx))
-    with report_settings(session):
-        result = session.execute(query).all()
-    names = [name for name, _value in sums]
-    for project, index, *values in result:
-        row = {name: float(value or 0) for name, value in zip(names, values)}
-        if "wait_seconds" in row:
-            row["wait_minutes"] = row.pop("wait_seconds") / 60
-        if "age_seconds" in row:
-            row["backlog_days"] = row.pop("age_seconds") / 86400
-        found[index][project] = row
-    return found
+    return _per_period(session, inner, table, sums, relevant, periods)
+
+
+def _emergency_sums(session: Session, projects: Collection[str], periods: Sequence[Period], now: datetime,
+                    dialect: str) -> list[dict[str, Sums]]:
+    """紧急到场及时率: the emergencies received in the periods (ix_tickets_emergencies), whether
+    someone was on site in time looked up by id for each."""
+    since = min(period.start for period in periods)
+    bounds = _bounds(periods, now)
+    flags = _Flags()
+    created = _bucket(dialect, Ticket.created_at, bounds)
+    facts = _Flags.column([flags.term("arrived", arrived_in_time()), flags.term("due_passed", Ticket.due_at <= now)])
+    inner = (select(Ticket.project.label("project"), created.label("created"), facts.label("flags"),
+                    func.count().label("n"))
+             .where(_scope(Ticket.project, projects), is_emergency(), Ticket.status != TicketStatus.CANCELLED.value,
+                    Ticket.created_at >= since)
+             .group_by(Ticket.project, created, facts).subquery("emergencies"))
+    table = _ranked_periods(periods, now, bounds)
+    c, w = inner.c, table.c
+    received = and_(c.created >= w.lo, c.created < w.hi)
+    sums = [("arrived", func.sum(c.n).filter(flags.has(c.flags, "arrived"))),
+            ("emergencies", func.sum(c.n).filter(or_(flags.has(c.flags, "arrived"), flags.has(c.flags, "due_passed"))))]
+    return _per_period(session, inner, table, sums, [received], periods)
 
 
 def _survey_sums(session: Session, projects: Collection[str], periods: Sequence[Period],
-                 now: datetime) -> list[dict[str, Sums]]:
-    table = periods_table(periods, now)
-    w = table.c
-    happy = Survey.verdict.in_(HAPPY_VERDICTS)
-    complaint = Ticket.kind == TicketKind.COMPLAINT.value
-    query = (
-        select(Survey.project, w.idx, func.count(), func.sum(_flag(happy)), func.sum(_flag(complaint)),
-               func.sum(_flag(and_(complaint, happy))))
-        .select_from(Survey).join(Ticket, Survey.ticket_id == Ticket.id).join(table, _in(Survey.answered_at, w))
-        .where(_scope(Survey.project, projects), Survey.kind == "callback",
-               Survey.status == SurveyStatus.ANSWERED.value, Survey.verdict.in_(JUDGED_VERDICTS))
-        .group_by(Survey.project, w.idx)
+                 now: datetime, dialect: str) -> list[dict[str, Sums]]:
+    """The callback answers of the periods: grouped by project, where the answer falls among the
+    periods' boundaries, satisfied or not and on a complaint or not; then per period."""
+    bounds = _bounds(periods, now)
+    happy = _flag(Survey.verdict.in_(HAPPY_VERDICTS))
+    complaint = _flag(Ticket.id.is_not(None))  # the case joined only when it is a complaint
+    keys = [Survey.project.label("project"), _bucket(dialect, Survey.answered_at, bounds).label("answered"),
+            happy.label("happy"), complaint.label("complaint")]
+    inner = (
+        select(*keys, func.count().label("n"))
+        .select_from(Survey)
+        .outerjoin(Ticket, and_(Survey.ticket_id == Ticket.id, Ticket.kind == TicketKind.COMPLAINT.value))
+        .where(_scope(Survey.project, projects), Survey.kind == "callback", Survey.ticket_id.is_not(None),
+               Survey.status == SurveyStatus.ANSWERED.value, Survey.verdict.in_(JUDGED_VERDICTS),
+               Survey.answered_at >= min(period.start for period in periods))
+        .group_by(*[key.element for key in keys]).subquery("answers")
     )
-    found: list[dict[str, Sums]] = [{} for _period in periods]
-    with report_settings(session):
-        result = session.execute(query).all()
-    for project, index, judged, satisfied, on_complaints, happy_complaints in result:
-        found[index][project] = {"judged": float(judged or 0), "happy": float(satisfied or 0),
-                                 "complaint_judged": float(on_complaints or 0),
-                                 "complaint_happy": float(happy_complaints or 0)}
-    return found
+    table = _ranked_periods(periods, now, bounds)
+    c, w = inner.c, table.c
+    answered = and_(c.answered >= w.lo, c.answered < w.hi)
+    sums = [("judged", func.sum(c.n)), ("happy", func.sum(c.n).filter(c.happy == 1)),
+            ("complaint_judged", func.sum(c.n).filter(c.complaint == 1)),
+            ("complaint_happy", func.sum(c.n).filter(and_(c.complaint == 1, c.happy == 1)))]
+    return _per_period(session, inner, table, sums, [answered], periods)
 
 
 def _resident_sums(session: Session, projects: Collection[str], periods: Sequence[Period],
                    now: datetime) -> list[dict[str, Sums]]:
+    """The household files at each moment the periods are read at: one pass, a count per moment."""
+    moments = sorted({period.as_of(now) for period in periods})
+    columns: list[Any] = []
+    for as_of in moments:
+        there = Resident.created_at < as_of
+        columns += [func.count().filter(there),
+                    func.count().filter(and_(there, Resident.bound_at.is_not(None), Resident.bound_at < as_of)),
+                    func.count().filter(and_(there, Resident.updated_at >= as_of - INFO_FRESH))]
+    query = (select(Resident.project, *columns)
+             .where(_scope(Resident.project, projects), Resident.created_at < moments[-1])
+             .group_by(Resident.project))
+    at = {moment: index for index, moment in enumerate(moments)}
     found: list[dict[str, Sums]] = [{} for _period in periods]
-    for index, period in enumerate(periods):  # a small table, read once per moment
-        as_of = period.as_of(now)
-        query = (
-            select(Resident.project, func.count(),
-                   func.sum(_flag(and_(Resident.bound_at.is_not(None), Resident.bound_at < as_of))),
-                   func.sum(_flag(Resident.updated_at >= as_of - INFO_FRESH)))
-            .where(_scope(Resident.project, projects), Resident.created_at < as_of)
-            .group_by(Resident.project)
-        )
-        for project, count, bound, fresh in session.execute(query).all():
+    with report_settings(session):
+        rows = session.execute(query).all()
+    for project, *counts in rows:
+        for index, period in enumerate(periods):
+            first = 3 * at[period.as_of(now)]
+            count, bound, fresh = counts[first:first + 3]
             found[index][project] = {"households": float(count or 0), "households_bound": float(bound or 0),
                                      "households_fresh": float(fresh or 0)}
     return found
@@ -660,11 +876,12 @@ def _sums(session: Session, projects: Collection[str], periods: Sequence[Period]
     if not periods or not projects:
         return found
     dialect = session.get_bind().dialect.name
-    parts = [_ticket_sums(session, projects, periods, now, dialect, groups)]
-    if "surveys" in groups:
-        parts.append(_survey_sums(session, projects, periods, now))
-    if "households" in groups:
-        parts.append(_resident_sums(session, projects, periods, now))
+    with report_settings(session):
+        parts = [_ticket_sums(session, projects, periods, now, dialect, groups)]
+        if "surveys" in groups:
+            parts.append(_survey_sums(session, projects, periods, now, dialect))
+        if "households" in groups:
+            parts.append(_resident_sums(session, projects, periods, now))
     for part in parts:
         for index, by_project in enumerate(part):
             for code, sums in by_project.items():

@@ -25,6 +25,13 @@ class Assistant(Protocol):
         """Inject an event into the resident's conversation; returns what the assistant said."""
         ...
 
+    async def earlier_answer(self, sender: str, dedupe_key: str) -> list[str] | None:
+        """What the assistant answered to the message asked with this `dedupe_key` in its
+        metadata, read from its memory of the conversation; None when that message never
+        had its turn (raises AssistantUnavailable). Asked before a message that another
+        gateway replica may already have put to the assistant is asked again."""
+        ...
+
 
 class NotDeliverable(Exception):
     """The channel has no way to reach this resident with this notice now (staff phone instead)."""

@@ -62,6 +62,9 @@ class ResidentMessage:
     media_id: str = ""
     dedupe_key: str = ""
     scene: str = ""
+    # Taken over from a gateway replica that stopped while answering it: the assistant may
+    # already have had its turn, so its memory is read before it is asked (never twice).
+    resumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,9 @@ class MessageRouter:
         if retried:
             metadata["retried"] = True
         try:
-            answers = await self.assistant.ask(message.openid, text, metadata)
+            answers = await self._earlier_answer(message) if message.resumed else None
+            if answers is None:
+                answers = await self.assistant.ask(message.openid, text, metadata)
         except AssistantUnavailable as exc:
             log.warning("assistant unavailable for %s: %s; will retry", mask_openid(message.openid), exc)
             return Routed(replies.received_will_answer_later(), Disposition.WAITING)
@@ -168,6 +173,16 @@ class MessageRouter:
         if first and not bound:
             answer = f"{answer}\n\n{replies.BINDING_PROMPT}"
         return Routed(answer, Disposition.ANSWERED)
+
+    async def _earlier_answer(self, message: ResidentMessage) -> list[str] | None:
+        """The answer of the turn this message already had at the assistant, if it had one."""
+        if not message.dedupe_key:
+            return None
+        answers = await self.assistant.earlier_answer(message.openid, message.dedupe_key)
+        if answers is not None:
+            log.info("the assistant already answered this message of %s: its answer is reused, not asked again",
+                     mask_openid(message.openid))
+        return answers
 
     # --- store work (in a worker thread) ---------------------------------------------
 

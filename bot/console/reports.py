@@ -23,6 +23,7 @@ from bot.core.company import Company
 
 QUARTERS_SHOWN = 6
 TREND_MONTHS = 6
+TREND_KEYS = ("complaint_timeliness", "satisfaction")  # the figures of the trend chart
 
 
 def _fmt(figure: kpis.Kpi) -> str:
@@ -80,16 +81,24 @@ def _rows(rows: Sequence[complaint_analysis.Row]) -> list[list[object]]:
 
 def build_report(session: Session, company: Company, projects: list[str], period: kpis.Period, now: datetime,
                  *, public: bool) -> Report:
+    with kpis.report_settings(session):  # set once for all the report's queries
+        return _build_report(session, company, projects, period, now, public=public)
+
+
+def _build_report(session: Session, company: Company, projects: list[str], period: kpis.Period, now: datetime,
+                  *, public: bool) -> Report:
     before = kpis.previous(period)
     trend = kpis.months_before(period.end, TREND_MONTHS, company.default.timezone)
-    # One pass over the tables for the quarter, the one before and the trend's months, per project;
-    # the totals are the projects' figures added up (each carries its numerator and denominator).
-    passes = kpis.kpis_by_project_for_periods(session, projects, [period, before, *trend], now)
+    # One pass over the tables for the quarter and the one before, per project; the totals are the
+    # projects' figures added up (each carries its numerator and denominator). The complaint
+    # analysis reads its rates from the same pass. The trend's months need just the two figures
+    # drawn, from a pass of their own over those figures' rows.
+    passes = kpis.kpis_by_project_for_periods(session, projects, [period, before], now)
     per_project = passes[0]
     figures = kpis.merge(list(per_project.values()))
     earlier = kpis.by_key(kpis.merge(list(passes[1].values())))
-    monthly = [kpis.by_key(kpis.merge(list(month.values()))) for month in passes[2:]]
-    analysis = complaint_analysis.analyse(session, projects, period, before, company.rules, now)
+    monthly = [kpis.by_key(month) for month in kpis.kpis_for_periods(session, projects, trend, now, TREND_KEYS)]
+    analysis = complaint_analysis.analyse(session, projects, period, before, company.rules, now, figures=passes)
     campaign = str(to_local(period.start, period.timezone).year)
     dimensions = kpis.annual_dimensions(session, projects, campaign, company.default.annual_survey_dimensions)
 

@@ -153,7 +153,16 @@ def _clauses(text: str) -> list[str]:
 def assess(description: str, rules: UrgencyRules) -> Urgency:
     """What the description reveals: the first hazard found, in the order the rules list them
     (those that endanger life come first in the default rules), or NOT_URGENT."""
-    text = to_simplified(description or "")
+    return _assess(description or "", rules)
+
+
+# One reading per description: a repair form's validation reads the same description up to six
+# times in one action call (rasa_sdk asks for the required slots three times, the extractors and
+# validators once more each), and again at every later turn of the form. The reading depends on
+# nothing but the text and the (frozen) rules.
+@lru_cache(maxsize=1024)
+def _assess(description: str, rules: UrgencyRules) -> Urgency:
+    text = to_simplified(description)
     if not text.strip():
         return NOT_URGENT
     for wrong, right in rules.spellings:

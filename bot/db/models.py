@@ -21,10 +21,17 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.core.kinds import Priority, TicketKind, TicketStatus  # noqa: F401 - columns hold their values
+
+
+def _partial_index(name: str, columns: list[str], where: str, include: list[str] | None = None) -> Index:
+    """An index of the rows `where` holds (SQLite and PostgreSQL), carrying `include` on PostgreSQL."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where),
+                 postgresql_include=include or [])
 
 
 class Base(DeclarativeBase):
@@ -137,6 +144,13 @@ class Ticket(Base):
         Index("ix_tickets_kind_status", "kind", "status"),
         # The console's work queue: a project's open cases by deadline.
         Index("ix_tickets_project_status_due", "project", "status", "due_at", "id"),
+        # The reports (migration 0012): the complaints with what their analysis reads, the
+        # emergency repairs, the members of group complaints.
+        _partial_index("ix_tickets_complaints", ["created_at"], "kind = 'complaint'",
+                       ["project", "status", "resident_id", "priority", "topic", "room", "description", "demand", "id"]),
+        _partial_index("ix_tickets_emergencies", ["created_at"], "kind = 'repair' AND priority = 'emergency'",
+                       ["project", "status", "due_at", "id"]),
+        _partial_index("ix_tickets_parent", ["parent_id"], "parent_id IS NOT NULL"),
     )
 
 
@@ -157,6 +171,14 @@ class TicketEvent(Base):
     result: Mapped[str] = mapped_column(Text, nullable=False, default="")
 
     ticket: Mapped["Ticket"] = relationship("Ticket", back_populates="events")
+
+    __table_args__ = (
+        # The reports (migration 0012): the few events the figures read.
+        _partial_index("ix_ticket_events_flags", ["ticket_id"],
+                       "action = 'escalated' OR (action = 'status' AND to_status = 'reopened')", ["action", "to_status"]),
+        _partial_index("ix_ticket_events_claimed", ["ticket_id", "at"], "action = 'claimed'"),
+        _partial_index("ix_ticket_events_tier", ["ticket_id"], "action = 'tier_reason'", ["content"]),
+    )
 
 
 class TicketCounter(Base):
@@ -240,6 +262,10 @@ class Survey(Base):
                                                        cascade="save-update, merge")
     ticket: Mapped["Ticket | None"] = relationship("Ticket")
     resident: Mapped["Resident"] = relationship("Resident")
+
+    # The reports (migration 0012): the callbacks in ticket order, with when they went out.
+    __table_args__ = (_partial_index("ix_surveys_callback", ["ticket_id"], "kind = 'callback'",
+                                     ["sent_at", "answered_at"]),)
 
 
 class SurveyScore(Base):

@@ -9,7 +9,8 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from actions.cancel import ActionCancel
 from actions.complaint import ActionSubmitComplaintForm, ValidateComplaintForm
@@ -84,6 +85,24 @@ async def test_emergency_skips_the_visit_time_question():
     required = await form.required_slots(["repair_description", "room", "visit_time"], CollectingDispatcher(),
                                          tracker(slots=slots), DOMAIN)
     assert required == ["repair_description", "room", "visit_time"]
+
+
+async def test_a_form_turn_asks_the_store_for_the_resident_s_project_once():
+    """rasa_sdk asks for the required slots three times a call, the extractors and validators ask
+    again: the project is looked up once (one transaction), not at every question."""
+    begun: list[object] = []
+
+    def count(*_args: object) -> None:
+        begun.append(None)
+
+    event.listen(Session, "after_begin", count)
+    try:
+        await ValidateRepairForm().run(
+            CollectingDispatcher(), tracker("3栋2单元501", slots={"requested_slot": "room", "repair_description": "客厅灯不亮"}),
+            DOMAIN)
+    finally:
+        event.remove(Session, "after_begin", count)
+    assert len(begun) == 1
 
 
 async def test_room_is_normalised_or_asked_again():

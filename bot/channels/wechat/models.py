@@ -16,8 +16,8 @@ from bot.db.models import Base
 
 
 class InboundStatus(str, enum.Enum):
-    RECEIVED = "received"  # stored, not yet processed
-    ANSWERED = "answered"  # processed; the answer went out (passively or pushed)
+    RECEIVED = "received"  # stored, not yet answered
+    ANSWERED = "answered"  # answered; the answer went out (passively or pushed), or is going out while `owner` is set
     WAITING = "waiting"  # the assistant was unreachable; retried in the background
     FAILED = "failed"  # gave up (too old to answer within WeChat's window)
     IGNORED = "ignored"  # nothing to answer (unsubscribe, ...)
@@ -25,7 +25,13 @@ class InboundStatus(str, enum.Enum):
 
 
 class InboundMessage(Base):
-    """Every message and event WeChat delivered, stored before it is processed."""
+    """Every message and event WeChat delivered, stored before it is processed.
+
+    Several gateway replicas share this table. The replica working on a message holds its
+    lease (`owner`, `lease_until`, renewed while it works; both cleared when it is done); when
+    a lease runs out, the replica is taken to have stopped and another one takes the message
+    over (bot.channels.wechat.conversation says how, and why no answer goes out twice).
+    """
 
     __tablename__ = "inbound_messages"
 
@@ -44,6 +50,12 @@ class InboundMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The replica (host:pid:random) working on this message, and until when it holds it.
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    # How often a replica took this message over from one that had stopped: above 0, the
+    # assistant may already have had the message's turn (read from its tracker, not asked again).
+    takeovers: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
 
 class OutboundMessage(Base):
@@ -56,10 +68,12 @@ class OutboundMessage(Base):
     inbound_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("inbound_messages.id"), nullable=True)
     content: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # sent / failed
+    # sending (recorded before the API call; left so if the sender stopped before it heard back) / sent / failed
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Scheduled notices: which case, how (custom / template), and a key that makes a
-    # retried job skip a message that already went out.
+    # retried job skip a message that already went out. Answers' parts are keyed too
+    # ("answer:<inbound id>:<attempt>:<part>"): one row, one send at most, whichever replica sends it.
     ticket_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("tickets.id"), nullable=True)
     via: Mapped[str | None] = mapped_column(String(16), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(160), nullable=True, unique=True)

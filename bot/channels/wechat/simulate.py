@@ -6,6 +6,7 @@ the tests that play WeChat's servers.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from typing import Mapping
 
@@ -15,6 +16,7 @@ from bot.channels.wechat.protocol import sign
 
 ACCOUNT = "gh_property_account"
 _ids = itertools.count(int(time.time() * 1000))
+_FROM_USER = re.compile(r"<FromUserName><!\[CDATA\[([^\]<]*)\]\]></FromUserName>")
 
 
 def new_msg_id() -> int:
@@ -67,10 +69,14 @@ def event_xml(openid: str, event: str, key: str = "", create_time: int | None = 
 def signed_push(xml: str, *, token: str, app_id: str, aes_key: str, safe_mode: bool,
                 forge: bool = False, timestamp: int | None = None,
                 nonce: str | None = None) -> tuple[dict[str, str], bytes]:
-    """Query string and body of a push, signed (and encrypted in safe mode) like WeChat's."""
+    """Query string and body of a push, signed (and encrypted in safe mode) like WeChat's, which
+    also names the sender in the query (`openid`, outside the signature): HAProxy routes on it."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     nonce = nonce or f"n{new_msg_id()}"
     query = {"timestamp": stamp, "nonce": nonce, "signature": sign(token, stamp, nonce)}
+    sender = _FROM_USER.search(xml)
+    if sender:
+        query["openid"] = sender.group(1)
     body = xml.encode("utf-8")
     if safe_mode:
         envelope = WeChatCrypto(token, aes_key, app_id).encrypt_message(xml, nonce, stamp)
