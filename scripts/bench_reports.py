@@ -945,7 +945,9 @@ def report(args: argparse.Namespace, data: Data, generation: float, period: kpis
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on {os.cpu_count()} CPUs (1-min load average "
         f"{load[0]:.2f} before the timings, {load[1]:.2f} after; this process and PostgreSQL make about 1) with "
-        f"`scripts/bench_reports.py --cases {args.cases} --projects {args.projects} --households {args.households}`: "
+        f"`scripts/bench_reports.py --cases {args.cases} --projects {args.projects} --households {args.households}"
+        f"{f' --database {args.database}' if args.database else ''}{' --skip-notice' if args.skip_notice else ''}"
+        f"{f' --repeats {args.repeats}' if args.repeats != 3 else ''}`: "
         f"{setup}; a throw-away database migrated to head, the modules called in-process as the worker and "
         "the console call them.",
         "",
@@ -962,8 +964,11 @@ def report(args: argparse.Namespace, data: Data, generation: float, period: kpis
         f"({data.answered:,} answered with a verdict), {data.annual:,} annual surveys, {data.scores:,} dimension "
         "scores.",
         "",
-        f"Generated in {generation:.1f} s (COPY; the timeline rows no figure reads by INSERT … SELECT): "
-        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in data.seconds.items()) + ".",
+        (f"Measured on the database an earlier run kept (`--database {args.database}`, migrated to head; the data "
+         "above counted in it)" + (f", generated in {generation:.1f} s" if generation else "") + "."
+         if args.database else
+         f"Generated in {generation:.1f} s (COPY; the timeline rows no figure reads by INSERT … SELECT): "
+         + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in data.seconds.items()) + "."),
         "",
         f"## The quarterly report ({period.label}, company-wide, now = the quarter-end job's time "
         f"{to_local(now, period.timezone):%Y-%m-%d %H:%M} local)",

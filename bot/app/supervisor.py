@@ -74,8 +74,9 @@ class Policy:
     restart_window: float = 300.0
     # A heartbeat older than this: the child is stuck and restarted.
     heartbeat_max_age: float = 180.0
-    # A (re)started child not up by then is stopped and restarted.
-    start_timeout: float = 240.0
+    # A (re)started child not up by then is stopped and restarted. Generous: several Rasa
+    # processes loading their models at once on a busy 2-core machine took up to 426 s.
+    start_timeout: float = 600.0
     # Without a health probe or heartbeat: alive this long after starting is up.
     settle: float = 2.0
     # SIGTERM, then SIGKILL after this long.

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from bot.app import migrate
+from bot.app.access_log import PathOnlyAccessLogger
 from bot.app.gateway import create_app
 from bot.cases.tickets import open_repair_ticket
 from bot.channels.wechat.models import InboundMessage
@@ -86,7 +87,8 @@ async def running_gateway(sqlite_url: str, company, **overrides) -> AsyncIterato
     rasa_url = overrides.pop("rasa_url", f"http://127.0.0.1:{free_port()}")  # default: nobody listens
     server = TestServer(create_app(gateway_settings(sqlite_url, api_url, rasa_url, **overrides), company),
                         host="127.0.0.1")
-    await server.start_server()
+    # The access logger `python -m bot serve` runs with (WeChat's push URLs carry the openid).
+    await server.start_server(access_log_class=PathOnlyAccessLogger)
     store = TicketStore(sqlite_url)
     try:
         async with aiohttp.ClientSession() as http:
