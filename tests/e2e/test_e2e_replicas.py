@@ -274,9 +274,14 @@ def test_a_killed_rasa_replicas_residents_are_answered_by_the_other_and_it_comes
     assert marked_down and marked_down[0] <= HEALTH_CHECK_DOWN_S, marked_down
     # The supervisor restarts it; once it has loaded its model, HAProxy takes it back and its
     # residents are routed to it again (a fresh conversation there: its memory died with it).
-    until(lambda: replicas.supervisor.state("rasa-1") is State.UP, 500, "rasa-1 restarted and up", interval=1)
-    new = replicas.supervisor.service("rasa-1")
-    assert new is not None and new.process.pid != killed_pid
+    # Until the supervisor has noticed the death, it still reports the old process as up: wait
+    # for a new process that is up, not just for the state.
+    def restarted_and_up() -> bool:
+        service = replicas.supervisor.service("rasa-1")
+        return service is not None and service.process.pid != killed_pid \
+            and replicas.supervisor.state("rasa-1") is State.UP
+
+    until(restarted_and_up, 500, "rasa-1 restarted and up", interval=1)
     until(lambda: replicas.rasa_states().get("rasa1") == "UP", 10, "HAProxy marks rasa1 UP again")
     openid = on_first[0]
     _, reply = replicas.say(openid, "你好")
