@@ -18,6 +18,8 @@ COPY project/jieba/ project/jieba/
 COPY bot/__init__.py bot/
 COPY bot/core/ bot/core/
 COPY bot/nlu/ bot/nlu/
+# bot.rasa_run: `rasa run` with its action-response schema checked once (docs/profile.md).
+COPY bot/rasa_run.py bot/
 # docker/model.tar.g[z] matches nothing when no pre-trained model was put there; the
 # endpoints file is always there, so the COPY never lacks a source.
 COPY docker/endpoints.prod.yml docker/model.tar.g[z] docker/
@@ -33,5 +35,5 @@ USER 1000
 EXPOSE 5005
 # The HTTP API reads and rewrites any resident's conversation and replaces the model: it is
 # never served without a token (the shell refuses to start when RASA_AUTH_TOKEN is unset).
-CMD ["sh", "-c", "exec python -m rasa run --enable-api --auth-token \"${RASA_AUTH_TOKEN:?set RASA_AUTH_TOKEN}\" \
+CMD ["sh", "-c", "exec python -m bot.rasa_run run --enable-api --auth-token \"${RASA_AUTH_TOKEN:?set RASA_AUTH_TOKEN}\" \
 --model /app/model.tar.gz --endpoints docker/endpoints.prod.yml --credentials credentials.yml"]

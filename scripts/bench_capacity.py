@@ -4,8 +4,11 @@ For each shape (one process of each without HAProxy, then 1, 2 and 4 Rasa replic
 action server per core and two gateways behind HAProxy, bot.app.balancer), started by
 `make run`'s own code (bot.app.stack and its supervisor) on free loopback ports, residents
 hold repair conversations (scripts/bench.py's) in a closed loop, with no think time: each
-sends its next message as soon as it has the answer to the last. 1, 20 and 60 residents at
-once, each level for --seconds, two ways in:
+sends its next message as soon as it has the answer to the last, and when a conversation
+ends a new resident (a new openid) takes the place (--same-resident: one openid per thread
+for all its conversations, so one Rasa session that keeps growing; Rasa's cost per turn grows
+with the session's length). 1, 20 and 60 residents at once, each level for --seconds, two
+ways in:
 
 - through the gateway, as WeChat's servers push (signed, AES, `?openid=`), with the real passive
   budget (PASSIVE_REPLY_BUDGET, 4 s): an answer that misses it goes as a customer-service
@@ -18,7 +21,7 @@ once, each level for --seconds, two ways in:
 The flood limit is raised out of reach (every resident here sends far more than 10 messages a
 minute). Results go to results/bench-capacity.md, with the load average during each run.
 
-    python scripts/bench_capacity.py [--shapes single,1,2,4] [--levels 1,20,60] [--seconds 30]
+    python scripts/bench_capacity.py [--shapes single,1,2,4] [--levels 1,20,60] [--seconds 30] [--same-resident]
 """
 from __future__ import annotations
 
@@ -71,6 +74,7 @@ class Level:
     errors: dict[str, int] = field(default_factory=dict)  # what the failed turns met
     wall: float = 0.0
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and at the end
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds each kind of process used in the level
 
     @property
     def turns_per_second(self) -> float:
@@ -89,6 +93,20 @@ class Stack:
         """How often HAProxy took a replica out of the rotation (its log: startup warnings, state changes)."""
         log = self.log_dir / "haproxy.log"
         return log.read_text(encoding="utf-8", errors="replace").count(" is DOWN") if log.exists() else 0
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system, /proc) each kind of process has used so far: rasa, actions,
+        gateway, haproxy (replicas summed)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used: dict[str, float] = {}
+        for service in self.supervisor.services():
+            try:
+                fields = Path(f"/proc/{service.process.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            kind = service.name.split("-")[0]
+            used[kind] = used.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        return used
 
     def rasa_memory(self) -> list[int]:
         """Resident memory (bytes) of each Rasa process, from /proc."""
@@ -205,18 +223,21 @@ def say_gateway(stack: Stack, openid: str, text: str, after: list[int]) -> tuple
     raise TimeoutError(f"no answer to a deferred turn within {TURN_TIMEOUT:g} s")
 
 
-def run_level(stack: Stack, path: str, residents: int, seconds: float, tag: str) -> Level:
+def run_level(stack: Stack, path: str, residents: int, seconds: float, tag: str, same_resident: bool = False) -> Level:
     level = Level(path, residents)
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
     deferred_before = stack.deferred_total() if path == "gateway" else 0.0
     level.load = (os.getloadavg()[0], 0.0)
+    cpu_before = stack.cpu_seconds()
 
     def resident(n: int) -> None:
         openid = f"oCap{tag}{n:04d}"
         after = [0]
         round_ = 0
         while time.perf_counter() < deadline:
+            if not same_resident:  # the next resident takes this one's place
+                openid, after = f"oCap{tag}{n:04d}r{round_}", [0]
             reply = ""
             for _, text in conversation(n + round_ * residents):
                 try:
@@ -244,6 +265,7 @@ def run_level(stack: Stack, path: str, residents: int, seconds: float, tag: str)
         list(pool.map(resident, range(residents)))
     level.wall = time.perf_counter() - started
     level.load = (level.load[0], os.getloadavg()[0])
+    level.cpu = {kind: used - cpu_before.get(kind, 0.0) for kind, used in stack.cpu_seconds().items()}
     if path == "gateway":
         level.deferred_metric = stack.deferred_total() - deferred_before
     return level
@@ -259,6 +281,19 @@ def rows(name: str, levels: list[Level]) -> Iterator[str]:
                f"{level.failed} | {level.load[0]:.1f} → {level.load[1]:.1f} |")
 
 
+CPU_KINDS = ("rasa", "actions", "gateway", "haproxy")
+
+
+def cpu_rows(name: str, levels: list[Level]) -> Iterator[str]:
+    """CPU milliseconds per turn, by kind of process (a replica's share summed with the others')."""
+    for level in levels:
+        turns = len(level.latencies) or 1
+        per_turn = [level.cpu.get(kind, 0.0) * 1000 / turns for kind in CPU_KINDS]
+        busy = sum(level.cpu.values()) / level.wall if level.wall else 0.0
+        yield (f"| {name} | {level.path} | {level.residents} | " + " | ".join(f"{ms:.1f}" for ms in per_turn)
+               + f" | {sum(per_turn):.1f} | {busy:.2f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="single,1,2,4",
@@ -266,6 +301,8 @@ def main() -> int:
     parser.add_argument("--levels", default="1,20,60", help="residents at once")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long each level runs")
     parser.add_argument("--paths", default="gateway,rasa")
+    parser.add_argument("--same-resident", action="store_true",
+                        help="each thread keeps one openid for all its conversations (one ever longer Rasa session)")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "results" / "bench-capacity.md"))
     args = parser.parse_args()
     if not shutil.which("haproxy"):
@@ -289,8 +326,9 @@ def main() -> int:
                     run_level(stack, path, 2, 0.1, f"{name}W{path[0]}")
                 for path in paths:
                     for residents in levels:
-                        level = run_level(stack, path, residents, args.seconds, f"{name}{path[0]}{residents}")
-                        print("\n".join(rows(name, [level])), flush=True)
+                        level = run_level(stack, path, residents, args.seconds, f"{name}{path[0]}{residents}",
+                                          args.same_resident)
+                        print("\n".join([*rows(name, [level]), *cpu_rows(name, [level])]), flush=True)
                         done.append(level)
                 results.append(Run(name, stack.shape, startup, done, stack.rasa_memory(),
                                    stack.replicas_marked_down() - down_at_start))
@@ -308,7 +346,11 @@ def main() -> int:
         + f" (python scripts/bench_capacity.py --shapes {args.shapes} --levels {args.levels} "
         f"--seconds {args.seconds:g}). Closed loop, no think time: each resident sends its next message as soon "
         "as it has the answer, repair conversations of 4 turns (scripts/bench.py's) over and over, for "
-        f"{args.seconds:g} s per level. SQLite ticket store; Rasa's in-memory tracker and lock stores.",
+        f"{args.seconds:g} s per level, "
+        + ("each thread one resident (one openid) for all its conversations, so one ever longer Rasa session. "
+           if args.same_resident else
+           "each conversation a new resident (a new openid) taking the place of the one who finished. ")
+        + "SQLite ticket store; Rasa's in-memory tracker and lock stores.",
         "",
         "Shapes: **single** = one Rasa, one action server, one gateway, no HAProxy (`RASA_REPLICAS=1 "
         "ACTION_REPLICAS=1 GATEWAY_REPLICAS=1`); **N** = N Rasa replicas (sticky per resident), "
@@ -329,6 +371,14 @@ def main() -> int:
         "| shape | way in | residents | turns | p50 ms | p95 ms | turns/s | deferred | tickets | errors | load |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *[row for run in results for row in rows(run.name, run.levels)],
+        "",
+        "CPU per turn (ms), by kind of process, from /proc over each level (every replica of a kind summed; "
+        "the residents' client and the load generator are not counted); busy cores: all these processes' CPU "
+        "seconds per second of the level.",
+        "",
+        "| shape | way in | residents | Rasa | action servers | gateways | HAProxy | total | busy cores |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[row for run in results for row in cpu_rows(run.name, run.levels)],
         "",
     ]
     errors = [f"{run.name} {level.path} {level.residents}: "

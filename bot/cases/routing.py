@@ -133,12 +133,12 @@ class MessageRouter:
                 return Routed(None, Disposition.IGNORED)
             return await self.ask_assistant(message, utterance, first=False, bound=True)
 
-        first, bound = await asyncio.to_thread(self._note_contact, message.openid, None)
         if kind in (MessageKind.TEXT, MessageKind.VOICE) and message.text.strip():
-            # A staff member holds this resident's case: the message is theirs, not the assistant's.
-            relayed = await asyncio.to_thread(self._route_to_staff, message)
+            first, bound, relayed = await asyncio.to_thread(self._note_contact_and_route, message)
             if relayed is not False:
                 return Routed(relayed or None, Disposition.ANSWERED)
+        else:
+            first, bound = await asyncio.to_thread(self._note_contact, message.openid, None)
         if kind is MessageKind.TEXT:
             binding = mentions_binding(message.text) if not bound else None
             if binding:
@@ -204,9 +204,14 @@ class MessageRouter:
         log.info("%s entered project %s through its QR code", mask_openid(message.openid), message.scene)
         return self.company.rules(message.scene).name
 
-    def _route_to_staff(self, message: ResidentMessage) -> str | None | Literal[False]:
+    def _note_contact_and_route(self, message: ResidentMessage) -> tuple[bool, bool, str | None | Literal[False]]:
+        """A resident's words, in one transaction (every text pays it): the contact noted (first
+        contact, bound), and the words relayed when a staff member holds the resident's case, for
+        the message is then theirs, not the assistant's (False: nobody holds it)."""
         with self.store.transaction() as session:
-            return route_resident_message(session, message.openid, message.text, channel=message.channel)
+            resident, first = note_contact(session, message.openid, project=self.company.default_code, subscribed=None)
+            bound = resident.bound_at is not None
+            return first, bound, route_resident_message(session, message.openid, message.text, channel=message.channel)
 
     def _bind(self, message: ResidentMessage, room: str, phone: str) -> str:
         with self.store.transaction() as session:

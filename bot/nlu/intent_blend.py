@@ -17,7 +17,9 @@ coefficients), not a pickle: loading a model never executes code from it.
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Text, Tuple
 
 import numpy as np
@@ -39,6 +41,10 @@ WEIGHTS_FILE = "ngram_intent.npz"
 # Room numbers, phone numbers and scores differ in every message; their shape matters,
 # not their digits.
 DIGIT = re.compile(r"\d")
+# What sklearn's analyzers do before counting: runs of whitespace become one space (char n-grams);
+# a word is any run of non-space characters (token_options).
+WHITE_SPACES = re.compile(r"\s\s+")
+WORD = re.compile(r"\S+")
 
 
 def normalise(text: str) -> str:
@@ -87,6 +93,29 @@ class TfidfSpace:
         counts = self._counter.transform(documents).astype(np.float64)
         counts.data = np.log(counts.data) + 1.0
         return normalize(counts @ diags(self.idf), norm="l2", copy=False).tocsr()
+
+    def terms(self, document: str) -> List[str]:
+        """The n-grams sklearn's analyzer of this space counts in `document` (lowercase=False)."""
+        low, high = self.ngram_range
+        if self.analyzer == "char":
+            text = WHITE_SPACES.sub(" ", document)
+            return [text[i:i + n] for n in range(low, min(high, len(text)) + 1) for i in range(len(text) - n + 1)]
+        words = WORD.findall(document)
+        return [" ".join(words[i:i + n]) for n in range(low, min(high, len(words)) + 1)
+                for i in range(len(words) - n + 1)]
+
+    def vector(self, document: str) -> Tuple[np.ndarray, np.ndarray]:
+        """One document's row of `transform` as (columns, values), without sklearn's machinery:
+        a message has a few dozen n-grams, the space tens of thousands of columns, and building
+        a sparse matrix per message cost more than the rest of the component (docs/profile.md)."""
+        counts = Counter(term for term in self.terms(document) if term in self.vocabulary)
+        if not counts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        columns = np.fromiter((self.vocabulary[term] for term in counts), dtype=np.int64, count=len(counts))
+        values = np.fromiter((math.log(count) + 1.0 for count in counts.values()), dtype=np.float64,
+                             count=len(counts)) * self.idf[columns]
+        norm = float(np.sqrt(values @ values))
+        return columns, (values / norm if norm > 0 else values)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"analyzer": self.analyzer, "ngram_range": list(self.ngram_range),
@@ -153,8 +182,18 @@ class CharNgramIntentBlend(IntentClassifier, GraphComponent):
         return self._resource
 
     def probabilities(self, messages: List[Message]) -> np.ndarray:
-        """Multinomial logistic-regression probabilities, one row per message."""
-        scores = self._features(messages) @ self.coef.T + self.intercept
+        """Multinomial logistic-regression probabilities, one row per message: the same numbers as
+        the fitted model's (tests/assistant/test_nlu_components.py), computed from each message's own
+        n-grams (TfidfSpace.vector), the columns of the coefficients they touch only."""
+        assert self.coef is not None and self.intercept is not None
+        offset = len(self.spaces[0].vocabulary)
+        scores = np.empty((len(messages), len(self.classes)))
+        for row, message in enumerate(messages):
+            char_columns, char_values = self.spaces[0].vector(char_document(message))
+            word_columns, word_values = self.spaces[1].vector(word_document(message))
+            columns = np.concatenate([char_columns, word_columns + offset])
+            values = np.concatenate([char_values, word_values])
+            scores[row] = self.coef[:, columns] @ values + self.intercept
         scores = scores - scores.max(axis=1, keepdims=True)
         exp = np.exp(scores)
         return exp / exp.sum(axis=1, keepdims=True)

@@ -139,6 +139,27 @@ def test_blend_learns_from_characters_and_survives_persisting(tmp_path):
         assert sorted(p.name for p in directory.iterdir()) == ["ngram_intent.json", "ngram_intent.npz"]
 
 
+def test_blend_scores_each_message_exactly_as_the_fitted_sparse_features_do(tmp_path):
+    """probabilities() counts a message's own n-grams (TfidfSpace.vector) instead of sklearn's
+    vectorizers; it must give the numbers the logistic regression was fitted on."""
+    import numpy as np
+
+    _, _, _, _, component = _blend_component(tmp_path)
+    examples = [_tokenised(text, intent) for intent, texts in BLEND_TRAINING.items() for text in texts]
+    component.train(TrainingData(examples))
+    texts = ["电梯又坏了", "谢谢  谢谢   谢谢", "hello 在吗？？", "3栋2单元501 灯不亮", "電燈壞啦", "完全没见过的句子", " ", "修"]
+    messages = [_tokenised(text) for text in texts]
+    scores = component._features(messages) @ component.coef.T + component.intercept
+    expected = np.exp(scores - scores.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert abs(component.probabilities(messages) - expected).max() < 1e-12
+    for space, document in [(component.spaces[0], "谢谢  谢谢   谢谢"), (component.spaces[1], "电梯 又 坏 了")]:
+        columns, values = space.vector(document)
+        row = space.transform([document]).toarray()[0]
+        assert sorted(columns.tolist()) == np.flatnonzero(row).tolist()
+        assert abs(row[columns] - values).max() < 1e-12
+
+
 def test_blend_averages_with_diets_ranking_by_weight(tmp_path):
     cls, storage, resource, context, component = _blend_component(tmp_path, blend_weight=0.25)
     component.train(TrainingData([_tokenised(t, i) for i, ts in BLEND_TRAINING.items() for t in ts]))

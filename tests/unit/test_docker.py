@@ -33,7 +33,7 @@ def test_each_image_installs_its_own_lock():
 def test_the_assistant_image_copies_only_what_rasa_needs():
     sources = copies(DOCKER / "assistant.Dockerfile")
     ours = [s for s in sources if s.startswith("bot/")]
-    assert sorted(ours) == ["bot/__init__.py", "bot/core/", "bot/nlu/"]
+    assert sorted(ours) == ["bot/__init__.py", "bot/core/", "bot/nlu/", "bot/rasa_run.py"]
     assert "." not in sources and "actions/" not in sources
     for source in sources:
         if "[" not in source:  # an optional, globbed file (a pre-trained model) may be absent
@@ -93,6 +93,19 @@ def test_rasa_serves_its_http_api_only_with_a_token_that_the_gateway_and_worker_
     assert "--enable-api --auth-token" in cmd and "${RASA_AUTH_TOKEN:?" in cmd
     # The action server (no auth of its own) is reached on the internal network only.
     assert "ports" not in services["actions"] and services["actions"]["networks"] == ["internal"]
+
+
+def test_rasa_is_started_through_bot_rasa_run_in_every_deployment():
+    """bot.rasa_run (`rasa run` with its action-response schema checked once, docs/profile.md) in
+    compose, the image's own CMD and the Kubernetes manifest, as `make run` starts it."""
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert compose["services"]["rasa"]["command"][:4] == ["python", "-m", "bot.rasa_run", "run"]
+    cmd = (DOCKER / "assistant.Dockerfile").read_text(encoding="utf-8").split("\nCMD ")[1]
+    assert "exec python -m bot.rasa_run run " in cmd
+    manifests = list(yaml.safe_load_all((PROJECT_ROOT / "deploy" / "kubernetes" / "rasa.yaml").read_text(encoding="utf-8")))
+    [container] = [c for doc in manifests if doc and doc.get("kind") == "Deployment"
+                   for c in doc["spec"]["template"]["spec"]["containers"]]
+    assert container["command"][:4] == ["python", "-m", "bot.rasa_run", "run"]
 
 
 def test_the_build_context_leaves_out_local_state_and_secrets():

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select
+from sqlalchemy import event, select
 from wechatpy import parse_message
 
 from bot.assistant.client import AssistantClient, answers_after
@@ -293,6 +293,41 @@ async def test_the_first_replica_answers_passively_while_the_other_says_success(
     await a.service.drain()
     assert cluster.texts_to("oRed2") == [] and len(cluster.rasa.calls) == 1
     assert (cluster.row(msg_id).status, cluster.row(msg_id).delivery) == ("answered", "passive")
+
+
+async def test_a_one_part_passive_answer_is_done_in_the_write_that_records_it(cluster):
+    """The HTTP response carries the whole answer: nothing is left to deliver, so the message is
+    recorded done (answered, lease released) before the response leaves, in one write, not two."""
+    a = await cluster.replica("a", passive_budget=5.0)
+    msg_id = next(ids)
+    updates: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("UPDATE INBOUND_MESSAGES"):
+            updates.append(statement)
+
+    event.listen(a.store.engine, "before_cursor_execute", note)
+    reply = await a.say("oOnePart", "停车费多少", msg_id)
+    row = cluster.row(msg_id)  # as the response leaves, before the replica's own work has ended
+    assert first_part(reply) == "收到：停车费多少"
+    assert (row.status, row.delivery, row.owner, row.lease_until, row.attempts) == ("answered", "passive", None,
+                                                                                  None, 1)
+    await a.service.drain()
+    assert len(updates) == 1, updates
+    assert cluster.row(msg_id).attempts == 1 and cluster.texts_to("oOnePart") == []
+
+
+async def test_a_passive_answer_in_several_parts_is_done_once_the_rest_has_gone_out(cluster):
+    a = await cluster.replica("a", passive_budget=5.0)
+    msg_id = next(ids)
+    cluster.rasa.answers["小区有哪些规定"] = "长" * 1400  # more than one passive reply holds
+    reply = await a.say("oManyParts", "小区有哪些规定", msg_id)
+    await a.service.drain()
+    row = cluster.row(msg_id)
+    parts = split_for_wechat(row.reply or "")
+    assert len(parts) > 1 and reply == parts[0]
+    assert (row.status, row.delivery, row.owner, row.attempts) == ("answered", "passive", None, 1)
+    assert cluster.texts_to("oManyParts") == parts[1:]
 
 
 # --- a replica killed mid-way ----------------------------------------------------------------------

@@ -456,9 +456,9 @@ def check_command(command: list[str], container: Body, rasa_flags: set[str]) -> 
         if not port_declared(container, parsed.port):
             problems.append(f"the action server listens on {parsed.port}, which the container does not declare")
         return problems
-    if module == "rasa":
+    if module in ("rasa", "bot.rasa_run"):  # bot.rasa_run: `rasa run` with the same arguments
         if args[:1] != ["run"]:
-            return [f"`python -m rasa {' '.join(args)}`: only `rasa run` is served"]
+            return [f"`python -m {module} {' '.join(args)}`: only `rasa run` is served"]
         problems = [f"`rasa run {flag}` is an option the project never starts Rasa with"
                     for flag in args if flag.startswith("--") and flag not in rasa_flags]
         if "--enable-api" in args and "--auth-token" not in args:
@@ -469,7 +469,7 @@ def check_command(command: list[str], container: Body, rasa_flags: set[str]) -> 
         if not port_declared(container, port):
             problems.append(f"Rasa listens on {port}, which the container does not declare")
         return problems
-    return [f"python -m {module}: no such entry point here (bot, rasa_sdk, rasa)"]
+    return [f"python -m {module}: no such entry point here (bot, rasa_sdk, rasa, bot.rasa_run)"]
 
 
 def check_images_and_compose(docs: list[Doc]) -> list[str]:

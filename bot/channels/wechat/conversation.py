@@ -114,6 +114,9 @@ class Pending:
     # Set by the request that claimed the passive reply: whether it recorded it (and returns it).
     passive: asyncio.Future[bool] | None = None
     lost: bool = False  # the lease went to another replica: this one delivers nothing more
+    # Recorded as done with its passive reply, in the write that recorded the reply (a one-part
+    # answer: nothing is left to deliver after the HTTP response).
+    finished: bool = False
     # The event loop's time when this replica last wrote the lease (taken or renewed).
     renewed_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
@@ -288,9 +291,16 @@ class ConversationService:
         passive = pending.passive = asyncio.get_running_loop().create_future()
         recorded = False
         try:
-            recorded = await asyncio.to_thread(inbound.record_answer, self.store, pending.inbound_id,
-                                               owner=self.replica, status=_while_delivered(pending.status),
-                                               reply=answer, delivery="passive")
+            if pending.status is InboundStatus.ANSWERED and len(split_for_wechat(answer)) == 1:
+                # The whole answer rides in this response: the message is done in the same write,
+                # as `_process` would record it after delivering (one write a message fewer).
+                recorded = pending.finished = await asyncio.to_thread(
+                    inbound.finish_inbound, self.store, pending.inbound_id, status=InboundStatus.ANSWERED,
+                    reply=answer, delivery="passive", owner=self.replica)
+            else:
+                recorded = await asyncio.to_thread(inbound.record_answer, self.store, pending.inbound_id,
+                                                   owner=self.replica, status=_while_delivered(pending.status),
+                                                   reply=answer, delivery="passive")
             pending.lost = not recorded
         except Exception:  # noqa: BLE001 - the answer then goes as customer-service messages
             log.exception("recording a passive reply failed; it goes as customer-service messages")
@@ -330,6 +340,8 @@ class ConversationService:
             if delivery is None or pending.lost:
                 log.warning("%s was taken over by another replica; it delivers the rest", loggable_key(turn))
                 return
+            if pending.finished:
+                return
             await asyncio.to_thread(inbound.finish_inbound, self.store, pending.inbound_id, status=status,
                                     reply=answer, delivery=delivery, error=error, owner=self.replica)
         finally:
@@ -357,6 +369,8 @@ class ConversationService:
     async def _keep_lease(self, pending: Pending) -> None:
         while not pending.lost:
             await asyncio.sleep(self.renew_every)
+            if pending.finished:  # released when it was recorded as done
+                return
             try:
                 await self._renew(pending)
             except Exception as exc:  # noqa: BLE001 - the next round tries again
