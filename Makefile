@@ -85,7 +85,10 @@ test-py: train
 	@$(SVC_PY) -m pytest tests/unit tests/e2e
 	@$(ASSIST_PY) -m pytest tests/assistant
 
-test: console-assets browser haproxy lint validate test-stories test-py
+# Everything: lint, Rasa's data validation, the dialogue stories and the assistant runtime's tests
+# alongside the service unit tests, then the end-to-end tests alone (scripts/run-tests.sh).
+test: console-assets browser haproxy train
+	@scripts/run-tests.sh
 
 # Faults under load, alone (make test-py runs them with the rest of tests/e2e): kill -9 a Rasa
 # replica, a gateway, an action server, a worker; restart PostgreSQL; stop Redis for 30 s.

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -117,12 +119,12 @@ def _admin_connection(admin_url: str):  # type: ignore[no-untyped-def]
     return conn
 
 
-def _create_postgres_database(admin_url: str) -> tuple[str, str]:
+def _create_postgres_database(admin_url: str, template: str | None = None) -> tuple[str, str]:
     name = f"wuye_test_{uuid.uuid4().hex[:10]}"
     url = make_url(admin_url)
     conn = _admin_connection(admin_url)
     with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     conn.close()
     return name, str(url.set(database=name))
 
@@ -139,23 +141,51 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tickets.db'}"
 
 
+# Each test gets a fresh, migrated database, copied from one migrated once per test session:
+# running every migration again for each of hundreds of tests was a large part of the suite's
+# time. The migrations themselves are tested on their own (tests/unit/test_store.py and others
+# call migrate.upgrade/downgrade directly).
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "tickets.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as connection:  # everything into the main file
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+def _migrated_sqlite(template: Path, path: Path) -> str:
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_template(postgres_server: str) -> Iterator[str]:
+    name, url = _create_postgres_database(postgres_server)
+    try:
+        migrate.upgrade(url)  # its engine is disposed after: no session is left on the template
+        yield name
+    finally:
+        _drop_postgres_database(postgres_server, name)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database: SQLite file, then a throw-away PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'tickets.db'}"
-        migrate.upgrade(url)
-        yield url
+        yield _migrated_sqlite(request.getfixturevalue("migrated_sqlite_template"), tmp_path / "tickets.db")
         return
     yield request.getfixturevalue("postgres_database_url")
 
 
 @pytest.fixture
-def postgres_database_url(postgres_server: str) -> Iterator[str]:
+def postgres_database_url(postgres_server: str, migrated_postgres_template: str) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database (also alone, for tests about PostgreSQL itself)."""
-    name, url = _create_postgres_database(postgres_server)
+    name, url = _create_postgres_database(postgres_server, template=migrated_postgres_template)
     try:
-        migrate.upgrade(url)
         yield url
     finally:
         _drop_postgres_database(postgres_server, name)
@@ -169,9 +199,8 @@ def store(database_url: str) -> Iterator[TicketStore]:
 
 
 @pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[TicketStore]:
-    migrate.upgrade(sqlite_url)
-    ticket_store = TicketStore(sqlite_url)
+def sqlite_store(migrated_sqlite_template: Path, tmp_path: Path) -> Iterator[TicketStore]:
+    ticket_store = TicketStore(_migrated_sqlite(migrated_sqlite_template, tmp_path / "tickets.db"))
     yield ticket_store
     ticket_store.dispose()
 

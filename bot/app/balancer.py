@@ -317,6 +317,11 @@ def haproxy_argv(config: Path) -> list[str]:
 
 def server_states(stats_socket: Path, timeout: float = 2.0) -> dict[tuple[str, str], str]:
     """(backend, server) -> "UP", "DOWN", "MAINT", … from HAProxy's stats socket (`show stat`)."""
+    return {key: values.get("status", "").split(" ")[0] for key, values in server_stats(stats_socket, timeout).items()}
+
+
+def server_stats(stats_socket: Path, timeout: float = 2.0) -> dict[tuple[str, str], dict[str, str]]:
+    """(backend, server) -> its row of HAProxy's `show stat` (status, stot: requests sent to it, …)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(str(stats_socket))
@@ -328,10 +333,10 @@ def server_states(stats_socket: Path, timeout: float = 2.0) -> dict[tuple[str, s
     if not rows or not rows[0].startswith("# "):
         return {}
     header = rows[0][2:].split(",")
-    states = {}
+    states: dict[tuple[str, str], dict[str, str]] = {}
     for row in rows[1:]:
         values = dict(zip(header, row.split(",")))
         if values.get("svname") in (None, "", "FRONTEND", "BACKEND"):
             continue
-        states[(values["pxname"], values["svname"])] = values.get("status", "").split(" ")[0]
+        states[(values["pxname"], values["svname"])] = values
     return states

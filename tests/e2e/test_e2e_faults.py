@@ -62,7 +62,7 @@ from urllib.parse import urlparse
 import pytest
 from sqlalchemy import create_engine, func, select, text, update
 
-from bot.app import migrate
+from bot.app import balancer, migrate
 from bot.app.balancer import Shape
 from bot.app.model_cache import ensure_model
 from bot.app.services import company_of
@@ -150,6 +150,10 @@ class Stack:
     project: str
     started: float  # when the module began (monotonic), for its wall time
     workdir: Path  # the children's logs (log/), and messages.json: every message and what came of it
+
+    @property
+    def stats_socket(self) -> Path:
+        return self.workdir / "run" / "haproxy.sock"
 
     @property
     def gateway(self) -> str:
@@ -382,6 +386,12 @@ class FaultRun:
     restarted: float | None = None  # seconds until the supervisor had the killed child up again
     note: str = ""
     watched: bool = False  # a killed child, watched until it is up again
+    # A killed Rasa replica, as HAProxy saw it: seconds until out of the rotation, until back in it,
+    # and the requests HAProxy had sent it when it came back (its counter at the end tells whether
+    # it took residents again).
+    marked_down: float | None = None
+    back_up: float | None = None
+    requests_when_back: int | None = None
 
 
 def _wait_restarted(stack: Stack, name: str, old_pid: int, since: float, run: FaultRun) -> None:
@@ -397,6 +407,28 @@ def _wait_restarted(stack: Stack, name: str, old_pid: int, since: float, run: Fa
     threading.Thread(target=watch, name=f"watch-{name}", daemon=True).start()
 
 
+def _watch_rotation(stack: Stack, server: str, since: float, run: FaultRun) -> None:
+    """HAProxy's view of a killed Rasa replica: out of the rotation, then back in it."""
+    def watch() -> None:
+        while time.monotonic() - since < 400:
+            try:
+                row = balancer.server_stats(stack.stats_socket).get(("rasa", server), {})
+            except OSError:
+                row = {}
+            status, now = row.get("status", ""), time.monotonic()
+            if run.marked_down is None and status.startswith("DOWN"):
+                run.marked_down = now - since
+            elif run.marked_down is not None and status.startswith("UP"):
+                run.back_up, run.requests_when_back = now - since, int(row.get("stot") or 0)
+                return
+            time.sleep(0.05)
+    threading.Thread(target=watch, name=f"rotation-{server}", daemon=True).start()
+
+
+def requests_to(stack: Stack, server: str) -> int:
+    return int(balancer.server_stats(stack.stats_socket).get(("rasa", server), {}).get("stot") or 0)
+
+
 def kill(stack: Stack, name: str, label: str) -> FaultRun:
     service = stack.supervisor.service(name)
     assert service is not None and service.process.poll() is None
@@ -405,6 +437,8 @@ def kill(stack: Stack, name: str, label: str) -> FaultRun:
     now = time.monotonic()
     run = FaultRun(label, now, now, watched=True)
     _wait_restarted(stack, name, pid, now, run)
+    if name.startswith("rasa-"):
+        _watch_rotation(stack, name.replace("-", ""), now, run)
     if name.startswith("worker"):
         # Its claimed jobs would wait out the queue's lease (5 min) before another worker takes them.
         worker = f"{socket.gethostname()}:{pid}"[:64]
@@ -660,6 +694,8 @@ class Report:
     tickets: dict[str, list[str]]  # conversation openid -> its tickets' numbers
     conversations: list[Conversation]
     jobs: dict[str, tuple[str, int, int, int]]  # key -> (status, attempts, sent rows, received by the fake)
+    runs: list[FaultRun]
+    rasa1_requests: int  # what HAProxy had sent the killed replica by the end
 
 
 @pytest.fixture(scope="module")
@@ -727,7 +763,7 @@ def chaos(stack: Stack) -> Report:
     out.parent.mkdir(exist_ok=True)
     out.write_text(report_text, encoding="utf-8")
     print("\n" + report_text)
-    return Report(rows, results, strays, tickets, load.conversations, jobs)
+    return Report(rows, results, strays, tickets, load.conversations, jobs, runs, requests_to(stack, "rasa1"))
 
 
 def test_every_acknowledged_message_gets_exactly_one_answer(chaos: Report):
@@ -764,3 +800,19 @@ def test_no_ticket_is_created_twice(chaos: Report):
 def test_no_job_runs_twice(chaos: Report):
     assert chaos.jobs, "jobs were queued during the faults"
     assert {key: job for key, job in chaos.jobs.items() if job[0] != "done" or job[2] != 1 or job[3] != 1} == {}
+
+
+# HAProxy's health checks (bot.app.balancer.CHECK: every 500 ms, down after 2 failures).
+HEALTH_CHECK_DOWN_S = 3.0
+
+
+def test_a_killed_rasa_replica_leaves_the_rotation_at_once_and_takes_residents_again_once_back(chaos: Report):
+    """tests/e2e/test_e2e_replicas.py shows its residents answered by the other replica meanwhile."""
+    runs = [r for r in chaos.runs if r.name == "kill -9 Rasa replica"]
+    if not runs:
+        pytest.skip("FAULTS_ONLY left the Rasa replica out")
+    [run] = runs
+    assert run.marked_down is not None and run.marked_down <= HEALTH_CHECK_DOWN_S, run
+    assert run.restarted is not None and run.back_up is not None, run
+    assert run.requests_when_back is not None and chaos.rasa1_requests > run.requests_when_back, \
+        "back in the rotation, HAProxy sends it requests again"

@@ -28,7 +28,7 @@ from bot.app import balancer, migrate
 from bot.app.balancer import Shape
 from bot.app.model_cache import ensure_model
 from bot.app.stack import prepare_balancer, stack_children, write_endpoints
-from bot.app.supervisor import Policy, State, Supervisor
+from bot.app.supervisor import Policy, Supervisor
 from bot.channels.wechat.models import InboundMessage
 from bot.channels.wechat.simulate import read_reply, signed_push, text_xml
 from bot.db.models import Resident, Ticket
@@ -232,7 +232,7 @@ def test_a_burst_from_one_resident_is_taken_one_message_at_a_time_in_order(repli
     assert ticket.number in (replies[3] or "") and ticket.number in (replies[4] or "")
 
 
-def test_a_killed_rasa_replicas_residents_are_answered_by_the_other_and_it_comes_back(replicas: Replicas):
+def test_a_killed_rasa_replicas_residents_are_answered_by_the_other_at_once(replicas: Replicas):
     # New residents: some on each replica.
     candidates = [f"oReplicaFailover{n:04d}" for n in range(8)]
     for openid in candidates:
@@ -242,7 +242,6 @@ def test_a_killed_rasa_replicas_residents_are_answered_by_the_other_and_it_comes
     assert on_first and on_second
     service = replicas.supervisor.service("rasa-1")
     assert service is not None
-    killed_pid = service.process.pid
     marked_down: list[float] = []
 
     def watch() -> None:  # when HAProxy's health check takes it out of the rotation
@@ -272,17 +271,6 @@ def test_a_killed_rasa_replicas_residents_are_answered_by_the_other_and_it_comes
         assert reply and "哪里坏了" in reply and replicas.user_texts(1, openid) == ["你好", "我要报修"]
     watcher.join()
     assert marked_down and marked_down[0] <= HEALTH_CHECK_DOWN_S, marked_down
-    # The supervisor restarts it; once it has loaded its model, HAProxy takes it back and its
-    # residents are routed to it again (a fresh conversation there: its memory died with it).
-    # Until the supervisor has noticed the death, it still reports the old process as up: wait
-    # for a new process that is up, not just for the state.
-    def restarted_and_up() -> bool:
-        service = replicas.supervisor.service("rasa-1")
-        return service is not None and service.process.pid != killed_pid \
-            and replicas.supervisor.state("rasa-1") is State.UP
-
-    until(restarted_and_up, 500, "rasa-1 restarted and up", interval=1)
-    until(lambda: replicas.rasa_states().get("rasa1") == "UP", 10, "HAProxy marks rasa1 UP again")
-    openid = on_first[0]
-    _, reply = replicas.say(openid, "你好")
-    assert reply and replicas.user_texts(0, openid) == ["你好"]
+    # The supervisor restarts it, and HAProxy takes it back once it has loaded its model: the
+    # fault test (tests/e2e/test_e2e_faults.py) waits for that under load, not this module.
+    assert replicas.supervisor.service("rasa-1") is not None
