@@ -43,10 +43,11 @@ def test_the_service_packages_are_absent_here():
 
 def test_our_components_import_only_the_pure_core():
     components = our_components()
-    assert len(components) == 3  # Traditional->Simplified, the n-gram blend, the entity reconciler
+    # Traditional->Simplified, the n-gram blend, the entity reconciler, the FAQ-only ResponseSelector
+    assert len(components) == 4
     result = subprocess.run([sys.executable, "-c", PROBE, *components], cwd=PROJECT_ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = result.stdout.split()
-    assert "bot.nlu.intent_blend" in loaded
+    assert "bot.nlu.intent_blend" in loaded and "bot.nlu.faq_selector" in loaded
     assert all(m in ("bot", "bot.nlu", "bot.core") or m.startswith(("bot.nlu.", "bot.core.")) for m in loaded), loaded
