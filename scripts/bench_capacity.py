@@ -21,7 +21,7 @@ ways in:
 The flood limit is raised out of reach (every resident here sends far more than 10 messages a
 minute). Results go to results/bench-capacity.md, with the load average during each run.
 
-    python scripts/bench_capacity.py [--shapes single,1,2,4] [--levels 1,20,60] [--seconds 30] [--same-resident]
+    python scripts/bench_capacity.py [--shapes single,1,2,4,2g1] [--levels 1,20,60] [--seconds 30] [--same-resident]
 """
 from __future__ import annotations
 
@@ -149,12 +149,15 @@ class Run:
 
 
 def shape_for(name: str, settings: Settings, cpus: int) -> Shape:
+    """single; N (N Rasa replicas, an action server per core, two gateways); NgM (M gateways)."""
     if name == "single":
         return Shape.single(settings)
-    rasa = int(name)
+    rasa_part, _, gateway_part = name.partition("g")
+    rasa, gateways = int(rasa_part), int(gateway_part or min(2, cpus))
     return Shape(rasa=(settings.rasa_port,) if rasa == 1 else tuple(free_port() for _ in range(rasa)),
                  actions=tuple(free_port() for _ in range(cpus)),
-                 gateways=tuple((free_port(), free_port()) for _ in range(min(2, cpus))), workers=0)
+                 gateways=((settings.gateway_port, settings.staff_port),) if gateways == 1
+                 else tuple((free_port(), free_port()) for _ in range(gateways)), workers=0)
 
 
 def start(name: str, workdir: Path, cpus: int) -> tuple[Stack, float]:
