@@ -18,7 +18,8 @@ Two more changes, for when the tracker store (PostgreSQL) is briefly unreachable
   raised: the turn fails instead.
 - Rasa's REST channel answers a failed turn with HTTP 200 and whatever the bot had said so far.
   Here a failed turn answers nothing (200, an empty list, as when the lock store is down), and
-  the error is logged without the frame locals Rasa's own log adds (they hold the sender's id).
+  the error is logged without the frame locals Rasa's own log adds (they hold the sender's id);
+  Rasa's other exception logs lose their frame locals too.
   The gateway then reads the tracker, finds no turn of the message, and asks again once the store
   is back (bot/assistant/client.py, `_check_turn_taken`).
 
@@ -67,7 +68,20 @@ def install() -> bool:
 
     action.RemoteAction._validate_action_result = _validate_action_result
     _fail_turns_when_the_tracker_store_fails()
+    _tracebacks_without_frame_locals()
     return True
+
+
+def _tracebacks_without_frame_locals() -> None:
+    """Rasa's JSON logs (a service's stderr is no terminal) render each exception with structlog's
+    `dict_tracebacks`, which lists every frame's local variables: the sender's id (an openid), the
+    resident's words, the metadata. Read by Rasa's `configure_structlog` when it runs, so replaced
+    before: the same tracebacks, without the locals."""
+    import structlog.processors
+    from structlog.tracebacks import ExceptionDictTransformer
+
+    structlog.processors.dict_tracebacks = structlog.processors.ExceptionRenderer(
+        ExceptionDictTransformer(show_locals=False))
 
 
 def _fail_turns_when_the_tracker_store_fails() -> None:

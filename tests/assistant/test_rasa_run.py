@@ -7,6 +7,7 @@ import sys
 from typing import Any, Iterator
 
 import pytest
+import structlog.processors
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -38,7 +39,9 @@ def original() -> Iterator[Any]:
     saved = RemoteAction._validate_action_result
     stores = {name: FailSafeTrackerStore.__dict__[name] for name in STORE_CALLS}
     blueprint = RestInput.__dict__["blueprint"]
+    tracebacks = structlog.processors.dict_tracebacks
     yield saved
+    structlog.processors.dict_tracebacks = tracebacks
     RemoteAction._validate_action_result = saved
     for name, call in stores.items():
         setattr(FailSafeTrackerStore, name, call)
@@ -126,3 +129,26 @@ async def _turns(handed: list[Any]) -> None:
         collector = CollectingOutputChannel()
         await handed[-1](UserMessage("3栋2单元501", collector, "oResident"))
         assert [m["text"] for m in collector.messages] == expected
+
+
+def _logged_exception() -> str:
+    """What Rasa's JSON log holds for an exception raised where a sender's id is a local."""
+    import json
+    import sys
+
+    def handle(sender_id: str) -> None:
+        raise ConnectionError("the lock store is down")
+
+    try:
+        handle("oSecretOpenid0001")
+    except ConnectionError:
+        event = structlog.processors.dict_tracebacks(None, "error", {"event": "failure", "exc_info": sys.exc_info()})
+    return json.dumps(event, ensure_ascii=False)
+
+
+def test_rasa_s_exception_logs_keep_the_traceback_without_frame_locals(original):
+    assert "oSecretOpenid0001" in _logged_exception()  # structlog's default, as Rasa configures it
+    assert rasa_run.install()
+    logged = _logged_exception()
+    assert "oSecretOpenid0001" not in logged
+    assert "the lock store is down" in logged and '"name": "handle"' in logged  # the traceback stays
