@@ -11,7 +11,7 @@ import asyncio
 import enum
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.cases.flood import Admission, FloodGuard
 from bot.cases.handoff import route_resident_message, route_resident_picture
@@ -24,6 +24,9 @@ from bot.core.privacy import mask_openid
 from bot.db.counters import MemoryCounters
 from bot.db.records import current_contact
 from bot.db.store import TicketStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +191,12 @@ class MessageRouter:
 
     def _note_contact(self, openid: str, subscribed: bool | None) -> tuple[bool, bool]:
         with self.store.transaction() as session:
-            resident, first = note_contact(session, openid, project=self.company.default_code, subscribed=subscribed)
-            return first, resident.bound_at is not None
+            return self._noted(session, openid, subscribed)
+
+    def _noted(self, session: Session, openid: str, subscribed: bool | None) -> tuple[bool, bool]:
+        """(first contact, bound) of the resident, their contact noted."""
+        resident, first = note_contact(session, openid, project=self.company.default_code, subscribed=subscribed)
+        return first, resident.bound_at is not None
 
     def _enter_project(self, message: ResidentMessage) -> str | None:
         """The project of a QR code the resident came through: its name, or None (and a logged
@@ -209,8 +216,7 @@ class MessageRouter:
         contact, bound), and the words relayed when a staff member holds the resident's case, for
         the message is then theirs, not the assistant's (False: nobody holds it)."""
         with self.store.transaction() as session:
-            resident, first = note_contact(session, message.openid, project=self.company.default_code, subscribed=None)
-            bound = resident.bound_at is not None
+            first, bound = self._noted(session, message.openid, None)
             return first, bound, route_resident_message(session, message.openid, message.text, channel=message.channel)
 
     def _bind(self, message: ResidentMessage, room: str, phone: str) -> str:

@@ -75,6 +75,7 @@ from bot.db import queue
 from bot.db.models import Job, Resident, Ticket
 from bot.db.store import TicketStore
 from bot.settings import PROJECT_ROOT, Settings
+from tests.e2e.test_e2e_replicas import HEALTH_CHECK_DOWN_S
 from tests.fixtures import REDIS_TEST_URL, _create_postgres_database, _drop_postgres_database
 from tests.live import free_port, record_replies
 from tests.wechat_fakes import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi
@@ -802,11 +803,7 @@ def test_no_job_runs_twice(chaos: Report):
     assert {key: job for key, job in chaos.jobs.items() if job[0] != "done" or job[2] != 1 or job[3] != 1} == {}
 
 
-# HAProxy's health checks (bot.app.balancer.CHECK: every 500 ms, down after 2 failures).
-HEALTH_CHECK_DOWN_S = 3.0
-
-
-def test_a_killed_rasa_replica_leaves_the_rotation_at_once_and_takes_residents_again_once_back(chaos: Report):
+def test_a_killed_rasa_replica_leaves_the_rotation_at_once_and_is_sent_requests_again_once_back(chaos: Report):
     """tests/e2e/test_e2e_replicas.py shows its residents answered by the other replica meanwhile."""
     runs = [r for r in chaos.runs if r.name == "kill -9 Rasa replica"]
     if not runs:
